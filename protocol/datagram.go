@@ -1,0 +1,123 @@
+package protocol
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+)
+
+// Version is the wire version this build speaks. A peer with another
+// version is refused with RefuseVersion, never guessed at.
+const Version = 1
+
+// Type is the first byte of every pinhole datagram.
+type Type byte
+
+// Datagram types. 0xA1.. keeps the top two bits set so STUN (whose first two
+// bits are zero, RFC 8489 §6) is never mistaken for one of ours.
+const (
+	TypeHandshakeInit Type = 0xA1
+	TypeHandshakeResp Type = 0xA2
+	TypeData          Type = 0xA3
+	TypeRefuse        Type = 0xA4
+)
+
+func (t Type) String() string {
+	switch t {
+	case TypeHandshakeInit:
+		return "handshake-init"
+	case TypeHandshakeResp:
+		return "handshake-resp"
+	case TypeData:
+		return "data"
+	case TypeRefuse:
+		return "refuse"
+	}
+	return fmt.Sprintf("type(0x%02x)", byte(t))
+}
+
+// Sizes of the fixed parts of each datagram.
+const (
+	// DataHeaderLen: type, 3 reserved, receiver index (4), counter (8).
+	DataHeaderLen = 16
+	// HandshakeHeaderLen: type, version, 2 reserved, sender index (4).
+	HandshakeHeaderLen = 8
+	// RefuseLen: type, code, version, reserved, receiver index (4).
+	RefuseLen = 8
+	// MaxDatagram bounds every datagram we send or accept; larger input is
+	// dropped. 1500-byte Ethernet MTU minus IPv6 (40) and UDP (8) headers.
+	MaxDatagram = 1452
+)
+
+// ErrShort reports a datagram too short for its type.
+var ErrShort = errors.New("datagram too short")
+
+// ErrNotPinhole reports a datagram whose first byte is not a known Type.
+var ErrNotPinhole = errors.New("not a pinhole datagram")
+
+// Classify returns the type of a datagram, or ErrNotPinhole.
+func Classify(b []byte) (Type, error) {
+	if len(b) == 0 {
+		return 0, ErrShort
+	}
+	switch t := Type(b[0]); t {
+	case TypeHandshakeInit, TypeHandshakeResp, TypeData, TypeRefuse:
+		return t, nil
+	}
+	return 0, ErrNotPinhole
+}
+
+// DataHeader is the clear part of a Data datagram. The receiver index names
+// the session at the receiving end; the counter is the AEAD nonce and the
+// replay-window position.
+type DataHeader struct {
+	Receiver uint32
+	Counter  uint64
+}
+
+// AppendDataHeader appends the 16-byte header.
+func AppendDataHeader(b []byte, h DataHeader) []byte {
+	b = append(b, byte(TypeData), 0, 0, 0)
+	b = binary.BigEndian.AppendUint32(b, h.Receiver)
+	return binary.BigEndian.AppendUint64(b, h.Counter)
+}
+
+// ParseDataHeader decodes the header of a Data datagram.
+func ParseDataHeader(b []byte) (DataHeader, error) {
+	if len(b) < DataHeaderLen {
+		return DataHeader{}, ErrShort
+	}
+	if Type(b[0]) != TypeData {
+		return DataHeader{}, ErrNotPinhole
+	}
+	return DataHeader{
+		Receiver: binary.BigEndian.Uint32(b[4:8]),
+		Counter:  binary.BigEndian.Uint64(b[8:16]),
+	}, nil
+}
+
+// HandshakeHeader is the clear prefix of both handshake messages.
+type HandshakeHeader struct {
+	Type    Type
+	Version byte
+	Sender  uint32
+}
+
+// AppendHandshakeHeader appends the 8-byte prefix.
+func AppendHandshakeHeader(b []byte, h HandshakeHeader) []byte {
+	b = append(b, byte(h.Type), h.Version, 0, 0)
+	return binary.BigEndian.AppendUint32(b, h.Sender)
+}
+
+// ParseHandshakeHeader decodes the prefix; the version is returned as sent
+// so the caller can refuse it by name.
+func ParseHandshakeHeader(b []byte) (HandshakeHeader, error) {
+	if len(b) < HandshakeHeaderLen {
+		return HandshakeHeader{}, ErrShort
+	}
+	t := Type(b[0])
+	if t != TypeHandshakeInit && t != TypeHandshakeResp {
+		return HandshakeHeader{}, ErrNotPinhole
+	}
+	return HandshakeHeader{Type: t, Version: b[1], Sender: binary.BigEndian.Uint32(b[4:8])}, nil
+}

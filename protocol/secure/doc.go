@@ -1,0 +1,22 @@
+// Package secure authenticates the two ends of a link and seals its packets.
+//
+// The handshake is Noise IK (Noise Protocol Framework rev 34, pattern IK,
+// Noise_IK_25519_ChaChaPoly_BLAKE2s), the pattern WireGuard uses, built from
+// golang.org/x/crypto primitives exactly as the specification defines them;
+// nothing here is new cryptography. IK fits because the agent already pins the
+// relay's static key: one round trip authenticates both ends, the agent's
+// static key travels encrypted, and both sides derive fresh per-session keys.
+// No secret ever crosses the wire.
+//
+// Replays: the initiator's first payload is a 12-byte TAI64N-style timestamp
+// and the responder refuses any that is not newer than the last one it
+// accepted for that key (Replay). A replayed message cannot produce a usable
+// session anyway (the replayer has no keys), and callers treat a session as
+// live only after its first authenticated Data packet.
+//
+// Transport: each Data datagram is sealed with ChaCha20-Poly1305, chosen
+// because router CPUs (MIPS 24Kc, Cortex-A7) have no AES instructions. The
+// nonce is the 64-bit counter in the clear header; the header is the
+// associated data; a sliding window refuses duplicates and very old packets
+// (RFC 6479 style bitmap).
+package secure

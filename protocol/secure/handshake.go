@@ -1,0 +1,209 @@
+package secure
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/pinhole/pinhole/protocol"
+	"golang.org/x/crypto/chacha20poly1305"
+)
+
+// Sizes of the handshake messages. Message 1: header, e, sealed s, sealed
+// timestamp. Message 2: header, receiver index, e, sealed payload.
+const (
+	TimestampLen = 12
+	tagLen       = chacha20poly1305.Overhead
+	InitLen      = protocol.HandshakeHeaderLen + KeySize + KeySize + tagLen + TimestampLen + tagLen
+	respFixedLen = protocol.HandshakeHeaderLen + 4 + KeySize + tagLen
+	// MaxRespPayload bounds the responder's payload.
+	MaxRespPayload = 64
+)
+
+// prologue binds the protocol and its version into the handshake hash so a
+// message cannot be reinterpreted under another version (Noise spec §6).
+var prologue = []byte("pinhole handshake v1")
+
+// ErrVersion is returned for a handshake in a version this build does not
+// speak; the caller answers with a Refuse.
+var ErrVersion = errors.New("unsupported protocol version")
+
+// Initiation is the initiator's state between sending message 1 and
+// receiving message 2.
+type Initiation struct {
+	ss        symmetricState
+	static    PrivateKey
+	ephemeral PrivateKey
+	peer      PublicKey
+	index     uint32
+}
+
+// Initiate builds message 1 to the responder whose static key is peer.
+// index is the initiator's session index; ts is the replay-protection
+// timestamp (Timestamp(time.Now())).
+func Initiate(static PrivateKey, peer PublicKey, index uint32, ts [TimestampLen]byte) (*Initiation, []byte, error) {
+	e, err := GeneratePrivateKey()
+	if err != nil {
+		return nil, nil, err
+	}
+	return initiateWith(static, peer, index, ts, e)
+}
+
+func initiateWith(static PrivateKey, peer PublicKey, index uint32, ts [TimestampLen]byte, e PrivateKey) (*Initiation, []byte, error) {
+	in := &Initiation{static: static, ephemeral: e, peer: peer, index: index}
+	msg := protocol.AppendHandshakeHeader(make([]byte, 0, InitLen),
+		protocol.HandshakeHeader{Type: protocol.TypeHandshakeInit, Version: protocol.Version, Sender: index})
+	in.ss.initialize(prologue)
+	in.ss.mixHash(peer[:]) // pre-message: <- s
+
+	// -> e
+	epub := e.Public()
+	msg = append(msg, epub[:]...)
+	in.ss.mixHash(epub[:])
+	// es
+	k, err := dh(&e, peer[:])
+	if err != nil {
+		return nil, nil, fmt.Errorf("handshake with relay key: %w", err)
+	}
+	in.ss.mixKey(k)
+	// s
+	spub := static.Public()
+	msg = in.ss.encryptAndHash(msg, spub[:])
+	// ss
+	k, err = dh(&static, peer[:])
+	if err != nil {
+		return nil, nil, fmt.Errorf("handshake with relay key: %w", err)
+	}
+	in.ss.mixKey(k)
+	msg = in.ss.encryptAndHash(msg, ts[:])
+	return in, msg, nil
+}
+
+// Finish consumes message 2 and returns the established session and the
+// responder's payload.
+func (in *Initiation) Finish(msg []byte) (*Session, []byte, error) {
+	h, err := protocol.ParseHandshakeHeader(msg)
+	if err != nil {
+		return nil, nil, err
+	}
+	if h.Type != protocol.TypeHandshakeResp {
+		return nil, nil, protocol.ErrNotPinhole
+	}
+	if h.Version != protocol.Version {
+		return nil, nil, ErrVersion
+	}
+	if len(msg) < respFixedLen || len(msg) > respFixedLen+MaxRespPayload {
+		return nil, nil, protocol.ErrShort
+	}
+	p := msg[protocol.HandshakeHeaderLen:]
+	if binary.BigEndian.Uint32(p[:4]) != in.index {
+		return nil, nil, errors.New("handshake response for another session")
+	}
+	p = p[4:]
+	ss := in.ss // work on a copy so a forged response leaves us able to take the real one
+	re := p[:KeySize]
+	ss.mixHash(re)
+	k, err := dh(&in.ephemeral, re) // ee
+	if err != nil {
+		return nil, nil, err
+	}
+	ss.mixKey(k)
+	k, err = dh(&in.static, re) // se
+	if err != nil {
+		return nil, nil, err
+	}
+	ss.mixKey(k)
+	payload, err := ss.decryptAndHash(p[KeySize:])
+	if err != nil {
+		return nil, nil, err
+	}
+	send, recv := ss.split()
+	return newSession(in.index, h.Sender, in.peer, send, recv), payload, nil
+}
+
+// Response is the responder's state after reading a valid message 1.
+type Response struct {
+	ss        symmetricState
+	Peer      PublicKey // the initiator's authenticated static key
+	PeerIndex uint32
+	Timestamp [TimestampLen]byte
+	re        []byte
+}
+
+// Consume reads message 1 with the responder's static key. The caller must
+// then check that Peer is allowed and Timestamp is fresh before Respond.
+func Consume(static PrivateKey, msg []byte) (*Response, error) {
+	h, err := protocol.ParseHandshakeHeader(msg)
+	if err != nil {
+		return nil, err
+	}
+	if h.Type != protocol.TypeHandshakeInit {
+		return nil, protocol.ErrNotPinhole
+	}
+	if h.Version != protocol.Version {
+		return nil, ErrVersion
+	}
+	if len(msg) != InitLen {
+		return nil, protocol.ErrShort
+	}
+	r := &Response{PeerIndex: h.Sender}
+	r.ss.initialize(prologue)
+	spub := static.Public()
+	r.ss.mixHash(spub[:])
+
+	p := msg[protocol.HandshakeHeaderLen:]
+	r.re = append([]byte(nil), p[:KeySize]...)
+	r.ss.mixHash(r.re)
+	k, err := dh(&static, r.re) // es
+	if err != nil {
+		return nil, err
+	}
+	r.ss.mixKey(k)
+	p = p[KeySize:]
+	s, err := r.ss.decryptAndHash(p[:KeySize+tagLen])
+	if err != nil {
+		return nil, err
+	}
+	copy(r.Peer[:], s)
+	k, err = dh(&static, r.Peer[:]) // ss
+	if err != nil {
+		return nil, err
+	}
+	r.ss.mixKey(k)
+	ts, err := r.ss.decryptAndHash(p[KeySize+tagLen:])
+	if err != nil {
+		return nil, err
+	}
+	copy(r.Timestamp[:], ts)
+	return r, nil
+}
+
+// Respond builds message 2 carrying payload and returns the session.
+func (r *Response) Respond(index uint32, payload []byte) (*Session, []byte, error) {
+	if len(payload) > MaxRespPayload-tagLen {
+		return nil, nil, fmt.Errorf("handshake payload of %d bytes too long", len(payload))
+	}
+	e, err := GeneratePrivateKey()
+	if err != nil {
+		return nil, nil, err
+	}
+	msg := protocol.AppendHandshakeHeader(make([]byte, 0, respFixedLen+len(payload)),
+		protocol.HandshakeHeader{Type: protocol.TypeHandshakeResp, Version: protocol.Version, Sender: index})
+	msg = binary.BigEndian.AppendUint32(msg, r.PeerIndex)
+	epub := e.Public()
+	msg = append(msg, epub[:]...)
+	r.ss.mixHash(epub[:])
+	k, err := dh(&e, r.re) // ee
+	if err != nil {
+		return nil, nil, err
+	}
+	r.ss.mixKey(k)
+	k, err = dh(&e, r.Peer[:]) // se
+	if err != nil {
+		return nil, nil, err
+	}
+	r.ss.mixKey(k)
+	msg = r.ss.encryptAndHash(msg, payload)
+	recv, send := r.ss.split()
+	return newSession(index, r.PeerIndex, r.Peer, send, recv), msg, nil
+}

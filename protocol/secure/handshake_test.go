@@ -1,0 +1,216 @@
+package secure
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/flynn/noise"
+	"github.com/pinhole/pinhole/protocol"
+)
+
+func mustKey(t testing.TB) PrivateKey {
+	t.Helper()
+	k, err := GeneratePrivateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func handshake(t *testing.T, agent, relay PrivateKey) (*Session, *Session) {
+	t.Helper()
+	in, m1, err := Initiate(agent, relay.Public(), 7, Timestamp(time.Now()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m1) != InitLen {
+		t.Fatalf("message 1 is %d bytes, want %d", len(m1), InitLen)
+	}
+	r, err := Consume(relay, m1)
+	if err != nil {
+		t.Fatalf("consume: %v", err)
+	}
+	if r.Peer != agent.Public() || r.PeerIndex != 7 {
+		t.Fatalf("responder saw peer %v index %d, want %v 7", r.Peer, r.PeerIndex, agent.Public())
+	}
+	rs, m2, err := r.Respond(9, []byte("observed"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	as, payload, err := in.Finish(m2)
+	if err != nil {
+		t.Fatalf("finish: %v", err)
+	}
+	if string(payload) != "observed" {
+		t.Fatalf("payload %q, want %q", payload, "observed")
+	}
+	return as, rs
+}
+
+func TestHandshakeAndTransport(t *testing.T) {
+	agent, relay := mustKey(t), mustKey(t)
+	as, rs := handshake(t, agent, relay)
+	if as.RemoteIndex != 9 || rs.RemoteIndex != 7 {
+		t.Fatalf("indices: agent->%d relay->%d, want 9 and 7", as.RemoteIndex, rs.RemoteIndex)
+	}
+	for i, msg := range []string{"hello", "", "third"} {
+		pkt, err := as.Seal(nil, []byte(msg))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := rs.Open(nil, pkt)
+		if err != nil || string(got) != msg {
+			t.Fatalf("packet %d: got %q, %v; want %q", i, got, err, msg)
+		}
+		if _, err := rs.Open(nil, pkt); !errors.Is(err, ErrReplay) {
+			t.Fatalf("packet %d replayed: got %v, want ErrReplay", i, err)
+		}
+		back, _ := rs.Seal(nil, []byte(msg))
+		if got, err := as.Open(nil, back); err != nil || string(got) != msg {
+			t.Fatalf("reply %d: got %q, %v", i, got, err)
+		}
+	}
+}
+
+func TestHandshakeRefusals(t *testing.T) {
+	agent, relay, other := mustKey(t), mustKey(t), mustKey(t)
+
+	// The agent pins the wrong relay key: the relay cannot read message 1.
+	_, m1, _ := Initiate(agent, other.Public(), 1, Timestamp(time.Now()))
+	if _, err := Consume(relay, m1); err == nil {
+		t.Fatal("message 1 for another relay key was accepted")
+	}
+
+	// A response from a relay with the wrong key fails at the agent.
+	in, m1, _ := Initiate(agent, relay.Public(), 1, Timestamp(time.Now()))
+	r, err := Consume(relay, m1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, m2, _ := r.Respond(2, nil)
+	forged := append([]byte(nil), m2...)
+	forged[len(forged)-1] ^= 1
+	if _, _, err := in.Finish(forged); err == nil {
+		t.Fatal("tampered message 2 accepted")
+	}
+	if _, _, err := in.Finish(m2); err != nil {
+		t.Fatalf("real message 2 after a forged one: %v", err)
+	}
+
+	// Every flipped bit of message 1 (after the header) is detected.
+	for i := protocol.HandshakeHeaderLen; i < len(m1); i++ {
+		bad := append([]byte(nil), m1...)
+		bad[i] ^= 0x40
+		if _, err := Consume(relay, bad); err == nil {
+			t.Fatalf("message 1 with byte %d flipped accepted", i)
+		}
+	}
+
+	// Unknown version is refused by name.
+	v2 := append([]byte(nil), m1...)
+	v2[1] = 2
+	if _, err := Consume(relay, v2); !errors.Is(err, ErrVersion) {
+		t.Fatalf("version 2: got %v, want ErrVersion", err)
+	}
+}
+
+func TestReplayedInitiationRefused(t *testing.T) {
+	agent, relay := mustKey(t), mustKey(t)
+	var replay Replay
+	now := time.Now()
+	_, m1, _ := Initiate(agent, relay.Public(), 1, Timestamp(now))
+	r, err := Consume(relay, m1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !replay.Accept(r.Peer, r.Timestamp) {
+		t.Fatal("first handshake refused")
+	}
+	r2, _ := Consume(relay, m1)
+	if replay.Accept(r2.Peer, r2.Timestamp) {
+		t.Fatal("replayed message 1 accepted")
+	}
+	_, m1b, _ := Initiate(agent, relay.Public(), 2, Timestamp(now.Add(time.Millisecond)))
+	r3, _ := Consume(relay, m1b)
+	if !replay.Accept(r3.Peer, r3.Timestamp) {
+		t.Fatal("newer handshake refused")
+	}
+}
+
+// TestInteropFlynnNoise checks the handshake against an independent Noise
+// implementation in both roles: if our state machine strayed from the spec,
+// the other side could not decrypt.
+func TestInteropFlynnNoise(t *testing.T) {
+	suite := noise.NewCipherSuite(noise.DH25519, noise.CipherChaChaPoly, noise.HashBLAKE2s)
+	agent, relay := mustKey(t), mustKey(t)
+	kp := func(k PrivateKey) noise.DHKey { p := k.Public(); return noise.DHKey{Private: k[:], Public: p[:]} }
+	ts := Timestamp(time.Now())
+
+	t.Run("we initiate", func(t *testing.T) {
+		in, m1, _ := Initiate(agent, relay.Public(), 5, ts)
+		resp, err := noise.NewHandshakeState(noise.Config{CipherSuite: suite, Pattern: noise.HandshakeIK,
+			Prologue: prologue, StaticKeypair: kp(relay)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		payload, _, _, err := resp.ReadMessage(nil, m1[protocol.HandshakeHeaderLen:])
+		if err != nil {
+			t.Fatalf("flynn could not read our message 1: %v", err)
+		}
+		if !bytes.Equal(payload, ts[:]) || !bytes.Equal(resp.PeerStatic(), func() []byte { p := agent.Public(); return p[:] }()) {
+			t.Fatal("flynn saw the wrong payload or static key")
+		}
+		body, recvCS, sendCS, err := resp.WriteMessage(nil, []byte("hi"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m2 := protocol.AppendHandshakeHeader(nil, protocol.HandshakeHeader{Type: protocol.TypeHandshakeResp, Version: protocol.Version, Sender: 6})
+		m2 = binary.BigEndian.AppendUint32(m2, 5)
+		m2 = append(m2, body...)
+		s, p, err := in.Finish(m2)
+		if err != nil || string(p) != "hi" {
+			t.Fatalf("finish with flynn's message 2: %q %v", p, err)
+		}
+		// flynn's responder sends with its second cipher state.
+		hdr := protocol.AppendDataHeader(nil, protocol.DataHeader{Receiver: 5, Counter: 3})
+		pkt := sendCS.Cipher().Encrypt(append([]byte(nil), hdr...), 3, hdr, []byte("data"))
+		if got, err := s.Open(nil, pkt); err != nil || string(got) != "data" {
+			t.Fatalf("open flynn's transport packet: %q %v", got, err)
+		}
+		ours, _ := s.Seal(nil, []byte("up"))
+		got, err := recvCS.Cipher().Decrypt(nil, 0, ours[:protocol.DataHeaderLen], ours[protocol.DataHeaderLen:])
+		if err != nil || string(got) != "up" {
+			t.Fatalf("flynn opens our packet: %q %v", got, err)
+		}
+	})
+
+	t.Run("we respond", func(t *testing.T) {
+		rp := relay.Public()
+		ini, err := noise.NewHandshakeState(noise.Config{CipherSuite: suite, Pattern: noise.HandshakeIK, Initiator: true,
+			Prologue: prologue, StaticKeypair: kp(agent), PeerStatic: rp[:]})
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _, _, err := ini.WriteMessage(nil, ts[:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		m1 := protocol.AppendHandshakeHeader(nil, protocol.HandshakeHeader{Type: protocol.TypeHandshakeInit, Version: protocol.Version, Sender: 8})
+		m1 = append(m1, body...)
+		r, err := Consume(relay, m1)
+		if err != nil {
+			t.Fatalf("consume flynn's message 1: %v", err)
+		}
+		if r.Peer != agent.Public() || r.Timestamp != ts {
+			t.Fatal("wrong peer or timestamp from flynn's message 1")
+		}
+		_, m2, _ := r.Respond(9, []byte("ok"))
+		p, _, _, err := ini.ReadMessage(nil, m2[protocol.HandshakeHeaderLen+4:])
+		if err != nil || string(p) != "ok" {
+			t.Fatalf("flynn reads our message 2: %q %v", p, err)
+		}
+	})
+}
