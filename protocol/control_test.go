@@ -1,0 +1,127 @@
+package protocol
+
+import (
+	"bytes"
+	"encoding/hex"
+	"net/netip"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// controlCases pins each message's wire form in hex; the fuzzers start
+// from these.
+var controlCases = []struct {
+	name string
+	msg  Message
+	hex  string
+}{
+	{"hello", Hello{Name: "r1", Software: "v1"}, "0100060272310276 31"},
+	{"register", Register{Exposures: []Exposure{{Name: "web", Proto: ProtoTCP, RemotePort: 8080}, {Name: "dns", Proto: ProtoUDP, RemotePort: 5353}}},
+		"02 0010 0002 03776562 01 1f90 03646e73 02 14e9"},
+	{"register-empty", Register{}, "02 0002 0000"},
+	{"reply", RegisterReply{Statuses: []ExposureStatus{{Name: "web", Status: StatusNotAllowed, Detail: "no"}}},
+		"03 000a 0001 03776562 01 026e6f"},
+	{"ping", Ping{Seq: 1, SentNanos: 2}, "04 000d 00000001 0000000000000002 00"},
+	{"pong-v4", Pong{Seq: 1, SentNanos: 2, Observed: netip.MustParseAddrPort("203.0.113.7:4000")},
+		"05 0013 00000001 0000000000000002 04 cb007107 0fa0"},
+	{"pong-v6", Pong{Seq: 9, Observed: netip.MustParseAddrPort("[2001:db8::1]:53")},
+		"05 001f 00000009 0000000000000000 06 20010db8000000000000000000000001 0035"},
+	{"notice", Notice{Code: NoticeReplaced, Text: "x"}, "06 0003 01 0178"},
+}
+
+func unhex(t testing.TB, s string) []byte {
+	t.Helper()
+	b, err := hex.DecodeString(strings.ReplaceAll(s, " ", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestControlWire(t *testing.T) {
+	for _, c := range controlCases {
+		t.Run(c.name, func(t *testing.T) {
+			got, err := AppendFrame(nil, c.msg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := unhex(t, c.hex); !bytes.Equal(got, want) {
+				t.Fatalf("wire: got %x, want %x", got, want)
+			}
+			back, err := ReadMessage(bytes.NewReader(got))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(back, c.msg) && !(c.name == "register-empty") {
+				t.Fatalf("round trip: got %#v, want %#v", back, c.msg)
+			}
+		})
+	}
+}
+
+func TestControlRefusals(t *testing.T) {
+	cases := []struct{ name, hex string }{
+		{"unknown type", "63 0000"},
+		{"trailing byte", "04 000e 00000001 0000000000000002 00 ff"},
+		{"short body", "04 0004 00000001"},
+		{"bad proto", "02 0007 0001 0161 07 0050"},
+		{"bad family", "04 000d 00000001 0000000000000002 05"},
+		{"truncated frame", "01 0010 00"},
+	}
+	for _, c := range cases {
+		if m, err := ReadMessage(bytes.NewReader(unhex(t, c.hex))); err == nil {
+			t.Errorf("%s: decoded %#v, want an error", c.name, m)
+		}
+	}
+}
+
+func TestStreamHeader(t *testing.T) {
+	h := StreamHeader{Proto: ProtoTCP, Exposure: "web", Client: netip.MustParseAddrPort("198.51.100.9:51000")}
+	b := AppendStreamHeader(nil, h)
+	if want := unhex(t, "0d 01 01 03776562 04 c6336409 c738"); !bytes.Equal(b, want) {
+		t.Fatalf("wire: got %x, want %x", b, want)
+	}
+	got, err := ReadStreamHeader(bytes.NewReader(b))
+	if err != nil || got != h {
+		t.Fatalf("round trip: got %+v, %v", got, err)
+	}
+	if _, err := ParseStreamHeader(unhex(t, "02 01 00 00")); err == nil {
+		t.Fatal("stream header version 2 accepted")
+	}
+}
+
+func TestUDPFrames(t *testing.T) {
+	var stream []byte
+	payloads := [][]byte{{}, []byte("a"), bytes.Repeat([]byte{7}, 1400)}
+	for _, p := range payloads {
+		stream, _ = AppendUDPFrame(stream, p)
+	}
+	r := bytes.NewReader(stream)
+	buf := make([]byte, MaxUDPPayload)
+	for i, want := range payloads {
+		got, err := ReadUDPFrame(r, buf)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("frame %d: got %d bytes, %v; want %d", i, len(got), err, len(want))
+		}
+	}
+	if _, err := AppendUDPFrame(nil, make([]byte, MaxUDPPayload+1)); err == nil {
+		t.Fatal("oversized datagram framed")
+	}
+}
+
+func TestDatagramHeaders(t *testing.T) {
+	d := AppendDataHeader(nil, DataHeader{Receiver: 0x01020304, Counter: 5})
+	if want := unhex(t, "a3000000 01020304 0000000000000005"); !bytes.Equal(d, want) {
+		t.Fatalf("data header: got %x, want %x", d, want)
+	}
+	r := AppendRefuse(nil, Refuse{Code: RefuseUnknownSession, Version: Version, Index: 9})
+	if got, err := ParseRefuse(r); err != nil || got.Code != RefuseUnknownSession || got.Index != 9 {
+		t.Fatalf("refuse: got %+v, %v", got, err)
+	}
+	for _, b := range [][]byte{{}, {0x00, 0x01}, {0x16, 0x03}} {
+		if _, err := Classify(b); err == nil {
+			t.Fatalf("Classify(%x) accepted a non-pinhole datagram", b)
+		}
+	}
+}
