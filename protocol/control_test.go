@@ -77,9 +77,10 @@ func TestControlRefusals(t *testing.T) {
 }
 
 func TestStreamHeader(t *testing.T) {
-	h := StreamHeader{Proto: ProtoTCP, Exposure: "web", Client: netip.MustParseAddrPort("198.51.100.9:51000")}
+	h := StreamHeader{Proto: ProtoTCP, Exposure: "web", Client: netip.MustParseAddrPort("198.51.100.9:51000"),
+		Server: netip.MustParseAddrPort("203.0.113.1:80")}
 	b := AppendStreamHeader(nil, h)
-	if want := unhex(t, "0d 01 01 03776562 04 c6336409 c738"); !bytes.Equal(b, want) {
+	if want := unhex(t, "0014 01 01 03776562 04 c6336409 c738 04 cb007101 0050"); !bytes.Equal(b, want) {
 		t.Fatalf("wire: got %x, want %x", b, want)
 	}
 	got, err := ReadStreamHeader(bytes.NewReader(b))

@@ -30,8 +30,8 @@ func FuzzControl(f *testing.F) {
 
 // FuzzStreamHeader decodes arbitrary stream headers.
 func FuzzStreamHeader(f *testing.F) {
-	f.Add(unhex(f, "0d 01 01 03776562 04 c6336409 c738"))
-	f.Add([]byte{0})
+	f.Add(unhex(f, "0014 01 01 03776562 04 c6336409 c738 04 cb007101 0050"))
+	f.Add([]byte{0, 0})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		h, err := ReadStreamHeader(bytes.NewReader(b))
 		if err != nil {

@@ -3,6 +3,7 @@ package protocol
 import (
 	"encoding/binary"
 	"fmt"
+	"net/netip"
 )
 
 // RefuseCode says why the relay refused a datagram.
@@ -53,4 +54,22 @@ func ParseRefuse(b []byte) (Refuse, error) {
 		return Refuse{}, ErrNotPinhole
 	}
 	return Refuse{Code: RefuseCode(b[1]), Version: b[2], Index: binary.BigEndian.Uint32(b[4:8])}, nil
+}
+
+// HandshakePayload is what the relay puts in Noise message 2: the agent's
+// address as the relay saw it (its reflexive address, RFC 8489 §14.2's
+// XOR-MAPPED-ADDRESS in spirit), so the agent learns its public mapping
+// from the handshake itself.
+type HandshakePayload struct {
+	Observed netip.AddrPort
+}
+
+// Append appends the payload.
+func (p HandshakePayload) Append(b []byte) []byte { return appendAddrPort(b, p.Observed) }
+
+// ParseHandshakePayload decodes the payload.
+func ParseHandshakePayload(b []byte) (HandshakePayload, error) {
+	r := &reader{b: b}
+	p := HandshakePayload{Observed: r.addrPort()}
+	return p, r.done()
 }

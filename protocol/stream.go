@@ -10,37 +10,41 @@ import (
 
 // StreamHeader is the first thing on every stream the relay opens to an
 // agent: which exposure the stream belongs to and who the client is (for
-// logs and the PROXY protocol header). Layout: version (1), proto (1),
-// exposure name (1 + n), client address (family 0/4/6, address, port).
+// logs and the PROXY protocol header). Layout: length (2), version (1),
+// proto (1), exposure name (1 + n), client address and the relay's public
+// address the client reached (each family 0/4/6, address, port).
 type StreamHeader struct {
 	Proto    Proto
 	Exposure string
 	Client   netip.AddrPort
+	Server   netip.AddrPort
 }
 
 // streamHeaderVersion lets the header evolve independently of the link.
 const streamHeaderVersion = 1
 
-// maxStreamHeader bounds the header: 3 + 255 + 1 + 16 + 2.
-const maxStreamHeader = 3 + MaxString + 19
-
-// AppendStreamHeader appends the length-prefixed header (1 byte length).
+// AppendStreamHeader appends the length-prefixed header.
 func AppendStreamHeader(b []byte, h StreamHeader) []byte {
 	start := len(b)
-	b = append(b, 0, streamHeaderVersion, byte(h.Proto))
+	b = append(b, 0, 0, streamHeaderVersion, byte(h.Proto))
 	b = appendString(b, h.Exposure)
 	b = appendAddrPort(b, h.Client)
-	b[start] = byte(len(b) - start - 1)
+	b = appendAddrPort(b, h.Server)
+	binary.BigEndian.PutUint16(b[start:], uint16(len(b)-start-2))
 	return b
 }
 
 // ReadStreamHeader reads the header from the start of a stream.
 func ReadStreamHeader(r io.Reader) (StreamHeader, error) {
-	var n [1]byte
+	var n [2]byte
 	if _, err := io.ReadFull(r, n[:]); err != nil {
 		return StreamHeader{}, err
 	}
-	body := make([]byte, n[0])
+	size := binary.BigEndian.Uint16(n[:])
+	if size > 512 {
+		return StreamHeader{}, fmt.Errorf("%w: stream header of %d bytes", ErrMalformed, size)
+	}
+	body := make([]byte, size)
 	if _, err := io.ReadFull(r, body); err != nil {
 		return StreamHeader{}, err
 	}
@@ -53,7 +57,7 @@ func ParseStreamHeader(body []byte) (StreamHeader, error) {
 	if v := rd.u8(); rd.err == nil && v != streamHeaderVersion {
 		return StreamHeader{}, fmt.Errorf("%w: stream header version %d", ErrMalformed, v)
 	}
-	h := StreamHeader{Proto: Proto(rd.u8()), Exposure: rd.str(), Client: rd.addrPort()}
+	h := StreamHeader{Proto: Proto(rd.u8()), Exposure: rd.str(), Client: rd.addrPort(), Server: rd.addrPort()}
 	if err := rd.done(); err != nil {
 		return StreamHeader{}, fmt.Errorf("stream header: %w", err)
 	}

@@ -1,0 +1,186 @@
+// Package agent is the router end of pinhole. It keeps one authenticated
+// link to a relay (the first of its list that answers), registers the
+// agent's exposures there, and serves every stream the relay opens by
+// connecting to the local service the exposure names. It never gives up:
+// a router boots before its uplink, relays restart, NATs forget mappings,
+// and procd stops respawning a service that keeps exiting, so every failure
+// becomes a retry with capped, jittered backoff.
+package agent
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pinhole/pinhole/agent/internal/demux"
+	"github.com/pinhole/pinhole/agent/internal/expose"
+	"github.com/pinhole/pinhole/agent/internal/proxyproto"
+	"github.com/pinhole/pinhole/agent/internal/relaylink"
+	"github.com/pinhole/pinhole/internal/admin"
+)
+
+// Software identifies this build to the relay; cmd/pinhole sets it.
+var Software = "pinhole-dev"
+
+// Agent runs the agent role. Create it with New, run it with Run.
+type Agent struct {
+	log      *slog.Logger
+	cfg      atomic.Pointer[Config]
+	services atomic.Pointer[map[string]*expose.Service]
+	reload   chan struct{}
+	stats    expose.Stats
+	sock     *demux.Socket
+	adminLn  net.Listener
+	streams  sync.WaitGroup
+	state    state
+}
+
+// New checks cfg and opens the agent's local sockets (the UDP socket and
+// the admin endpoint). It does not contact any relay.
+func New(cfg *Config, log *slog.Logger) (*Agent, error) {
+	if len(cfg.Relays) == 0 {
+		return nil, fmt.Errorf("no relays configured")
+	}
+	a := &Agent{log: log, reload: make(chan struct{}, 1)}
+	a.cfg.Store(cfg)
+	a.services.Store(buildServices(cfg, nil))
+	sock, err := demux.Listen(cfg.ListenPort)
+	if err != nil {
+		return nil, err
+	}
+	a.sock = sock
+	if cfg.Admin != "" {
+		if a.adminLn, err = admin.Listen(cfg.Admin, false); err != nil {
+			sock.Close()
+			return nil, err
+		}
+	}
+	return a, nil
+}
+
+// LocalAddr returns the agent's UDP socket address.
+func (a *Agent) LocalAddr() string { return a.sock.LocalAddr().String() }
+
+// AdminAddr returns the admin endpoint's address, or "" when off.
+func (a *Agent) AdminAddr() string {
+	if a.adminLn == nil {
+		return ""
+	}
+	return a.adminLn.Addr().String()
+}
+
+// buildServices turns the config's exposures into services, keeping the
+// existing Service of an unchanged exposure so its flow counter survives.
+func buildServices(cfg *Config, old map[string]*expose.Service) *map[string]*expose.Service {
+	m := make(map[string]*expose.Service, len(cfg.Expose))
+	for _, e := range cfg.Expose {
+		svc := &expose.Service{Name: e.Name, Proto: e.Proto, Local: e.Local, IdleTimeout: e.IdleTimeout, MaxFlows: e.MaxFlows}
+		switch e.ProxyProtocol {
+		case "v1":
+			svc.Proxy = proxyproto.V1
+		case "v2":
+			svc.Proxy = proxyproto.V2
+		}
+		if svc.MaxFlows == 0 {
+			svc.MaxFlows = 256
+		}
+		if prev := old[e.Name]; prev != nil && prev.Proto == svc.Proto && prev.Local == svc.Local &&
+			prev.Proxy == svc.Proxy && prev.IdleTimeout == svc.IdleTimeout && prev.MaxFlows == svc.MaxFlows {
+			svc = prev
+		}
+		m[e.Name] = svc
+	}
+	return &m
+}
+
+// Reload applies a new configuration: exposures are added and removed on
+// the live link without disturbing the others. Relay list and key changes
+// take effect at the next reconnect.
+func (a *Agent) Reload(cfg *Config) {
+	a.cfg.Store(cfg)
+	a.services.Store(buildServices(cfg, *a.services.Load()))
+	select {
+	case a.reload <- struct{}{}:
+	default:
+	}
+	a.log.Info("agent config reloaded", "exposures", len(cfg.Expose))
+}
+
+// Run connects and serves until ctx ends; it returns only then, after every
+// goroutine it started has stopped.
+func (a *Agent) Run(ctx context.Context) error {
+	defer a.sock.Close()
+	var wg sync.WaitGroup
+	if a.adminLn != nil {
+		wg.Go(func() { admin.Serve(ctx, a.adminLn, func() any { return a.Status() }) })
+	}
+	cfg := a.cfg.Load()
+	a.log.Info("agent up", "name", cfg.Name, "udp", a.sock.LocalAddr(), "relays", len(cfg.Relays), "exposures", len(cfg.Expose))
+	backoff := time.Second
+	for ctx.Err() == nil {
+		cfg := a.cfg.Load()
+		served := false
+		for _, r := range cfg.Relays {
+			conn, err := a.dial(ctx, cfg, r)
+			if err != nil {
+				if ctx.Err() == nil {
+					a.state.setError(err)
+					a.log.Warn("relay unreachable", "relay", r.Address, "err", err)
+				}
+				continue
+			}
+			start := time.Now()
+			a.serve(ctx, conn)
+			served = true
+			if time.Since(start) > time.Minute {
+				backoff = time.Second // it worked for a while: retry quickly
+			}
+			break // after a link ends, start again from the first relay
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		wait := jitter(backoff)
+		if !served {
+			a.log.Info("retrying relays", "in", wait.Round(time.Millisecond))
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(wait):
+		}
+		backoff = min(backoff*2, cfg.reconnectMax())
+	}
+	a.streams.Wait()
+	wg.Wait()
+	a.log.Info("agent stopped")
+	return nil
+}
+
+func (a *Agent) dial(ctx context.Context, cfg *Config, r Relay) (*relaylink.Conn, error) {
+	mode := relaylink.Auto
+	switch cfg.Transport {
+	case TransportUDP:
+		mode = relaylink.UDPOnly
+	case TransportTCP:
+		mode = relaylink.TCPOnly
+	}
+	d := a.dialer(cfg)
+	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	return d.Dial(dctx, relaylink.Target{Address: r.Address, PublicKey: r.PublicKey}, mode)
+}
+
+func (a *Agent) dialer(cfg *Config) *relaylink.Dialer {
+	return &relaylink.Dialer{Key: cfg.PrivateKey, Socket: a.sock, Tuning: cfg.Tuning, Log: a.log, UDPWait: cfg.UDPWait}
+}
+
+// jitter spreads d by ±20% so a fleet of agents behind one relay restart
+// does not reconnect in lockstep.
+func jitter(d time.Duration) time.Duration {
+	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
+}

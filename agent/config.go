@@ -1,0 +1,78 @@
+package agent
+
+import (
+	"time"
+
+	"github.com/pinhole/pinhole/internal/link"
+	"github.com/pinhole/pinhole/protocol"
+	"github.com/pinhole/pinhole/protocol/secure"
+)
+
+// Config is the agent's runtime configuration. cmd/pinhole builds it from
+// agent.yaml; tests build it directly.
+type Config struct {
+	Name         string
+	PrivateKey   secure.PrivateKey
+	Relays       []Relay   // tried in order; the first that answers wins
+	Transport    Transport // auto, udp or tcp
+	ListenPort   int       // the one UDP socket's port (0: ephemeral)
+	Heartbeat    time.Duration
+	ReconnectMax time.Duration // cap of the reconnect backoff (default 30s)
+	Admin        string        // status endpoint ("" = off)
+	Tuning       link.Tuning
+	Expose       []Exposure
+
+	// UDPWait is how long auto mode waits for a UDP handshake answer
+	// before trying TCP (default 3s).
+	UDPWait time.Duration
+	// UDPProbe is how often auto mode on the TCP fallback checks whether
+	// UDP works again (default 60s).
+	UDPProbe time.Duration
+}
+
+// Relay is one relay the agent may use.
+type Relay struct {
+	Address   string
+	PublicKey secure.PublicKey
+}
+
+// Transport selects how the agent reaches relays.
+type Transport string
+
+const (
+	TransportAuto Transport = "auto"
+	TransportUDP  Transport = "udp"
+	TransportTCP  Transport = "tcp"
+)
+
+// Exposure is one local service published on the relay.
+type Exposure struct {
+	Name          string
+	Proto         protocol.Proto
+	Local         string // host:port
+	RemotePort    uint16
+	ProxyProtocol string        // "", "off", "v1" or "v2" (TCP only)
+	IdleTimeout   time.Duration // UDP flows (default 60s)
+	MaxFlows      int           // UDP flows at once (default 256)
+}
+
+func (c *Config) heartbeat() time.Duration {
+	if c.Heartbeat > 0 {
+		return c.Heartbeat
+	}
+	return 15 * time.Second
+}
+
+func (c *Config) reconnectMax() time.Duration {
+	if c.ReconnectMax > 0 {
+		return c.ReconnectMax
+	}
+	return 30 * time.Second
+}
+
+func (c *Config) udpProbe() time.Duration {
+	if c.UDPProbe > 0 {
+		return c.UDPProbe
+	}
+	return time.Minute
+}

@@ -1,0 +1,167 @@
+// Package demux owns the agent's one UDP socket. Every user of UDP (the
+// relay link, later STUN probes and peer sessions) shares it, so the NAT
+// mapping the agent measures is the mapping its traffic actually uses. One
+// reader goroutine classifies each datagram by its first byte (STUN by its
+// magic cookie, RFC 8489 §6) and hands it to the owner registered for the
+// session index it carries; nothing else ever reads the socket.
+package demux
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+
+	"github.com/pinhole/pinhole/protocol"
+)
+
+// Handler receives one datagram. b is only valid during the call; handlers
+// must copy what they keep and must not block.
+type Handler func(t protocol.Type, b []byte, from netip.AddrPort)
+
+// STUNHandler receives STUN messages (not yet routed by index).
+type STUNHandler func(b []byte, from netip.AddrPort)
+
+// Socket is the shared UDP socket.
+type Socket struct {
+	conn *net.UDPConn
+
+	mu     sync.RWMutex // guards owners and stun
+	owners map[uint32]Handler
+	stun   STUNHandler
+
+	// Counters of datagrams that reached no owner.
+	Malformed atomic.Uint64 // not STUN and not a pinhole type, or too short
+	Unrouted  atomic.Uint64 // no owner for the index it names
+
+	done chan struct{}
+}
+
+// Listen opens the socket on port (0: ephemeral), dual-stack when the host
+// has IPv6 and IPv4-only otherwise (many routers run with IPv6 disabled).
+func Listen(port int) (*Socket, error) {
+	conn, err := net.ListenUDP("udp", &net.UDPAddr{Port: port})
+	if err != nil {
+		conn, err = net.ListenUDP("udp4", &net.UDPAddr{Port: port})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("listen udp :%d: %w", port, err)
+	}
+	// Room for bursts while KCP's reader catches up; the kernel caps it.
+	_ = conn.SetReadBuffer(4 << 20)
+	_ = conn.SetWriteBuffer(4 << 20)
+	s := &Socket{conn: conn, owners: make(map[uint32]Handler), done: make(chan struct{})}
+	go s.readLoop()
+	return s, nil
+}
+
+// LocalAddr returns the socket's address.
+func (s *Socket) LocalAddr() netip.AddrPort {
+	return s.conn.LocalAddr().(*net.UDPAddr).AddrPort()
+}
+
+// Register routes datagrams carrying index to h until Unregister.
+func (s *Socket) Register(index uint32, h Handler) {
+	s.mu.Lock()
+	s.owners[index] = h
+	s.mu.Unlock()
+}
+
+// Unregister stops routing index.
+func (s *Socket) Unregister(index uint32) {
+	s.mu.Lock()
+	delete(s.owners, index)
+	s.mu.Unlock()
+}
+
+// SetSTUN installs the handler for STUN messages (nil drops them).
+func (s *Socket) SetSTUN(h STUNHandler) {
+	s.mu.Lock()
+	s.stun = h
+	s.mu.Unlock()
+}
+
+// Send writes one datagram to addr.
+func (s *Socket) Send(b []byte, addr netip.AddrPort) error {
+	_, err := s.conn.WriteToUDPAddrPort(b, addr)
+	return err
+}
+
+// Close closes the socket and waits for the reader to stop.
+func (s *Socket) Close() error {
+	err := s.conn.Close()
+	<-s.done
+	return err
+}
+
+// isSTUN checks the two fixed parts of a STUN header: the top two bits are
+// zero and bytes 4-7 hold the magic cookie (RFC 8489 §5, §6).
+func isSTUN(b []byte) bool {
+	return len(b) >= 20 && b[0]&0xC0 == 0 && binary.BigEndian.Uint32(b[4:8]) == 0x2112A442
+}
+
+// indexOf returns the local session index a datagram is addressed to.
+func indexOf(t protocol.Type, b []byte) (uint32, bool) {
+	switch t {
+	case protocol.TypeData, protocol.TypeRefuse:
+		if len(b) >= 8 {
+			return binary.BigEndian.Uint32(b[4:8]), true
+		}
+	case protocol.TypeHandshakeResp:
+		if len(b) >= protocol.HandshakeHeaderLen+4 {
+			return binary.BigEndian.Uint32(b[protocol.HandshakeHeaderLen:]), true
+		}
+	}
+	return 0, false
+}
+
+func (s *Socket) readLoop() {
+	defer close(s.done)
+	buf := make([]byte, 64<<10)
+	for {
+		n, from, err := s.conn.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			continue // ICMP-induced errors (ECONNREFUSED) on Linux: keep reading
+		}
+		from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
+		s.dispatch(buf[:n], from)
+	}
+}
+
+func (s *Socket) dispatch(b []byte, from netip.AddrPort) {
+	if isSTUN(b) {
+		s.mu.RLock()
+		h := s.stun
+		s.mu.RUnlock()
+		if h != nil {
+			h(b, from)
+		} else {
+			s.Unrouted.Add(1)
+		}
+		return
+	}
+	t, err := protocol.Classify(b)
+	if err != nil {
+		s.Malformed.Add(1)
+		return
+	}
+	idx, ok := indexOf(t, b)
+	if !ok {
+		s.Malformed.Add(1)
+		return
+	}
+	s.mu.RLock()
+	h := s.owners[idx]
+	s.mu.RUnlock()
+	if h == nil {
+		s.Unrouted.Add(1)
+		return
+	}
+	h(t, b, from)
+}

@@ -1,0 +1,231 @@
+// Package relaylink establishes the agent's authenticated link to a relay:
+// the Noise IK handshake over the shared UDP socket, KCP and smux on top,
+// and, when UDP gets no answer, the same handshake and framing over TCP to
+// the same port number. It knows nothing about exposures or control
+// messages; the agent drives those over the link it returns.
+package relaylink
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/pinhole/pinhole/agent/internal/demux"
+	"github.com/pinhole/pinhole/internal/link"
+	"github.com/pinhole/pinhole/protocol"
+	"github.com/pinhole/pinhole/protocol/secure"
+)
+
+// Mode selects the transports Dial may use.
+type Mode int
+
+const (
+	Auto Mode = iota // UDP, then TCP when UDP gets no answer
+	UDPOnly
+	TCPOnly
+)
+
+// Target is one relay from the agent's config.
+type Target struct {
+	Address   string // host:port
+	PublicKey secure.PublicKey
+}
+
+// Dialer holds what every dial needs.
+type Dialer struct {
+	Key    secure.PrivateKey
+	Socket *demux.Socket
+	Tuning link.Tuning
+	Log    *slog.Logger
+	// UDPWait is how long UDP handshakes are retried before Auto falls
+	// back to TCP (default 3s); one handshake goes out per second.
+	UDPWait time.Duration
+	// Resolver looks up relay host names (default net.DefaultResolver).
+	Resolver *net.Resolver
+}
+
+// Conn is an established link to a relay.
+type Conn struct {
+	*link.Link
+	Target   Target
+	Addr     netip.AddrPort // the relay address dialed
+	Observed netip.AddrPort // our address as the relay saw it
+
+	closeOnce sync.Once
+	cleanup   func()
+}
+
+// Close closes the link and releases its session index.
+func (c *Conn) Close() error {
+	c.closeOnce.Do(func() {
+		c.Link.Close()
+		if c.cleanup != nil {
+			c.cleanup()
+		}
+	})
+	return nil
+}
+
+// ErrNoAnswer reports that no handshake response arrived in time.
+var ErrNoAnswer = errors.New("no handshake answer")
+
+// Dial resolves the target and establishes a link with the given mode.
+func (d *Dialer) Dial(ctx context.Context, t Target, mode Mode) (*Conn, error) {
+	addr, err := d.resolve(ctx, t.Address)
+	if err != nil {
+		return nil, err
+	}
+	switch mode {
+	case TCPOnly:
+		return d.dialTCP(ctx, t, addr)
+	case UDPOnly:
+		return d.dialUDP(ctx, t, addr, 0)
+	}
+	c, err := d.dialUDP(ctx, t, addr, d.udpWait())
+	if err == nil || !errors.Is(err, ErrNoAnswer) || ctx.Err() != nil {
+		return c, err
+	}
+	d.Log.Info("relay does not answer over udp, trying tcp", "relay", t.Address, "waited", d.udpWait())
+	return d.dialTCP(ctx, t, addr)
+}
+
+// ProbeUDP reports whether a UDP handshake with the relay now succeeds; the
+// agent calls it while on the TCP fallback. The session it creates is
+// closed at once and never confirmed, so the relay drops it.
+func (d *Dialer) ProbeUDP(ctx context.Context, t Target) bool {
+	addr, err := d.resolve(ctx, t.Address)
+	if err != nil {
+		return false
+	}
+	idx := randIndex()
+	resp := make(chan []byte, 4)
+	d.Socket.Register(idx, func(typ protocol.Type, b []byte, from netip.AddrPort) {
+		if typ == protocol.TypeHandshakeResp && from == addr {
+			select {
+			case resp <- append([]byte(nil), b...):
+			default:
+			}
+		}
+	})
+	defer d.Socket.Unregister(idx)
+	_, _, err = d.handshakeUDP(ctx, t, addr, idx, resp, nil, d.udpWait())
+	return err == nil
+}
+
+func (d *Dialer) udpWait() time.Duration {
+	if d.UDPWait > 0 {
+		return d.UDPWait
+	}
+	return 3 * time.Second
+}
+
+func (d *Dialer) resolve(ctx context.Context, hostport string) (netip.AddrPort, error) {
+	if ap, err := netip.ParseAddrPort(hostport); err == nil {
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), nil
+	}
+	host, portStr, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("relay address %q: %w", hostport, err)
+	}
+	port, err := net.LookupPort("udp", portStr)
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("relay address %q: %w", hostport, err)
+	}
+	r := d.Resolver
+	if r == nil {
+		r = net.DefaultResolver
+	}
+	ips, err := r.LookupNetIP(ctx, "ip", host)
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("resolve relay %s: %w", host, err)
+	}
+	// Prefer IPv4: a router's IPv6 uplink is the one more often broken.
+	best := ips[0]
+	for _, ip := range ips {
+		if ip.Unmap().Is4() {
+			best = ip
+			break
+		}
+	}
+	return netip.AddrPortFrom(best.Unmap(), uint16(port)), nil
+}
+
+func randIndex() uint32 {
+	var b [4]byte
+	rand.Read(b[:])
+	return binary.BigEndian.Uint32(b[:])
+}
+
+// finishAny completes the handshake with whichever of our initiations the
+// response answers (a late answer to an earlier retry is still good).
+func finishAny(inits []*secure.Initiation, msg []byte) (*secure.Session, protocol.HandshakePayload, error) {
+	err := error(ErrNoAnswer)
+	for i := len(inits) - 1; i >= 0; i-- {
+		sess, payload, ferr := inits[i].Finish(msg)
+		if ferr != nil {
+			err = ferr
+			continue
+		}
+		p, _ := protocol.ParseHandshakePayload(payload)
+		return sess, p, nil
+	}
+	return nil, protocol.HandshakePayload{}, err
+}
+
+func versionError(r protocol.Refuse) error {
+	return fmt.Errorf("relay refused: %v (relay speaks version %d, this agent %d)", r.Code, r.Version, protocol.Version)
+}
+
+func (d *Dialer) dialTCP(ctx context.Context, t Target, addr netip.AddrPort) (*Conn, error) {
+	var nd net.Dialer
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	c, err := nd.DialContext(dctx, "tcp", addr.String())
+	if err != nil {
+		return nil, fmt.Errorf("dial relay %s over tcp: %w", t.Address, err)
+	}
+	stop := context.AfterFunc(dctx, func() { c.SetDeadline(time.Now()) })
+	sess, payload, br, err := d.handshakeTCP(c, t)
+	if !stop() || err != nil {
+		c.Close()
+		if err == nil {
+			err = dctx.Err()
+		}
+		return nil, fmt.Errorf("handshake with relay %s over tcp: %w", t.Address, err)
+	}
+	c.SetDeadline(time.Time{})
+	st := link.NewStream(c, br, sess, nil)
+	l, err := link.NewTCPLink(st, d.Tuning, false)
+	if err != nil {
+		return nil, err
+	}
+	return &Conn{Link: l, Target: t, Addr: addr, Observed: payload.Observed}, nil
+}
+
+func (d *Dialer) handshakeTCP(c net.Conn, t Target) (*secure.Session, protocol.HandshakePayload, *bufio.Reader, error) {
+	in, m1, err := secure.Initiate(d.Key, t.PublicKey, randIndex(), secure.Timestamp(time.Now()))
+	if err != nil {
+		return nil, protocol.HandshakePayload{}, nil, err
+	}
+	if err := link.WriteRecord(c, m1); err != nil {
+		return nil, protocol.HandshakePayload{}, nil, err
+	}
+	br := bufio.NewReaderSize(c, 32<<10)
+	rec, err := link.ReadRecord(br, make([]byte, 512))
+	if err != nil {
+		return nil, protocol.HandshakePayload{}, nil, err
+	}
+	if r, rerr := protocol.ParseRefuse(rec); rerr == nil {
+		return nil, protocol.HandshakePayload{}, nil, versionError(r)
+	}
+	sess, p, err := finishAny([]*secure.Initiation{in}, rec)
+	return sess, p, br, err
+}

@@ -1,0 +1,206 @@
+package e2e
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pinhole/pinhole/agent"
+	"github.com/pinhole/pinhole/protocol"
+)
+
+// roundTrip sends payload through the exposure at port and returns what the
+// echo service sent back.
+func roundTrip(t *testing.T, port uint16, payload []byte) []byte {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(int(port)), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(60 * time.Second))
+	errc := make(chan error, 1)
+	go func() {
+		_, err := c.Write(payload)
+		c.(*net.TCPConn).CloseWrite()
+		errc <- err
+	}()
+	got, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatalf("read through tunnel: %v", err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatalf("write through tunnel: %v", err)
+	}
+	return got
+}
+
+func randomBytes(t testing.TB, n int) []byte {
+	b := make([]byte, n)
+	rand.Read(b)
+	return b
+}
+
+// startPair starts a relay and one agent exposing a TCP echo and a UDP echo,
+// and waits until both exposures are open.
+func startPair(t *testing.T, transport agent.Transport) (tcpPort, udpPort uint16, logs func() string) {
+	t.Helper()
+	tcpPort, udpPort = freePort(t), freePort(t)
+	rcfg := newRelayConfig(t, "127.0.0.1:0")
+	// The relay must know the agent's key before it starts; build the
+	// agent config with a placeholder relay address first.
+	acfg := newAgentConfig(t, "", rcfg.PrivateKey,
+		agent.Exposure{Name: "echo", Proto: protocol.ProtoTCP, Local: echoTCP(t), RemotePort: tcpPort},
+		agent.Exposure{Name: "uecho", Proto: protocol.ProtoUDP, Local: echoUDP(t), RemotePort: udpPort})
+	acfg.Transport = transport
+	allow(rcfg, acfg, tcpPort, udpPort)
+	r, rlog, _ := startRelay(t, rcfg)
+	acfg.Relays[0].Address = r.Addr().String()
+	_, alog, _ := startAgent(t, acfg)
+	waitFor(t, 15*time.Second, "exposures open on the relay", func() bool { return exposed(r, "echo") && exposed(r, "uecho") })
+	return tcpPort, udpPort, func() string { return rlog.String() + alog.String() }
+}
+
+func TestTCPExposure10MiB(t *testing.T) {
+	for _, tr := range []agent.Transport{agent.TransportUDP, agent.TransportTCP} {
+		t.Run(string(tr), func(t *testing.T) {
+			port, _, _ := startPair(t, tr)
+			payload := randomBytes(t, 10<<20)
+			got := roundTrip(t, port, payload)
+			if sha256.Sum256(got) != sha256.Sum256(payload) {
+				t.Fatalf("echo through %s tunnel: got %d bytes (sha256 %x), want %d bytes (sha256 %x)",
+					tr, len(got), sha256.Sum256(got), len(payload), sha256.Sum256(payload))
+			}
+		})
+	}
+}
+
+func TestConcurrentStreams(t *testing.T) {
+	port, _, _ := startPair(t, agent.TransportUDP)
+	const streams = 200
+	var wg sync.WaitGroup
+	errs := make(chan error, streams)
+	for i := range streams {
+		wg.Go(func() {
+			payload := randomBytes(t, 16<<10+i)
+			c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(int(port)), 10*time.Second)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(60 * time.Second))
+			go func() { c.Write(payload); c.(*net.TCPConn).CloseWrite() }()
+			got, err := io.ReadAll(c)
+			if err != nil || !bytes.Equal(got, payload) {
+				errs <- fmt.Errorf("stream %d: got %d bytes, want %d (err %v)", i, len(got), len(payload), err)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+func TestUDPExposureEcho(t *testing.T) {
+	_, port, _ := startPair(t, agent.TransportUDP)
+	c, err := net.Dial("udp", "127.0.0.1:"+strconv.Itoa(int(port)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.(*net.UDPConn).SetReadBuffer(1 << 20)
+	const n = 10000
+	received := make([]bool, n)
+	var got atomic.Int64
+	outOfOrder, corrupt := 0, 0
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 2048)
+		last := -1
+		for got.Load() < n {
+			c.SetReadDeadline(time.Now().Add(3 * time.Second))
+			m, err := c.Read(buf)
+			if err != nil {
+				return
+			}
+			seq, ok := parseDatagram(buf[:m])
+			if !ok || seq >= n {
+				corrupt++
+				continue
+			}
+			if !received[seq] {
+				received[seq] = true
+				got.Add(1)
+			}
+			if seq < last {
+				outOfOrder++
+			}
+			last = seq
+		}
+	}()
+	// A windowed client (at most `window` datagrams unanswered, as a busy
+	// DNS resolver or game client would be), not an unbounded flood.
+	const window = 128
+	start := time.Now()
+	for i := range n {
+		for int64(i)-got.Load() >= window && time.Since(start) < 30*time.Second {
+			time.Sleep(100 * time.Microsecond)
+		}
+		c.Write(makeDatagram(i))
+	}
+	<-done
+	elapsed := time.Since(start)
+	loss := float64(n-got.Load()) / n
+	t.Logf("udp echo: sent %d, received %d (loss %.2f%%), out of order %d, corrupt %d, %.0f datagrams/s",
+		n, got.Load(), 100*loss, outOfOrder, corrupt, float64(got.Load())/elapsed.Seconds())
+	var missing []int
+	for i, ok := range received {
+		if !ok && len(missing) < 10 {
+			missing = append(missing, i)
+		}
+	}
+	if len(missing) > 0 {
+		t.Logf("first missing sequence numbers: %v", missing)
+	}
+	if corrupt > 0 {
+		t.Fatalf("%d datagrams came back corrupted", corrupt)
+	}
+	if loss > 0.01 {
+		t.Fatalf("lost %.2f%% of datagrams on loopback, want at most 1%%", 100*loss)
+	}
+}
+
+// makeDatagram builds a self-checking datagram: sequence number, a
+// length that varies, and a sha256 prefix of the rest.
+func makeDatagram(seq int) []byte {
+	body := bytes.Repeat([]byte{byte(seq)}, 64+seq%900)
+	b := fmt.Appendf(nil, "%08d", seq)
+	b = append(b, body...)
+	sum := sha256.Sum256(b)
+	return append(b, sum[:8]...)
+}
+
+func parseDatagram(b []byte) (int, bool) {
+	if len(b) < 16 {
+		return 0, false
+	}
+	body, sum := b[:len(b)-8], b[len(b)-8:]
+	want := sha256.Sum256(body)
+	if !bytes.Equal(sum, want[:8]) {
+		return 0, false
+	}
+	seq, err := strconv.Atoi(string(body[:8]))
+	return seq, err == nil
+}

@@ -1,0 +1,20 @@
+// Package link turns an established secure.Session into the byte pipe smux
+// runs on, over either transport:
+//
+//   - UDP: a PacketConn that seals every KCP packet into a Data datagram and
+//     opens the ones the demultiplexer hands it. kcp-go sees an ordinary
+//     net.PacketConn (NewConn4), so each session has its own keys while many
+//     sessions share one socket.
+//   - TCP fallback: a Stream that carries the same sealed Data datagrams as
+//     length-prefixed records, with smux directly on top. TCP is already
+//     reliable, so there is no KCP on this path: KCP-over-TCP would only add
+//     a second retransmission timer fighting the first.
+//
+// Handshake datagrams use the same 2-byte length prefix on TCP (Framer), so
+// one handshake code path serves both transports.
+//
+// Both ends call Confirmed when the first packet authenticates: the relay
+// uses it for key confirmation (a session becomes live only then), and both
+// use the source address of authenticated packets to follow NAT rebinding
+// (roaming, as WireGuard does).
+package link

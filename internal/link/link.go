@@ -1,0 +1,87 @@
+package link
+
+import (
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/xtaci/kcp-go/v5"
+	"github.com/xtaci/smux"
+)
+
+// Transport names the path a link runs on.
+type Transport string
+
+const (
+	UDP Transport = "udp"
+	TCP Transport = "tcp"
+)
+
+// Link is one authenticated agent-relay connection with its smux session.
+type Link struct {
+	Mux       *smux.Session
+	Transport Transport
+
+	lastRecv  func() time.Time
+	closeOnce sync.Once
+	closers   []func() error
+}
+
+// NewUDPLink runs KCP over pc and smux over KCP. conv is the KCP
+// conversation id; both ends must pass the same value (the agent's session
+// index). server selects the smux role: the relay is the server, the agent
+// the client; both may open streams.
+func NewUDPLink(pc *PacketConn, conv uint32, t Tuning, server bool) (*Link, error) {
+	ks, err := kcp.NewConn4(conv, pc.virtualAddr, nil, t.DataShards, t.ParityShards, false, pc)
+	if err != nil {
+		pc.Close()
+		return nil, fmt.Errorf("start kcp: %w", err)
+	}
+	t.apply(ks)
+	mux, err := newMux(ks, t, server)
+	if err != nil {
+		ks.Close()
+		pc.Close()
+		return nil, err
+	}
+	return &Link{Mux: mux, Transport: UDP, lastRecv: pc.LastReceive,
+		closers: []func() error{mux.Close, ks.Close, pc.Close}}, nil
+}
+
+// NewTCPLink runs smux directly over the sealed record stream.
+func NewTCPLink(st *Stream, t Tuning, server bool) (*Link, error) {
+	mux, err := newMux(st, t, server)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	return &Link{Mux: mux, Transport: TCP, lastRecv: st.LastReceive,
+		closers: []func() error{mux.Close, st.Close}}, nil
+}
+
+func newMux(c interface {
+	Read([]byte) (int, error)
+	Write([]byte) (int, error)
+	Close() error
+}, t Tuning, server bool) (*smux.Session, error) {
+	if server {
+		return smux.Server(c, t.Smux())
+	}
+	return smux.Client(c, t.Smux())
+}
+
+// LastReceive returns when the last authenticated packet arrived.
+func (l *Link) LastReceive() time.Time { return l.lastRecv() }
+
+// Close closes smux, the transport and the sealed conn, in that order.
+func (l *Link) Close() error {
+	l.closeOnce.Do(func() {
+		for _, c := range l.closers {
+			c()
+		}
+	})
+	return nil
+}
+
+// Done is closed when smux has stopped, whatever the cause.
+func (l *Link) Done() <-chan struct{} { return l.Mux.CloseChan() }

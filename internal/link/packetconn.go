@@ -1,0 +1,163 @@
+package link
+
+import (
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pinhole/pinhole/protocol"
+	"github.com/pinhole/pinhole/protocol/secure"
+)
+
+const sealOverhead = secure.Overhead
+
+// inboxLen bounds the datagrams waiting for KCP's reader. When it is full
+// the newest is dropped: KCP retransmits, and a stalled session cannot make
+// the shared socket's reader wait.
+const inboxLen = 2048
+
+// Sender writes one sealed datagram toward addr.
+type Sender func(b []byte, addr netip.AddrPort) error
+
+type inbound struct {
+	buf  *[]byte
+	n    int
+	from netip.AddrPort
+}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, protocol.MaxDatagram+64); return &b }}
+
+// PacketConn is the net.PacketConn kcp-go runs on for one session. The
+// demultiplexer calls Deliver with sealed datagrams; ReadFrom opens them on
+// KCP's reader goroutine (so decryption of different sessions runs in
+// parallel); WriteTo seals KCP's packets and hands them to the Sender.
+//
+// ReadFrom and WriteTo always name the same fixed peer address to kcp-go;
+// the real address can change under it (Roam) without KCP noticing.
+type PacketConn struct {
+	sess   *secure.Session
+	send   Sender
+	peer   atomic.Pointer[netip.AddrPort] // where WriteTo sends
+	inbox  chan inbound
+	closed chan struct{}
+	once   sync.Once
+
+	confirmed   atomic.Bool
+	onConfirm   func()               // first authenticated packet; may be nil
+	onRoam      func(netip.AddrPort) // authenticated packet from a new address; may be nil
+	lastRecv    atomic.Int64         // unix nanos of the last authenticated packet
+	Dropped     atomic.Uint64        // inbox full
+	AuthFailed  atomic.Uint64        // failed authentication or replay
+	virtualAddr net.Addr
+}
+
+// NewPacketConn wraps sess. peer is the address datagrams go to until an
+// authenticated packet arrives from elsewhere.
+func NewPacketConn(sess *secure.Session, peer netip.AddrPort, send Sender, onConfirm func(), onRoam func(netip.AddrPort)) *PacketConn {
+	c := &PacketConn{
+		sess: sess, send: send, inbox: make(chan inbound, inboxLen), closed: make(chan struct{}),
+		onConfirm: onConfirm, onRoam: onRoam,
+		virtualAddr: net.UDPAddrFromAddrPort(peer),
+	}
+	c.peer.Store(&peer)
+	return c
+}
+
+// Session returns the keys this conn seals with.
+func (c *PacketConn) Session() *secure.Session { return c.sess }
+
+// Peer returns the address datagrams currently go to.
+func (c *PacketConn) Peer() netip.AddrPort { return *c.peer.Load() }
+
+// LastReceive returns when the last authenticated packet arrived.
+func (c *PacketConn) LastReceive() time.Time { return time.Unix(0, c.lastRecv.Load()) }
+
+// Deliver queues a sealed datagram received from from. It never blocks and
+// reports false when the datagram was dropped.
+func (c *PacketConn) Deliver(b []byte, from netip.AddrPort) bool {
+	if len(b) > protocol.MaxDatagram+64 {
+		c.Dropped.Add(1)
+		return false
+	}
+	bp := bufPool.Get().(*[]byte)
+	n := copy(*bp, b)
+	select {
+	case <-c.closed:
+	case c.inbox <- inbound{buf: bp, n: n, from: from}:
+		return true
+	default:
+	}
+	bufPool.Put(bp)
+	c.Dropped.Add(1)
+	return false
+}
+
+// ReadFrom returns the next authenticated packet. Packets that fail to
+// authenticate are counted and skipped.
+func (c *PacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
+	for {
+		var in inbound
+		select {
+		case <-c.closed:
+			return 0, nil, net.ErrClosed
+		case in = <-c.inbox:
+		}
+		out, err := c.sess.Open(p[:0], (*in.buf)[:in.n])
+		bufPool.Put(in.buf)
+		if err != nil {
+			c.AuthFailed.Add(1)
+			continue
+		}
+		c.authenticated(in.from)
+		return len(out), c.virtualAddr, nil
+	}
+}
+
+func (c *PacketConn) authenticated(from netip.AddrPort) {
+	c.lastRecv.Store(time.Now().UnixNano())
+	if !c.confirmed.Load() && c.confirmed.CompareAndSwap(false, true) && c.onConfirm != nil {
+		c.onConfirm()
+	}
+	if from.IsValid() && from != *c.peer.Load() {
+		c.peer.Store(&from)
+		if c.onRoam != nil {
+			c.onRoam(from)
+		}
+	}
+}
+
+// WriteTo seals p and sends it to the current peer address; addr is
+// ignored (it is always the virtual address kcp-go was given).
+func (c *PacketConn) WriteTo(p []byte, _ net.Addr) (int, error) {
+	select {
+	case <-c.closed:
+		return 0, net.ErrClosed
+	default:
+	}
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	pkt, err := c.sess.Seal((*bp)[:0], p)
+	if err != nil {
+		return 0, err
+	}
+	if err := c.send(pkt, *c.peer.Load()); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// Close stops ReadFrom and WriteTo; it does not touch the shared socket.
+func (c *PacketConn) Close() error {
+	c.once.Do(func() { close(c.closed) })
+	return nil
+}
+
+// Done is closed when the conn is closed.
+func (c *PacketConn) Done() <-chan struct{} { return c.closed }
+
+func (c *PacketConn) LocalAddr() net.Addr                { return &net.UDPAddr{} }
+func (c *PacketConn) SetDeadline(t time.Time) error      { return nil }
+func (c *PacketConn) SetReadDeadline(t time.Time) error  { return nil }
+func (c *PacketConn) SetWriteDeadline(t time.Time) error { return nil }

@@ -1,0 +1,86 @@
+package link
+
+import (
+	"time"
+
+	"github.com/xtaci/kcp-go/v5"
+	"github.com/xtaci/smux"
+)
+
+// Tuning is the KCP and smux configuration of a link. Both ends should use
+// the same values; the window sizes bound the memory a link can hold.
+type Tuning struct {
+	NoDelay, Interval, Resend, NoCongestion int // ikcp_nodelay parameters
+	MTU                                     int // KCP packet size before sealing
+	SendWindow, RecvWindow                  int // in packets
+	DataShards, ParityShards                int // FEC (0, 0 = off)
+	// StreamBuffer caps what one smux stream may have in flight;
+	// SessionBuffer caps the whole smux session.
+	StreamBuffer, SessionBuffer int
+}
+
+// Mode presets follow the ikcp_nodelay settings popularised by kcptun:
+// normal keeps KCP's conservative timers; fast3 retransmits aggressively
+// and ignores congestion control, which is what a tunnel over a lossy
+// access link wants.
+var modes = map[string][4]int{
+	"normal": {0, 40, 2, 1},
+	"fast":   {0, 30, 2, 1},
+	"fast2":  {1, 20, 2, 1},
+	"fast3":  {1, 10, 2, 1},
+}
+
+// DefaultTuning is fast3 with windows sized for a router: 1024 packets of
+// 1350 bytes is about 1.3 MiB in flight per direction, enough for ~100
+// Mbit/s at 100 ms RTT.
+func DefaultTuning() Tuning {
+	t := Tuning{MTU: 1350, SendWindow: 1024, RecvWindow: 1024,
+		StreamBuffer: 1 << 20, SessionBuffer: 4 << 20}
+	t.SetMode("fast3")
+	return t
+}
+
+// SetMode applies a named preset and reports whether the name is known.
+func (t *Tuning) SetMode(name string) bool {
+	m, ok := modes[name]
+	if ok {
+		t.NoDelay, t.Interval, t.Resend, t.NoCongestion = m[0], m[1], m[2], m[3]
+	}
+	return ok
+}
+
+// kcpMTU is what KCP may put in one packet so the sealed datagram still fits
+// the configured MTU.
+func (t Tuning) kcpMTU() int {
+	m := t.MTU - sealOverhead
+	if m < 200 {
+		m = 200
+	}
+	return m
+}
+
+// apply configures a fresh KCP session.
+func (t Tuning) apply(s *kcp.UDPSession) {
+	s.SetStreamMode(true)
+	s.SetWriteDelay(false)
+	s.SetNoDelay(t.NoDelay, t.Interval, t.Resend, t.NoCongestion)
+	s.SetWindowSize(t.SendWindow, t.RecvWindow)
+	s.SetMtu(t.kcpMTU())
+	s.SetACKNoDelay(true)
+}
+
+// Smux returns the smux configuration. Version 2 gives per-stream flow
+// control, so one slow local service cannot stall every other stream.
+// smux's own keepalive is off: the control stream's heartbeats judge
+// liveness, and their interval is tuned to the NAT, not to smux's default.
+func (t Tuning) Smux() *smux.Config {
+	c := smux.DefaultConfig()
+	c.Version = 2
+	c.KeepAliveDisabled = true
+	c.KeepAliveInterval = 10 * time.Second
+	c.KeepAliveTimeout = 30 * time.Second
+	c.MaxFrameSize = 32768
+	c.MaxStreamBuffer = t.StreamBuffer
+	c.MaxReceiveBuffer = t.SessionBuffer
+	return c
+}

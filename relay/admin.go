@@ -1,0 +1,85 @@
+package relay
+
+import (
+	"context"
+	"net"
+	"sort"
+	"time"
+
+	"github.com/pinhole/pinhole/internal/admin"
+)
+
+func listenAdmin(addr string) (net.Listener, error) { return admin.Listen(addr, false) }
+
+func (r *Relay) serveAdmin(ctx context.Context) {
+	admin.Serve(ctx, r.admin, func() any { return r.Status() })
+}
+
+// Status is the relay's state as `pinhole status` shows it.
+type Status struct {
+	Role    string            `json:"role"`
+	Addr    string            `json:"addr"`
+	Agents  []AgentStatus     `json:"agents"`
+	Counter map[string]uint64 `json:"counters"`
+}
+
+// AgentStatus describes one connected agent.
+type AgentStatus struct {
+	Name      string           `json:"name"`
+	Transport string           `json:"transport"`
+	Addr      string           `json:"addr"`
+	Since     time.Time        `json:"connected_since"`
+	Software  string           `json:"software,omitempty"`
+	Streams   int              `json:"streams"`
+	Exposures []ExposureStatus `json:"exposures"`
+}
+
+// ExposureStatus describes one open public port.
+type ExposureStatus struct {
+	Name  string `json:"name"`
+	Proto string `json:"proto"`
+	Port  uint16 `json:"port"`
+}
+
+// Status returns a snapshot of the relay.
+func (r *Relay) Status() Status {
+	st := Status{Role: "relay", Addr: r.udpAddr.String(), Agents: []AgentStatus{}, Counter: map[string]uint64{
+		"handshakes":        r.stats.Handshakes.Load(),
+		"handshake_failed":  r.stats.HandshakeFailed.Load(),
+		"unknown_agent":     r.stats.UnknownAgent.Load(),
+		"replayed":          r.stats.Replayed.Load(),
+		"malformed":         r.stats.Malformed.Load(),
+		"unknown_session":   r.stats.UnknownSession.Load(),
+		"tcp_rejected":      r.stats.TCPRejected.Load(),
+		"replaced":          r.stats.Replaced.Load(),
+		"pending_discarded": r.stats.PendingDiscarded.Load(),
+	}}
+	r.mu.Lock()
+	live := make([]*session, 0, len(r.live))
+	for _, s := range r.live {
+		live = append(live, s)
+	}
+	r.mu.Unlock()
+	for _, s := range live {
+		as := AgentStatus{Name: s.entry.Load().Name, Transport: string(s.transport), Addr: s.addr.String(),
+			Since: s.started, Streams: s.link.Mux.NumStreams(), Exposures: []ExposureStatus{}}
+		if s.pc != nil {
+			as.Addr = s.pc.Peer().String()
+		}
+		if h := s.hello.Load(); h != nil {
+			as.Software = h.Software
+		}
+		s.expMu.Lock()
+		for _, e := range s.exposures {
+			as.Exposures = append(as.Exposures, ExposureStatus{Name: e.name, Proto: e.proto.String(), Port: e.port})
+		}
+		s.expMu.Unlock()
+		sort.Slice(as.Exposures, func(i, j int) bool { return as.Exposures[i].Name < as.Exposures[j].Name })
+		st.Agents = append(st.Agents, as)
+	}
+	sort.Slice(st.Agents, func(i, j int) bool { return st.Agents[i].Name < st.Agents[j].Name })
+	return st
+}
+
+// Counters returns the relay's counters (as in Status).
+func (r *Relay) Counters() map[string]uint64 { return r.Status().Counter }

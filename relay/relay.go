@@ -1,0 +1,214 @@
+// Package relay is the public end of pinhole. One port number carries
+// everything: on UDP the Noise handshakes and the sealed KCP packets of every
+// agent (later STUN and forwarded peer datagrams), on TCP the same records
+// for agents whose network blocks UDP. For each connected agent the relay
+// opens the public ports it asked for, but only those in that agent's
+// allow_ports, and turns each inbound connection or UDP flow into one smux
+// stream to the agent. It never connects anywhere on an agent's behalf: the
+// agent names exposures, the relay names nothing, so it is not an open proxy.
+package relay
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pinhole/pinhole/protocol/secure"
+)
+
+// Relay serves agents. Create it with New, run it with Run.
+type Relay struct {
+	log    *slog.Logger
+	cfg    atomic.Pointer[Config]
+	replay secure.Replay
+
+	udp     net.PacketConn
+	udpAddr netip.AddrPort
+	tcp     net.Listener
+	admin   net.Listener
+
+	mu       sync.Mutex // guards the maps below
+	byIndex  map[uint32]*session
+	live     map[secure.PublicKey]*session
+	pending  map[secure.PublicKey]int
+	ports    map[portKey]*session
+	sessions sync.WaitGroup
+
+	refuseTokens atomic.Int64 // Refuse datagrams left this second
+	stats        Stats
+}
+
+// Stats are the relay's counters, shown by the admin endpoint.
+type Stats struct {
+	Handshakes       atomic.Uint64 // accepted
+	HandshakeFailed  atomic.Uint64 // garbage, wrong relay key, bad version
+	UnknownAgent     atomic.Uint64 // authenticated but not listed
+	Replayed         atomic.Uint64 // stale timestamp
+	Malformed        atomic.Uint64 // datagrams of no known type or too short
+	UnknownSession   atomic.Uint64 // Data for no session
+	TCPRejected      atomic.Uint64 // TCP connections that failed the handshake
+	Replaced         atomic.Uint64 // sessions closed by a newer one
+	PendingDiscarded atomic.Uint64 // unconfirmed sessions dropped
+}
+
+const (
+	// maxPendingPerKey bounds unconfirmed sessions per agent: the agent
+	// retries its handshake once a second, and an answer to any recent
+	// retry must still find its session.
+	maxPendingPerKey = 4
+	// maxPending bounds unconfirmed sessions in all.
+	maxPending = 4096
+	// confirmTimeout drops a session whose agent never sent a packet.
+	confirmTimeout = 15 * time.Second
+	// refusePerSecond limits Refuse datagrams so the relay cannot be used
+	// to reflect traffic at a spoofed address.
+	refusePerSecond = 200
+)
+
+// New checks cfg and opens the relay's sockets: the UDP and TCP listeners
+// on cfg.Listen and the admin endpoint. Nothing is served until Run.
+func New(cfg *Config, log *slog.Logger) (*Relay, error) {
+	r := &Relay{log: log, byIndex: map[uint32]*session{}, live: map[secure.PublicKey]*session{},
+		pending: map[secure.PublicKey]int{}, ports: map[portKey]*session{}}
+	r.cfg.Store(cfg)
+	uc, err := net.ListenPacket("udp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("listen udp %s: %w", cfg.Listen, err)
+	}
+	if u, ok := uc.(*net.UDPConn); ok {
+		_ = u.SetReadBuffer(8 << 20)
+		_ = u.SetWriteBuffer(8 << 20)
+	}
+	r.udpAddr = uc.LocalAddr().(*net.UDPAddr).AddrPort()
+	if cfg.WrapPacketConn != nil {
+		uc = cfg.WrapPacketConn(uc)
+	}
+	r.udp = uc
+	// TCP on the same port number as UDP, also when Listen asked for port 0.
+	tcpAddr := net.JoinHostPort(r.udpAddr.Addr().String(), fmt.Sprint(r.udpAddr.Port()))
+	if r.udpAddr.Addr().IsUnspecified() {
+		host, _, _ := net.SplitHostPort(cfg.Listen)
+		tcpAddr = net.JoinHostPort(host, fmt.Sprint(r.udpAddr.Port()))
+	}
+	if r.tcp, err = net.Listen("tcp", tcpAddr); err != nil {
+		uc.Close()
+		return nil, fmt.Errorf("listen tcp %s: %w", tcpAddr, err)
+	}
+	if cfg.Admin != "" {
+		if r.admin, err = listenAdmin(cfg.Admin); err != nil {
+			uc.Close()
+			r.tcp.Close()
+			return nil, err
+		}
+	}
+	return r, nil
+}
+
+// Addr returns the UDP/TCP port the relay listens on.
+func (r *Relay) Addr() netip.AddrPort { return r.udpAddr }
+
+// AdminAddr returns the admin endpoint's address, or "" when off.
+func (r *Relay) AdminAddr() string {
+	if r.admin == nil {
+		return ""
+	}
+	return r.admin.Addr().String()
+}
+
+// Run serves until ctx ends, then closes every session and port and returns
+// after all of its goroutines have stopped.
+func (r *Relay) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	wg.Go(func() { r.readUDP(ctx) })
+	wg.Go(func() { r.acceptTCP(ctx) })
+	wg.Go(func() { r.refill(ctx) })
+	if r.admin != nil {
+		wg.Go(func() { r.serveAdmin(ctx) })
+	}
+	r.log.Info("relay up", "addr", r.udpAddr, "agents", len(r.cfg.Load().Agents))
+	<-ctx.Done()
+	r.udp.Close()
+	r.tcp.Close()
+	if r.admin != nil {
+		r.admin.Close()
+	}
+	r.mu.Lock()
+	all := make([]*session, 0, len(r.byIndex)+len(r.live))
+	for _, s := range r.byIndex {
+		all = append(all, s)
+	}
+	for _, s := range r.live {
+		all = append(all, s)
+	}
+	r.mu.Unlock()
+	for _, s := range all {
+		s.shutdown("relay shutting down")
+	}
+	wg.Wait()
+	r.sessions.Wait()
+	r.log.Info("relay stopped")
+	return nil
+}
+
+// refill tops up the Refuse budget once a second.
+func (r *Relay) refill(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	r.refuseTokens.Store(refusePerSecond)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			r.refuseTokens.Store(refusePerSecond)
+		}
+	}
+}
+
+// Reload applies a new configuration: removed agents are disconnected,
+// changed allow-lists are enforced on open exposures at once.
+func (r *Relay) Reload(cfg *Config) {
+	old := r.cfg.Swap(cfg)
+	if old.Listen != cfg.Listen {
+		r.log.Warn("listen address change needs a restart; keeping the old one", "old", old.Listen, "new", cfg.Listen)
+	}
+	r.mu.Lock()
+	live := make([]*session, 0, len(r.live))
+	for _, s := range r.live {
+		live = append(live, s)
+	}
+	r.mu.Unlock()
+	for _, s := range live {
+		entry := cfg.agentByKey(s.key)
+		if entry == nil {
+			r.replay.Forget(s.key)
+			s.log.Info("agent key removed from config, disconnecting")
+			s.notifyAndClose(noticeKeyRemoved())
+			continue
+		}
+		s.reconfigure(entry)
+	}
+	r.log.Info("relay config reloaded", "agents", len(cfg.Agents))
+}
+
+func (r *Relay) newIndexLocked() uint32 {
+	for {
+		var b [4]byte
+		rand.Read(b[:])
+		idx := binary.BigEndian.Uint32(b[:])
+		if _, taken := r.byIndex[idx]; !taken && idx != 0 {
+			return idx
+		}
+	}
+}
+
+// errClosed is the normal end of a listener after Run stops.
+func isClosed(err error) bool { return errors.Is(err, net.ErrClosed) }

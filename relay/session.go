@@ -1,0 +1,227 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pinhole/pinhole/internal/link"
+	"github.com/pinhole/pinhole/protocol"
+	"github.com/pinhole/pinhole/protocol/secure"
+	"github.com/xtaci/smux"
+)
+
+// session is one agent's link, from handshake to close. It becomes live
+// (visible to the registry, allowed to hold ports) when the agent opens the
+// control stream, which proves it holds the session keys.
+type session struct {
+	r         *Relay
+	log       *slog.Logger
+	key       secure.PublicKey
+	entry     atomic.Pointer[AgentEntry]
+	index     uint32
+	transport link.Transport
+	addr      netip.AddrPort
+	pc        *link.PacketConn // UDP only
+	link      *link.Link
+	started   time.Time
+
+	ctrlMu sync.Mutex // serialises control writes
+	ctrl   *smux.Stream
+
+	expMu     sync.Mutex // guards exposures
+	exposures map[string]*exposure
+
+	confirmed atomic.Bool
+	lastMsg   atomic.Int64
+	hello     atomic.Pointer[protocol.Hello]
+	closeOnce sync.Once
+	done      chan struct{}
+}
+
+func newSession(r *Relay, entry *AgentEntry, index uint32, t link.Transport, addr netip.AddrPort) *session {
+	s := &session{r: r, key: entry.PublicKey, index: index, transport: t, addr: addr, started: time.Now(),
+		exposures: map[string]*exposure{}, done: make(chan struct{}),
+		log: r.log.With("agent", entry.Name, "transport", t)}
+	s.entry.Store(entry)
+	return s
+}
+
+func noticeKeyRemoved() protocol.Notice {
+	return protocol.Notice{Code: protocol.NoticeKeyRemoved, Text: "this agent's key is no longer listed on the relay"}
+}
+
+// run serves the session until the link ends or ctx is done.
+func (s *session) run(ctx context.Context) {
+	defer s.shutdown("")
+	stop := context.AfterFunc(ctx, func() { s.notifyAndClose(protocol.Notice{Code: protocol.NoticeShutdown, Text: "relay shutting down"}) })
+	defer stop()
+
+	s.link.Mux.SetDeadline(time.Now().Add(confirmTimeout))
+	ctrl, err := s.link.Mux.AcceptStream()
+	if err != nil {
+		s.r.stats.PendingDiscarded.Add(1)
+		s.log.Debug("session never confirmed", "addr", s.addr)
+		return
+	}
+	s.link.Mux.SetDeadline(time.Time{})
+	s.ctrl = ctrl
+	s.confirmed.Store(true)
+	s.r.activate(s)
+
+	ctrl.SetReadDeadline(time.Now().Add(10 * time.Second))
+	m, err := protocol.ReadMessage(ctrl)
+	hello, ok := m.(protocol.Hello)
+	if err != nil || !ok {
+		s.log.Warn("agent did not say hello", "err", err)
+		return
+	}
+	ctrl.SetReadDeadline(time.Time{})
+	s.hello.Store(&hello)
+	s.log.Info("agent connected", "addr", s.addr, "name", hello.Name, "software", hello.Software)
+	s.touch()
+
+	wdone := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() { s.watchdog(wdone) })
+	defer func() { close(wdone); wg.Wait() }()
+
+	for {
+		m, err := protocol.ReadMessage(ctrl)
+		if err != nil {
+			if !errors.Is(err, io.EOF) && !s.link.Mux.IsClosed() {
+				s.log.Warn("control stream", "err", err)
+			}
+			return
+		}
+		s.touch()
+		switch m := m.(type) {
+		case protocol.Register:
+			reply := s.apply(m.Exposures)
+			s.send(reply)
+		case protocol.Ping:
+			hb := protocol.Heartbeat(m)
+			if s.pc != nil {
+				hb.Observed = s.pc.Peer()
+			} else {
+				hb.Observed = s.addr
+			}
+			s.send(protocol.Pong(hb))
+		case protocol.Pong:
+		default:
+			s.log.Warn("unexpected control message", "type", m.Type())
+			s.notifyAndClose(protocol.Notice{Code: protocol.NoticeBadMessage, Text: "unexpected " + m.Type().String()})
+			return
+		}
+	}
+}
+
+func (s *session) touch() { s.lastMsg.Store(time.Now().UnixNano()) }
+
+// watchdog closes the session when the agent has been silent longer than
+// agent_timeout: its router may have lost power, and its ports must be
+// freed for its next session.
+func (s *session) watchdog(done <-chan struct{}) {
+	timeout := s.r.cfg.Load().agentTimeout()
+	t := time.NewTicker(timeout / 4)
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-t.C:
+			if time.Since(time.Unix(0, s.lastMsg.Load())) > timeout {
+				s.log.Info("agent silent, dropping it", "timeout", timeout)
+				s.notifyAndClose(protocol.Notice{Code: protocol.NoticeIdleTimeout, Text: "no heartbeat"})
+				return
+			}
+		}
+	}
+}
+
+// send writes a control message; failures surface as the link closing.
+func (s *session) send(m protocol.Message) {
+	if s.ctrl == nil {
+		return
+	}
+	s.ctrlMu.Lock()
+	defer s.ctrlMu.Unlock()
+	s.ctrl.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	if err := protocol.WriteMessage(s.ctrl, m); err != nil {
+		s.log.Debug("write control message", "type", m.Type(), "err", err)
+	}
+}
+
+// notifyAndClose tells the agent why, then closes the session.
+func (s *session) notifyAndClose(n protocol.Notice) {
+	select {
+	case <-s.done:
+		return
+	default:
+	}
+	s.send(n)
+	s.shutdown(n.Text)
+}
+
+// shutdown closes the exposures (freeing their ports at once, before a
+// replacing session registers the same ports), then the link.
+func (s *session) shutdown(reason string) {
+	s.closeOnce.Do(func() {
+		s.expMu.Lock()
+		for name, e := range s.exposures {
+			e.close()
+			delete(s.exposures, name)
+		}
+		s.expMu.Unlock()
+		if s.link != nil {
+			s.link.Close()
+		}
+		s.r.release(s)
+		close(s.done)
+		if s.confirmed.Load() {
+			s.log.Info("agent disconnected", "reason", reason, "connected_for", time.Since(s.started).Round(time.Second))
+		}
+	})
+}
+
+// activate makes s the live session of its key; an older one is closed
+// first (its ports freed), so two sessions never hold the same agent's ports.
+func (r *Relay) activate(s *session) {
+	r.mu.Lock()
+	if r.pending[s.key] > 0 {
+		r.pending[s.key]--
+	}
+	old := r.live[s.key]
+	r.live[s.key] = s
+	r.mu.Unlock()
+	if old != nil && old != s {
+		r.stats.Replaced.Add(1)
+		old.log.Info("session replaced by a newer one", "addr", s.addr)
+		old.notifyAndClose(protocol.Notice{Code: protocol.NoticeReplaced, Text: "a newer session with the same key connected"})
+	}
+}
+
+// release forgets s in every map.
+func (r *Relay) release(s *session) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if cur, ok := r.byIndex[s.index]; ok && (cur == s || cur == nil) {
+		delete(r.byIndex, s.index)
+	}
+	if !s.confirmed.Load() && r.pending[s.key] > 0 {
+		r.pending[s.key]--
+	}
+	if r.live[s.key] == s {
+		delete(r.live, s.key)
+	}
+	for k, holder := range r.ports {
+		if holder == s {
+			delete(r.ports, k)
+		}
+	}
+}
