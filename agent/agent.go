@@ -137,15 +137,17 @@ func (a *Agent) Run(ctx context.Context) error {
 			start := time.Now()
 			a.serve(ctx, conn)
 			served = true
-			if time.Since(start) > time.Minute {
-				backoff = time.Second // it worked for a while: retry quickly
+			if time.Since(start) > 10*time.Second {
+				backoff = 0 // it worked for a while: reconnect at once
 			}
 			break // after a link ends, start again from the first relay
 		}
 		if ctx.Err() != nil {
 			break
 		}
-		wait := jitter(backoff)
+		// A short random pause even for an immediate retry, so agents
+		// dropped together by a relay restart do not return in lockstep.
+		wait := jitter(backoff) + time.Duration(rand.Int64N(int64(250*time.Millisecond)))
 		if !served {
 			a.log.Info("retrying relays", "in", wait.Round(time.Millisecond))
 		}
@@ -153,7 +155,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		case <-ctx.Done():
 		case <-time.After(wait):
 		}
-		backoff = min(backoff*2, cfg.reconnectMax())
+		backoff = min(max(2*backoff, time.Second), cfg.reconnectMax())
 	}
 	a.streams.Wait()
 	wg.Wait()

@@ -105,8 +105,11 @@ func (a *Agent) readControl(ctx context.Context, c *control, conn *relaylink.Con
 			hb := protocol.Heartbeat(m)
 			c.send(protocol.Pong(hb))
 		case protocol.Notice:
+			// The relay is closing this link; leave now rather than
+			// wait for the silence to time out.
 			a.state.notice(m)
-			log.Warn("relay notice", "code", m.Code, "text", m.Text)
+			log.Warn("relay is closing the link", "reason", m.Text)
+			return
 		}
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pinhole/pinhole/protocol"
 	"github.com/pinhole/pinhole/protocol/secure"
 )
 
@@ -135,7 +136,6 @@ func (r *Relay) Run(ctx context.Context) error {
 	}
 	r.log.Info("relay up", "addr", r.udpAddr, "agents", len(r.cfg.Load().Agents))
 	<-ctx.Done()
-	r.udp.Close()
 	r.tcp.Close()
 	if r.admin != nil {
 		r.admin.Close()
@@ -143,15 +143,22 @@ func (r *Relay) Run(ctx context.Context) error {
 	r.mu.Lock()
 	all := make([]*session, 0, len(r.byIndex)+len(r.live))
 	for _, s := range r.byIndex {
-		all = append(all, s)
+		if s != nil {
+			all = append(all, s)
+		}
 	}
 	for _, s := range r.live {
 		all = append(all, s)
 	}
 	r.mu.Unlock()
+	// Tell every agent why, in parallel (each goodbye lingers a round
+	// trip), before the UDP socket closes under the goodbyes.
+	var bye sync.WaitGroup
 	for _, s := range all {
-		s.shutdown("relay shutting down")
+		bye.Go(func() { s.notifyAndClose(protocol.Notice{Code: protocol.NoticeShutdown, Text: "relay shutting down"}) })
 	}
+	bye.Wait()
+	r.udp.Close()
 	wg.Wait()
 	r.sessions.Wait()
 	r.log.Info("relay stopped")

@@ -38,6 +38,7 @@ type session struct {
 	exposures map[string]*exposure
 
 	confirmed atomic.Bool
+	noticed   atomic.Bool // a goodbye notice was sent
 	lastMsg   atomic.Int64
 	hello     atomic.Pointer[protocol.Hello]
 	closeOnce sync.Once
@@ -59,8 +60,6 @@ func noticeKeyRemoved() protocol.Notice {
 // run serves the session until the link ends or ctx is done.
 func (s *session) run(ctx context.Context) {
 	defer s.shutdown("")
-	stop := context.AfterFunc(ctx, func() { s.notifyAndClose(protocol.Notice{Code: protocol.NoticeShutdown, Text: "relay shutting down"}) })
-	defer stop()
 
 	s.link.Mux.SetDeadline(time.Now().Add(confirmTimeout))
 	ctrl, err := s.link.Mux.AcceptStream()
@@ -159,12 +158,13 @@ func (s *session) send(m protocol.Message) {
 
 // notifyAndClose tells the agent why, then closes the session.
 func (s *session) notifyAndClose(n protocol.Notice) {
-	select {
-	case <-s.done:
+	if !s.noticed.CompareAndSwap(false, true) {
 		return
-	default:
 	}
 	s.send(n)
+	if s.link != nil {
+		s.link.Linger(300 * time.Millisecond)
+	}
 	s.shutdown(n.Text)
 }
 

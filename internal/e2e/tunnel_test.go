@@ -15,6 +15,7 @@ import (
 
 	"github.com/pinhole/pinhole/agent"
 	"github.com/pinhole/pinhole/protocol"
+	"github.com/pinhole/pinhole/relay"
 )
 
 // roundTrip sends payload through the exposure at port and returns what the
@@ -49,30 +50,36 @@ func randomBytes(t testing.TB, n int) []byte {
 	return b
 }
 
-// startPair starts a relay and one agent exposing a TCP echo and a UDP echo,
-// and waits until both exposures are open.
-func startPair(t *testing.T, transport agent.Transport) (tcpPort, udpPort uint16, logs func() string) {
+// pair is a relay and one agent exposing a TCP echo and a UDP echo.
+type pair struct {
+	relay            *relay.Relay
+	agent            *agent.Agent
+	tcpPort, udpPort uint16
+	relayLog         *logBuffer
+	agentLog         *logBuffer
+}
+
+// startPair starts a pair and waits until both exposures are open.
+func startPair(t *testing.T, transport agent.Transport) *pair {
 	t.Helper()
-	tcpPort, udpPort = freePort(t), freePort(t)
+	p := &pair{tcpPort: freePort(t), udpPort: freePort(t)}
 	rcfg := newRelayConfig(t, "127.0.0.1:0")
-	// The relay must know the agent's key before it starts; build the
-	// agent config with a placeholder relay address first.
 	acfg := newAgentConfig(t, "", rcfg.PrivateKey,
-		agent.Exposure{Name: "echo", Proto: protocol.ProtoTCP, Local: echoTCP(t), RemotePort: tcpPort},
-		agent.Exposure{Name: "uecho", Proto: protocol.ProtoUDP, Local: echoUDP(t), RemotePort: udpPort})
+		agent.Exposure{Name: "echo", Proto: protocol.ProtoTCP, Local: echoTCP(t), RemotePort: p.tcpPort},
+		agent.Exposure{Name: "uecho", Proto: protocol.ProtoUDP, Local: echoUDP(t), RemotePort: p.udpPort})
 	acfg.Transport = transport
-	allow(rcfg, acfg, tcpPort, udpPort)
-	r, rlog, _ := startRelay(t, rcfg)
-	acfg.Relays[0].Address = r.Addr().String()
-	_, alog, _ := startAgent(t, acfg)
-	waitFor(t, 15*time.Second, "exposures open on the relay", func() bool { return exposed(r, "echo") && exposed(r, "uecho") })
-	return tcpPort, udpPort, func() string { return rlog.String() + alog.String() }
+	allow(rcfg, acfg, p.tcpPort, p.udpPort)
+	p.relay, p.relayLog, _ = startRelay(t, rcfg)
+	acfg.Relays[0].Address = p.relay.Addr().String()
+	p.agent, p.agentLog, _ = startAgent(t, acfg)
+	waitFor(t, 15*time.Second, "exposures open on the relay", func() bool { return exposed(p.relay, "echo") && exposed(p.relay, "uecho") })
+	return p
 }
 
 func TestTCPExposure10MiB(t *testing.T) {
 	for _, tr := range []agent.Transport{agent.TransportUDP, agent.TransportTCP} {
 		t.Run(string(tr), func(t *testing.T) {
-			port, _, _ := startPair(t, tr)
+			port := startPair(t, tr).tcpPort
 			payload := randomBytes(t, 10<<20)
 			got := roundTrip(t, port, payload)
 			if sha256.Sum256(got) != sha256.Sum256(payload) {
@@ -84,7 +91,7 @@ func TestTCPExposure10MiB(t *testing.T) {
 }
 
 func TestConcurrentStreams(t *testing.T) {
-	port, _, _ := startPair(t, agent.TransportUDP)
+	port := startPair(t, agent.TransportUDP).tcpPort
 	const streams = 200
 	var wg sync.WaitGroup
 	errs := make(chan error, streams)
@@ -113,7 +120,7 @@ func TestConcurrentStreams(t *testing.T) {
 }
 
 func TestUDPExposureEcho(t *testing.T) {
-	_, port, _ := startPair(t, agent.TransportUDP)
+	port := startPair(t, agent.TransportUDP).udpPort
 	c, err := net.Dial("udp", "127.0.0.1:"+strconv.Itoa(int(port)))
 	if err != nil {
 		t.Fatal(err)

@@ -23,6 +23,7 @@ type Link struct {
 	Transport Transport
 
 	lastRecv  func() time.Time
+	srtt      func() time.Duration // smoothed RTT, UDP only
 	closeOnce sync.Once
 	closers   []func() error
 }
@@ -45,6 +46,7 @@ func NewUDPLink(pc *PacketConn, conv uint32, t Tuning, server bool) (*Link, erro
 		return nil, err
 	}
 	return &Link{Mux: mux, Transport: UDP, lastRecv: pc.LastReceive,
+		srtt:    func() time.Duration { return time.Duration(ks.GetSRTT()) * time.Millisecond },
 		closers: []func() error{mux.Close, ks.Close, pc.Close}}, nil
 }
 
@@ -72,6 +74,16 @@ func newMux(c interface {
 
 // LastReceive returns when the last authenticated packet arrived.
 func (l *Link) LastReceive() time.Time { return l.lastRecv() }
+
+// Linger gives KCP time to deliver what was just written (a goodbye
+// notice) before Close: about two round trips, at most max. TCP needs none:
+// a written record is already in the kernel, which delivers it after close.
+func (l *Link) Linger(max time.Duration) {
+	if l.srtt == nil {
+		return
+	}
+	time.Sleep(min(2*l.srtt()+30*time.Millisecond, max))
+}
 
 // Close closes smux, the transport and the sealed conn, in that order.
 func (l *Link) Close() error {

@@ -29,9 +29,12 @@ type STUNHandler func(b []byte, from netip.AddrPort)
 type Socket struct {
 	conn *net.UDPConn
 
-	mu     sync.RWMutex // guards owners and stun
+	mu     sync.RWMutex // guards owners, remotes and stun
 	owners map[uint32]Handler
-	stun   STUNHandler
+	// remotes routes Refuse datagrams, which carry the index the refused
+	// packet was sent to: the peer's index, not ours.
+	remotes map[uint32]Handler
+	stun    STUNHandler
 
 	// Counters of datagrams that reached no owner.
 	Malformed atomic.Uint64 // not STUN and not a pinhole type, or too short
@@ -53,7 +56,7 @@ func Listen(port int) (*Socket, error) {
 	// Room for bursts while KCP's reader catches up; the kernel caps it.
 	_ = conn.SetReadBuffer(4 << 20)
 	_ = conn.SetWriteBuffer(4 << 20)
-	s := &Socket{conn: conn, owners: make(map[uint32]Handler), done: make(chan struct{})}
+	s := &Socket{conn: conn, owners: make(map[uint32]Handler), remotes: make(map[uint32]Handler), done: make(chan struct{})}
 	go s.readLoop()
 	return s, nil
 }
@@ -74,6 +77,20 @@ func (s *Socket) Register(index uint32, h Handler) {
 func (s *Socket) Unregister(index uint32) {
 	s.mu.Lock()
 	delete(s.owners, index)
+	s.mu.Unlock()
+}
+
+// RegisterRemote routes Refuse datagrams naming the peer's index to h.
+func (s *Socket) RegisterRemote(remote uint32, h Handler) {
+	s.mu.Lock()
+	s.remotes[remote] = h
+	s.mu.Unlock()
+}
+
+// UnregisterRemote stops routing Refuse datagrams for remote.
+func (s *Socket) UnregisterRemote(remote uint32) {
+	s.mu.Lock()
+	delete(s.remotes, remote)
 	s.mu.Unlock()
 }
 
@@ -158,6 +175,9 @@ func (s *Socket) dispatch(b []byte, from netip.AddrPort) {
 	}
 	s.mu.RLock()
 	h := s.owners[idx]
+	if t == protocol.TypeRefuse && s.remotes[idx] != nil {
+		h = s.remotes[idx]
+	}
 	s.mu.RUnlock()
 	if h == nil {
 		s.Unrouted.Add(1)

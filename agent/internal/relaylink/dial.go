@@ -12,10 +12,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/netip"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/pinhole/pinhole/agent/internal/demux"
@@ -180,6 +182,13 @@ func finishAny(inits []*secure.Initiation, msg []byte) (*secure.Session, protoco
 	return nil, protocol.HandshakePayload{}, err
 }
 
+// keyHint is the advice for a relay that never completes a handshake: with
+// Noise IK a relay cannot answer an agent it does not know, nor one that
+// pinned another relay key, so the agent can only name both causes.
+func (d *Dialer) keyHint() string {
+	return fmt.Sprintf("check the relay public_key in the agent config, and that this agent's public key %s is listed on the relay", d.Key.Public())
+}
+
 func versionError(r protocol.Refuse) error {
 	return fmt.Errorf("relay refused: %v (relay speaks version %d, this agent %d)", r.Code, r.Version, protocol.Version)
 }
@@ -198,6 +207,9 @@ func (d *Dialer) dialTCP(ctx context.Context, t Target, addr netip.AddrPort) (*C
 		c.Close()
 		if err == nil {
 			err = dctx.Err()
+		}
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) {
+			return nil, fmt.Errorf("relay %s closed the connection during the handshake over tcp: %s", t.Address, d.keyHint())
 		}
 		return nil, fmt.Errorf("handshake with relay %s over tcp: %w", t.Address, err)
 	}

@@ -20,7 +20,7 @@ func (d *Dialer) dialUDP(ctx context.Context, t Target, addr netip.AddrPort, wai
 	refused := make(chan protocol.Refuse, 1)
 	var pcp atomic.Pointer[link.PacketConn]
 	var connp atomic.Pointer[Conn]
-	d.Socket.Register(idx, func(typ protocol.Type, b []byte, from netip.AddrPort) {
+	handler := func(typ protocol.Type, b []byte, from netip.AddrPort) {
 		switch typ {
 		case protocol.TypeHandshakeResp:
 			if from == addr {
@@ -50,7 +50,8 @@ func (d *Dialer) dialUDP(ctx context.Context, t Target, addr netip.AddrPort, wai
 			default:
 			}
 		}
-	})
+	}
+	d.Socket.Register(idx, handler)
 	sess, payload, err := d.handshakeUDP(ctx, t, addr, idx, resp, refused, wait)
 	if err != nil {
 		d.Socket.Unregister(idx)
@@ -58,13 +59,17 @@ func (d *Dialer) dialUDP(ctx context.Context, t Target, addr netip.AddrPort, wai
 	}
 	pc := link.NewPacketConn(sess, addr, d.Socket.Send, nil, nil)
 	pcp.Store(pc)
+	d.Socket.RegisterRemote(sess.RemoteIndex, handler)
+	cleanup := func() {
+		d.Socket.Unregister(idx)
+		d.Socket.UnregisterRemote(sess.RemoteIndex)
+	}
 	l, err := link.NewUDPLink(pc, idx, d.Tuning, false)
 	if err != nil {
-		d.Socket.Unregister(idx)
+		cleanup()
 		return nil, err
 	}
-	c := &Conn{Link: l, Target: t, Addr: addr, Observed: payload.Observed,
-		cleanup: func() { d.Socket.Unregister(idx) }}
+	c := &Conn{Link: l, Target: t, Addr: addr, Observed: payload.Observed, cleanup: cleanup}
 	connp.Store(c)
 	return c, nil
 }
@@ -100,7 +105,7 @@ func (d *Dialer) handshakeUDP(ctx context.Context, t Target, addr netip.AddrPort
 		case <-ctx.Done():
 			return nil, protocol.HandshakePayload{}, ctx.Err()
 		case <-deadline:
-			return nil, protocol.HandshakePayload{}, fmt.Errorf("relay %s over udp: %w after %v", t.Address, ErrNoAnswer, wait)
+			return nil, protocol.HandshakePayload{}, fmt.Errorf("relay %s over udp: %w after %v (udp may be blocked; or %s)", t.Address, ErrNoAnswer, wait, d.keyHint())
 		case r := <-refused:
 			if r.Code == protocol.RefuseVersion {
 				return nil, protocol.HandshakePayload{}, versionError(r)

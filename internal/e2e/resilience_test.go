@@ -1,0 +1,166 @@
+package e2e
+
+import (
+	"crypto/sha256"
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pinhole/pinhole/agent"
+	"github.com/pinhole/pinhole/protocol"
+)
+
+// TestRelayRestart kills the relay in the middle of a transfer and starts
+// a new one on the same port: the agent must re-register by itself.
+func TestRelayRestart(t *testing.T) {
+	port := freePort(t)
+	relayPort := freePort(t)
+	rcfg := newRelayConfig(t, "127.0.0.1:"+strconv.Itoa(int(relayPort)))
+	acfg := newAgentConfig(t, "", rcfg.PrivateKey, agent.Exposure{Name: "web", Proto: protocol.ProtoTCP, Local: echoTCP(t), RemotePort: port})
+	acfg.Transport = agent.TransportUDP
+	allow(rcfg, acfg, port)
+	r, _, stopRelay := startRelay(t, rcfg)
+	acfg.Relays[0].Address = r.Addr().String()
+	a, _, _ := startAgent(t, acfg)
+	waitFor(t, 10*time.Second, "exposure open", func() bool { return exposed(r, "web") })
+
+	// A transfer that is cut when the relay dies.
+	c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(int(port)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Write(randomBytes(t, 1<<20))
+	stopRelay()
+	killed := time.Now()
+
+	r2, _, _ := startRelay(t, rcfg)
+	waitFor(t, 30*time.Second, "agent re-registered with the new relay", func() bool { return exposed(r2, "web") && a.Status().Connected })
+	t.Logf("recovered %v after the relay restart", time.Since(killed).Round(time.Millisecond))
+	payload := randomBytes(t, 2<<20)
+	if got := roundTrip(t, port, payload); sha256.Sum256(got) != sha256.Sum256(payload) {
+		t.Fatalf("after restart: got %d bytes, want %d intact", len(got), len(payload))
+	}
+}
+
+// dropUDP is a PacketConn that swallows everything: a firewall that
+// blocks UDP to the relay.
+type dropUDP struct{ net.PacketConn }
+
+func (d dropUDP) ReadFrom(p []byte) (int, net.Addr, error) {
+	for {
+		if _, _, err := d.PacketConn.ReadFrom(p); err != nil {
+			return 0, nil, err
+		}
+	}
+}
+
+func TestUDPBlockedFallsBackToTCP(t *testing.T) {
+	port := freePort(t)
+	rcfg := newRelayConfig(t, "127.0.0.1:0")
+	rcfg.WrapPacketConn = func(pc net.PacketConn) net.PacketConn { return dropUDP{pc} }
+	acfg := newAgentConfig(t, "", rcfg.PrivateKey, agent.Exposure{Name: "web", Proto: protocol.ProtoTCP, Local: echoTCP(t), RemotePort: port})
+	allow(rcfg, acfg, port)
+	r, _, _ := startRelay(t, rcfg)
+	acfg.Relays[0].Address = r.Addr().String()
+	a, alog, _ := startAgent(t, acfg)
+	waitFor(t, 15*time.Second, "exposure open via the fallback", func() bool { return exposed(r, "web") })
+	if tr := a.Status().Transport; tr != "tcp" {
+		t.Fatalf("agent transport = %q, want tcp", tr)
+	}
+	if !strings.Contains(alog.String(), "relay does not answer over udp, trying tcp") {
+		t.Error("agent log does not explain the fallback")
+	}
+	payload := randomBytes(t, 4<<20)
+	if got := roundTrip(t, port, payload); sha256.Sum256(got) != sha256.Sum256(payload) {
+		t.Fatalf("over tcp fallback: got %d bytes, want %d intact", len(got), len(payload))
+	}
+}
+
+// TestUDPComesBack: an agent on the TCP fallback moves back to UDP once
+// UDP works again and no connection would be cut.
+func TestUDPComesBack(t *testing.T) {
+	port := freePort(t)
+	rcfg := newRelayConfig(t, "127.0.0.1:0")
+	blocked := make(chan struct{})
+	rcfg.WrapPacketConn = func(pc net.PacketConn) net.PacketConn { return &gateUDP{PacketConn: pc, open: blocked} }
+	acfg := newAgentConfig(t, "", rcfg.PrivateKey, agent.Exposure{Name: "web", Proto: protocol.ProtoTCP, Local: echoTCP(t), RemotePort: port})
+	acfg.UDPProbe = 500 * time.Millisecond
+	allow(rcfg, acfg, port)
+	r, _, _ := startRelay(t, rcfg)
+	acfg.Relays[0].Address = r.Addr().String()
+	a, _, _ := startAgent(t, acfg)
+	waitFor(t, 15*time.Second, "agent on tcp", func() bool { return a.Status().Transport == "tcp" && exposed(r, "web") })
+	close(blocked) // the firewall opens
+	waitFor(t, 20*time.Second, "agent back on udp", func() bool { return a.Status().Transport == "udp" && exposed(r, "web") })
+}
+
+// gateUDP drops everything until open is closed.
+type gateUDP struct {
+	net.PacketConn
+	open chan struct{}
+}
+
+func (g *gateUDP) ReadFrom(p []byte) (int, net.Addr, error) {
+	for {
+		n, addr, err := g.PacketConn.ReadFrom(p)
+		if err != nil {
+			return n, addr, err
+		}
+		select {
+		case <-g.open:
+			return n, addr, nil
+		default:
+		}
+	}
+}
+
+// TestGarbageInput sends junk at every port of the relay and the agent:
+// nothing may panic, junk is counted, and the tunnel keeps working.
+func TestGarbageInput(t *testing.T) {
+	p := startPair(t, agent.TransportUDP)
+	r, a, port := p.relay, p.agent, p.tcpPort
+
+	junk := [][]byte{{}, {0xA3}, {0xA1, 1, 0, 0}, {0xA3, 0, 0, 0, 1, 2, 3, 4}, make([]byte, 1400), randomBytes(t, 300),
+		append([]byte{0xA3, 0, 0, 0, 0, 0, 0, 0}, randomBytes(t, 100)...), append([]byte{0xA1, 1, 0, 0}, randomBytes(t, 150)...)}
+	for _, target := range []string{r.Addr().String(), a.LocalAddr()} {
+		target = strings.Replace(target, "[::]", "127.0.0.1", 1)
+		u, err := net.Dial("udp", target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 50 {
+			for _, j := range junk {
+				u.Write(j)
+			}
+		}
+		u.Close()
+	}
+	for _, j := range junk {
+		c, err := net.Dial("tcp", r.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Write(append([]byte{byte(len(j) >> 8), byte(len(j))}, j...))
+		c.Close()
+	}
+	c, _ := net.Dial("tcp", r.Addr().String())
+	c.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
+	c.Close()
+
+	waitFor(t, 10*time.Second, "junk counted by the relay", func() bool {
+		cn := r.Counters()
+		return cn["malformed"] > 0 && cn["handshake_failed"] > 0 && cn["tcp_rejected"] >= uint64(len(junk))
+	})
+	waitFor(t, 5*time.Second, "junk counted by the agent", func() bool {
+		st := a.Status().Counters
+		return st["datagrams_malformed"]+st["datagrams_unrouted"] > 0
+	})
+	t.Logf("relay counters after junk: %v", r.Counters())
+	payload := randomBytes(t, 1<<20)
+	if got := roundTrip(t, port, payload); sha256.Sum256(got) != sha256.Sum256(payload) {
+		t.Fatal("tunnel broken after junk")
+	}
+}

@@ -1,0 +1,100 @@
+package e2e
+
+import (
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pinhole/pinhole/agent"
+	"github.com/pinhole/pinhole/protocol"
+)
+
+// TestRefusals checks each way an agent is turned away, and that the
+// operator's log says why.
+func TestRefusals(t *testing.T) {
+	t.Run("wrong relay key", func(t *testing.T) {
+		rcfg := newRelayConfig(t, "127.0.0.1:0")
+		acfg := newAgentConfig(t, "", key(t), agent.Exposure{Name: "web", Proto: protocol.ProtoTCP, Local: echoTCP(t), RemotePort: freePort(t)})
+		allow(rcfg, acfg, acfg.Expose[0].RemotePort)
+		r, _, _ := startRelay(t, rcfg)
+		acfg.Relays[0].Address = r.Addr().String()
+		a, alog, _ := startAgent(t, acfg)
+		waitFor(t, 10*time.Second, "agent to report the relay unreachable over tcp", func() bool {
+			return strings.Contains(alog.String(), "over tcp")
+		})
+		if a.Status().Connected || len(r.Status().Agents) != 0 {
+			t.Fatal("agent connected to a relay whose key it did not pin")
+		}
+		if !strings.Contains(alog.String(), "check the relay public_key") {
+			t.Errorf("agent log does not tell the operator to check the relay key:\n%s", alog)
+		}
+	})
+	t.Run("unknown agent key", func(t *testing.T) {
+		rcfg := newRelayConfig(t, "127.0.0.1:0")
+		r, rlog, _ := startRelay(t, rcfg)
+		acfg := newAgentConfig(t, r.Addr().String(), rcfg.PrivateKey)
+		startAgent(t, acfg)
+		want := "agent key not listed in relay config"
+		waitFor(t, 10*time.Second, "relay log line "+want, func() bool { return strings.Contains(rlog.String(), want) })
+		if !strings.Contains(rlog.String(), acfg.PrivateKey.Public().String()) {
+			t.Errorf("relay log does not name the refused key %s", acfg.PrivateKey.Public())
+		}
+	})
+	t.Run("port outside allow-list", func(t *testing.T) {
+		allowed, forbidden := freePort(t), freePort(t)
+		rcfg := newRelayConfig(t, "127.0.0.1:0")
+		acfg := newAgentConfig(t, "", rcfg.PrivateKey,
+			agent.Exposure{Name: "ok", Proto: protocol.ProtoTCP, Local: echoTCP(t), RemotePort: allowed},
+			agent.Exposure{Name: "sneaky", Proto: protocol.ProtoTCP, Local: echoTCP(t), RemotePort: forbidden})
+		allow(rcfg, acfg, allowed)
+		r, rlog, _ := startRelay(t, rcfg)
+		acfg.Relays[0].Address = r.Addr().String()
+		_, alog, _ := startAgent(t, acfg)
+		waitFor(t, 10*time.Second, "allowed exposure open", func() bool { return exposed(r, "ok") })
+		waitFor(t, 5*time.Second, "agent log of the refusal", func() bool {
+			return strings.Contains(alog.String(), "exposure refused by relay") && strings.Contains(alog.String(), "not in this agent's allow_ports")
+		})
+		if !strings.Contains(rlog.String(), "exposure refused: port not allowed") {
+			t.Errorf("relay log does not record the refusal")
+		}
+		if exposed(r, "sneaky") {
+			t.Fatal("relay opened a port outside the allow-list")
+		}
+		if c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(int(forbidden)), time.Second); err == nil {
+			c.Close()
+			t.Fatalf("port %d outside the allow-list accepts connections", forbidden)
+		}
+	})
+}
+
+// TestNewerSessionWins: a second agent process with the same key takes
+// over; the first is told why and its session closed.
+func TestNewerSessionWins(t *testing.T) {
+	port := freePort(t)
+	rcfg := newRelayConfig(t, "127.0.0.1:0")
+	acfg := newAgentConfig(t, "", rcfg.PrivateKey, agent.Exposure{Name: "web", Proto: protocol.ProtoTCP, Local: echoTCP(t), RemotePort: port})
+	acfg.ReconnectMax = time.Hour // keep the loser from bouncing straight back
+	allow(rcfg, acfg, port)
+	r, _, _ := startRelay(t, rcfg)
+	acfg.Relays[0].Address = r.Addr().String()
+	first, firstLog, _ := startAgent(t, acfg)
+	waitFor(t, 10*time.Second, "first agent registered", func() bool { return exposed(r, "web") && first.Status().Connected })
+	second, _, _ := startAgent(t, acfg)
+	waitFor(t, 10*time.Second, "second agent connected", func() bool { return second.Status().Connected })
+	waitFor(t, 10*time.Second, "first agent told it was replaced", func() bool {
+		return strings.Contains(firstLog.String(), "a newer session with the same key connected")
+	})
+	waitFor(t, 10*time.Second, "exposure served by the newer session", func() bool { return exposed(r, "web") })
+	if got := r.Counters()["replaced"]; got < 1 {
+		t.Fatalf("replaced counter = %d, want >= 1", got)
+	}
+	if n := len(r.Status().Agents); n != 1 {
+		t.Fatalf("relay lists %d live sessions for one key, want 1", n)
+	}
+	payload := randomBytes(t, 64<<10)
+	if got := roundTrip(t, port, payload); string(got) != string(payload) {
+		t.Fatal("exposure broken after the takeover")
+	}
+}
