@@ -1,0 +1,103 @@
+package e2e
+
+import (
+	"crypto/sha256"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pinhole/pinhole/agent"
+	"github.com/pinhole/pinhole/protocol"
+	"github.com/pinhole/pinhole/relay"
+)
+
+// TestAgentReload adds one exposure and removes another while a third
+// carries a transfer: the transfer must finish intact.
+func TestAgentReload(t *testing.T) {
+	busyPort, oldPort, newPort := freePort(t), freePort(t), freePort(t)
+	rcfg := newRelayConfig(t, "127.0.0.1:0")
+	busy := agent.Exposure{Name: "busy", Proto: protocol.ProtoTCP, Local: echoTCP(t), RemotePort: busyPort}
+	old := agent.Exposure{Name: "old", Proto: protocol.ProtoTCP, Local: echoTCP(t), RemotePort: oldPort}
+	acfg := newAgentConfig(t, "", rcfg.PrivateKey, busy, old)
+	allow(rcfg, acfg, busyPort, oldPort, newPort)
+	r, _, _ := startRelay(t, rcfg)
+	acfg.Relays[0].Address = r.Addr().String()
+	a, _, _ := startAgent(t, acfg)
+	waitFor(t, 10*time.Second, "exposures open", func() bool { return exposed(r, "busy") && exposed(r, "old") })
+
+	// Start a slow transfer on "busy".
+	c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(int(busyPort)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(60 * time.Second))
+	payload := randomBytes(t, 4<<20)
+	result := make(chan []byte, 1)
+	go func() { b, _ := io.ReadAll(c); result <- b }()
+	c.Write(payload[:1<<20])
+
+	next := *acfg
+	next.Expose = []agent.Exposure{busy, {Name: "new", Proto: protocol.ProtoTCP, Local: echoTCP(t), RemotePort: newPort}}
+	a.Reload(&next)
+	waitFor(t, 10*time.Second, "new exposure open and old one closed", func() bool { return exposed(r, "new") && !exposed(r, "old") })
+
+	c.Write(payload[1<<20:])
+	c.(*net.TCPConn).CloseWrite()
+	if got := <-result; sha256.Sum256(got) != sha256.Sum256(payload) {
+		t.Fatalf("transfer across the reload: got %d bytes, want %d intact", len(got), len(payload))
+	}
+	if got := roundTrip(t, newPort, []byte("hello")); string(got) != "hello" {
+		t.Fatalf("new exposure echoed %q", got)
+	}
+	if c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(int(oldPort)), time.Second); err == nil {
+		c.Close()
+		t.Fatal("removed exposure still accepts connections")
+	}
+}
+
+// TestRelayReload narrows one agent's allow-list and removes another's key.
+func TestRelayReload(t *testing.T) {
+	keepPort, losePort, gonePort := freePort(t), freePort(t), freePort(t)
+	rcfg := newRelayConfig(t, "127.0.0.1:0")
+	a1 := newAgentConfig(t, "", rcfg.PrivateKey,
+		agent.Exposure{Name: "keep", Proto: protocol.ProtoTCP, Local: echoTCP(t), RemotePort: keepPort},
+		agent.Exposure{Name: "lose", Proto: protocol.ProtoTCP, Local: echoTCP(t), RemotePort: losePort})
+	a2 := newAgentConfig(t, "", rcfg.PrivateKey, agent.Exposure{Name: "gone", Proto: protocol.ProtoTCP, Local: echoTCP(t), RemotePort: gonePort})
+	a2.Name = "router2"
+	a2.ReconnectMax = time.Hour
+	allow(rcfg, a1, keepPort, losePort)
+	allow(rcfg, a2, gonePort)
+	r, rlog, _ := startRelay(t, rcfg)
+	a1.Relays[0].Address = r.Addr().String()
+	a2.Relays[0].Address = r.Addr().String()
+	_, a1log, _ := startAgent(t, a1)
+	_, a2log, _ := startAgent(t, a2)
+	waitFor(t, 10*time.Second, "all exposures open", func() bool { return exposed(r, "keep") && exposed(r, "lose") && exposed(r, "gone") })
+
+	next := *rcfg
+	next.Agents = []relay.AgentEntry{{Name: a1.Name, PublicKey: a1.PrivateKey.Public(), Allow: []relay.PortRange{{Low: keepPort, High: keepPort}}}}
+	r.Reload(&next)
+
+	waitFor(t, 10*time.Second, "router2 disconnected and lose closed", func() bool {
+		return !exposed(r, "gone") && !exposed(r, "lose") && exposed(r, "keep")
+	})
+	waitFor(t, 5*time.Second, "agents told why", func() bool {
+		return strings.Contains(a2log.String(), "no longer listed on the relay") &&
+			strings.Contains(a1log.String(), "removed from allow_ports on the relay")
+	})
+	if !strings.Contains(rlog.String(), "agent key removed from config, disconnecting") {
+		t.Error("relay log does not say why router2 was dropped")
+	}
+	if got := roundTrip(t, keepPort, []byte("still here")); string(got) != "still here" {
+		t.Fatalf("kept exposure echoed %q", got)
+	}
+	// router2 keeps retrying and keeps being refused.
+	time.Sleep(1500 * time.Millisecond)
+	if exposed(r, "gone") {
+		t.Fatal("removed agent came back")
+	}
+}
