@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"crypto/sha256"
+	"github.com/pinhole/pinhole/internal/testenv"
 	"io"
 	"net"
 	"strconv"
@@ -17,16 +18,16 @@ import (
 // TestAgentReload adds one exposure and removes another while a third
 // carries a transfer: the transfer must finish intact.
 func TestAgentReload(t *testing.T) {
-	busyPort, oldPort, newPort := freePort(t), freePort(t), freePort(t)
-	rcfg := newRelayConfig(t, "127.0.0.1:0")
-	busy := agent.Exposure{Name: "busy", Proto: protocol.ProtoTCP, Local: echoTCP(t), RemotePort: busyPort}
-	old := agent.Exposure{Name: "old", Proto: protocol.ProtoTCP, Local: echoTCP(t), RemotePort: oldPort}
-	acfg := newAgentConfig(t, "", rcfg.PrivateKey, busy, old)
-	allow(rcfg, acfg, busyPort, oldPort, newPort)
-	r, _, _ := startRelay(t, rcfg)
+	busyPort, oldPort, newPort := testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t)
+	rcfg := testenv.RelayConfig(t, "127.0.0.1:0")
+	busy := agent.Exposure{Name: "busy", Proto: protocol.ProtoTCP, Local: testenv.EchoTCP(t), RemotePort: busyPort}
+	old := agent.Exposure{Name: "old", Proto: protocol.ProtoTCP, Local: testenv.EchoTCP(t), RemotePort: oldPort}
+	acfg := testenv.AgentConfig(t, "", rcfg.PrivateKey, busy, old)
+	testenv.Allow(rcfg, acfg, busyPort, oldPort, newPort)
+	r, _, _ := testenv.StartRelay(t, rcfg)
 	acfg.Relays[0].Address = r.Addr().String()
-	a, _, _ := startAgent(t, acfg)
-	waitFor(t, 10*time.Second, "exposures open", func() bool { return exposed(r, "busy") && exposed(r, "old") })
+	a, _, _ := testenv.StartAgent(t, acfg)
+	testenv.WaitFor(t, 10*time.Second, "exposures open", func() bool { return testenv.Exposed(r, "busy") && testenv.Exposed(r, "old") })
 
 	// Start a slow transfer on "busy".
 	c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(int(busyPort)))
@@ -41,9 +42,9 @@ func TestAgentReload(t *testing.T) {
 	c.Write(payload[:1<<20])
 
 	next := *acfg
-	next.Expose = []agent.Exposure{busy, {Name: "new", Proto: protocol.ProtoTCP, Local: echoTCP(t), RemotePort: newPort}}
+	next.Expose = []agent.Exposure{busy, {Name: "new", Proto: protocol.ProtoTCP, Local: testenv.EchoTCP(t), RemotePort: newPort}}
 	a.Reload(&next)
-	waitFor(t, 10*time.Second, "new exposure open and old one closed", func() bool { return exposed(r, "new") && !exposed(r, "old") })
+	testenv.WaitFor(t, 10*time.Second, "new exposure open and old one closed", func() bool { return testenv.Exposed(r, "new") && !testenv.Exposed(r, "old") })
 
 	c.Write(payload[1<<20:])
 	c.(*net.TCPConn).CloseWrite()
@@ -61,31 +62,33 @@ func TestAgentReload(t *testing.T) {
 
 // TestRelayReload narrows one agent's allow-list and removes another's key.
 func TestRelayReload(t *testing.T) {
-	keepPort, losePort, gonePort := freePort(t), freePort(t), freePort(t)
-	rcfg := newRelayConfig(t, "127.0.0.1:0")
-	a1 := newAgentConfig(t, "", rcfg.PrivateKey,
-		agent.Exposure{Name: "keep", Proto: protocol.ProtoTCP, Local: echoTCP(t), RemotePort: keepPort},
-		agent.Exposure{Name: "lose", Proto: protocol.ProtoTCP, Local: echoTCP(t), RemotePort: losePort})
-	a2 := newAgentConfig(t, "", rcfg.PrivateKey, agent.Exposure{Name: "gone", Proto: protocol.ProtoTCP, Local: echoTCP(t), RemotePort: gonePort})
+	keepPort, losePort, gonePort := testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t)
+	rcfg := testenv.RelayConfig(t, "127.0.0.1:0")
+	a1 := testenv.AgentConfig(t, "", rcfg.PrivateKey,
+		agent.Exposure{Name: "keep", Proto: protocol.ProtoTCP, Local: testenv.EchoTCP(t), RemotePort: keepPort},
+		agent.Exposure{Name: "lose", Proto: protocol.ProtoTCP, Local: testenv.EchoTCP(t), RemotePort: losePort})
+	a2 := testenv.AgentConfig(t, "", rcfg.PrivateKey, agent.Exposure{Name: "gone", Proto: protocol.ProtoTCP, Local: testenv.EchoTCP(t), RemotePort: gonePort})
 	a2.Name = "router2"
 	a2.ReconnectMax = time.Hour
-	allow(rcfg, a1, keepPort, losePort)
-	allow(rcfg, a2, gonePort)
-	r, rlog, _ := startRelay(t, rcfg)
+	testenv.Allow(rcfg, a1, keepPort, losePort)
+	testenv.Allow(rcfg, a2, gonePort)
+	r, rlog, _ := testenv.StartRelay(t, rcfg)
 	a1.Relays[0].Address = r.Addr().String()
 	a2.Relays[0].Address = r.Addr().String()
-	_, a1log, _ := startAgent(t, a1)
-	_, a2log, _ := startAgent(t, a2)
-	waitFor(t, 10*time.Second, "all exposures open", func() bool { return exposed(r, "keep") && exposed(r, "lose") && exposed(r, "gone") })
+	_, a1log, _ := testenv.StartAgent(t, a1)
+	_, a2log, _ := testenv.StartAgent(t, a2)
+	testenv.WaitFor(t, 10*time.Second, "all exposures open", func() bool {
+		return testenv.Exposed(r, "keep") && testenv.Exposed(r, "lose") && testenv.Exposed(r, "gone")
+	})
 
 	next := *rcfg
 	next.Agents = []relay.AgentEntry{{Name: a1.Name, PublicKey: a1.PrivateKey.Public(), Allow: []relay.PortRange{{Low: keepPort, High: keepPort}}}}
 	r.Reload(&next)
 
-	waitFor(t, 10*time.Second, "router2 disconnected and lose closed", func() bool {
-		return !exposed(r, "gone") && !exposed(r, "lose") && exposed(r, "keep")
+	testenv.WaitFor(t, 10*time.Second, "router2 disconnected and lose closed", func() bool {
+		return !testenv.Exposed(r, "gone") && !testenv.Exposed(r, "lose") && testenv.Exposed(r, "keep")
 	})
-	waitFor(t, 5*time.Second, "agents told why", func() bool {
+	testenv.WaitFor(t, 5*time.Second, "agents told why", func() bool {
 		return strings.Contains(a2log.String(), "no longer listed on the relay") &&
 			strings.Contains(a1log.String(), "removed from allow_ports on the relay")
 	})
@@ -97,7 +100,7 @@ func TestRelayReload(t *testing.T) {
 	}
 	// router2 keeps retrying and keeps being refused.
 	time.Sleep(1500 * time.Millisecond)
-	if exposed(r, "gone") {
+	if testenv.Exposed(r, "gone") {
 		t.Fatal("removed agent came back")
 	}
 }

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"crypto/sha256"
+	"github.com/pinhole/pinhole/internal/testenv"
 	"net"
 	"strconv"
 	"strings"
@@ -15,16 +16,16 @@ import (
 // TestRelayRestart kills the relay in the middle of a transfer and starts
 // a new one on the same port: the agent must re-register by itself.
 func TestRelayRestart(t *testing.T) {
-	port := freePort(t)
-	relayPort := freePort(t)
-	rcfg := newRelayConfig(t, "127.0.0.1:"+strconv.Itoa(int(relayPort)))
-	acfg := newAgentConfig(t, "", rcfg.PrivateKey, agent.Exposure{Name: "web", Proto: protocol.ProtoTCP, Local: echoTCP(t), RemotePort: port})
+	port := testenv.FreePort(t)
+	relayPort := testenv.FreePort(t)
+	rcfg := testenv.RelayConfig(t, "127.0.0.1:"+strconv.Itoa(int(relayPort)))
+	acfg := testenv.AgentConfig(t, "", rcfg.PrivateKey, agent.Exposure{Name: "web", Proto: protocol.ProtoTCP, Local: testenv.EchoTCP(t), RemotePort: port})
 	acfg.Transport = agent.TransportUDP
-	allow(rcfg, acfg, port)
-	r, _, stopRelay := startRelay(t, rcfg)
+	testenv.Allow(rcfg, acfg, port)
+	r, _, stopRelay := testenv.StartRelay(t, rcfg)
 	acfg.Relays[0].Address = r.Addr().String()
-	a, _, _ := startAgent(t, acfg)
-	waitFor(t, 10*time.Second, "exposure open", func() bool { return exposed(r, "web") })
+	a, _, _ := testenv.StartAgent(t, acfg)
+	testenv.WaitFor(t, 10*time.Second, "exposure open", func() bool { return testenv.Exposed(r, "web") })
 
 	// A transfer that is cut when the relay dies.
 	c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(int(port)))
@@ -36,8 +37,8 @@ func TestRelayRestart(t *testing.T) {
 	stopRelay()
 	killed := time.Now()
 
-	r2, _, _ := startRelay(t, rcfg)
-	waitFor(t, 30*time.Second, "agent re-registered with the new relay", func() bool { return exposed(r2, "web") && a.Status().Connected })
+	r2, _, _ := testenv.StartRelay(t, rcfg)
+	testenv.WaitFor(t, 30*time.Second, "agent re-registered with the new relay", func() bool { return testenv.Exposed(r2, "web") && a.Status().Connected })
 	t.Logf("recovered %v after the relay restart", time.Since(killed).Round(time.Millisecond))
 	payload := randomBytes(t, 2<<20)
 	if got := roundTrip(t, port, payload); sha256.Sum256(got) != sha256.Sum256(payload) {
@@ -58,15 +59,15 @@ func (d dropUDP) ReadFrom(p []byte) (int, net.Addr, error) {
 }
 
 func TestUDPBlockedFallsBackToTCP(t *testing.T) {
-	port := freePort(t)
-	rcfg := newRelayConfig(t, "127.0.0.1:0")
+	port := testenv.FreePort(t)
+	rcfg := testenv.RelayConfig(t, "127.0.0.1:0")
 	rcfg.WrapPacketConn = func(pc net.PacketConn) net.PacketConn { return dropUDP{pc} }
-	acfg := newAgentConfig(t, "", rcfg.PrivateKey, agent.Exposure{Name: "web", Proto: protocol.ProtoTCP, Local: echoTCP(t), RemotePort: port})
-	allow(rcfg, acfg, port)
-	r, _, _ := startRelay(t, rcfg)
+	acfg := testenv.AgentConfig(t, "", rcfg.PrivateKey, agent.Exposure{Name: "web", Proto: protocol.ProtoTCP, Local: testenv.EchoTCP(t), RemotePort: port})
+	testenv.Allow(rcfg, acfg, port)
+	r, _, _ := testenv.StartRelay(t, rcfg)
 	acfg.Relays[0].Address = r.Addr().String()
-	a, alog, _ := startAgent(t, acfg)
-	waitFor(t, 15*time.Second, "exposure open via the fallback", func() bool { return exposed(r, "web") })
+	a, alog, _ := testenv.StartAgent(t, acfg)
+	testenv.WaitFor(t, 15*time.Second, "exposure open via the fallback", func() bool { return testenv.Exposed(r, "web") })
 	if tr := a.Status().Transport; tr != "tcp" {
 		t.Fatalf("agent transport = %q, want tcp", tr)
 	}
@@ -82,19 +83,19 @@ func TestUDPBlockedFallsBackToTCP(t *testing.T) {
 // TestUDPComesBack: an agent on the TCP fallback moves back to UDP once
 // UDP works again and no connection would be cut.
 func TestUDPComesBack(t *testing.T) {
-	port := freePort(t)
-	rcfg := newRelayConfig(t, "127.0.0.1:0")
+	port := testenv.FreePort(t)
+	rcfg := testenv.RelayConfig(t, "127.0.0.1:0")
 	blocked := make(chan struct{})
 	rcfg.WrapPacketConn = func(pc net.PacketConn) net.PacketConn { return &gateUDP{PacketConn: pc, open: blocked} }
-	acfg := newAgentConfig(t, "", rcfg.PrivateKey, agent.Exposure{Name: "web", Proto: protocol.ProtoTCP, Local: echoTCP(t), RemotePort: port})
+	acfg := testenv.AgentConfig(t, "", rcfg.PrivateKey, agent.Exposure{Name: "web", Proto: protocol.ProtoTCP, Local: testenv.EchoTCP(t), RemotePort: port})
 	acfg.UDPProbe = 500 * time.Millisecond
-	allow(rcfg, acfg, port)
-	r, _, _ := startRelay(t, rcfg)
+	testenv.Allow(rcfg, acfg, port)
+	r, _, _ := testenv.StartRelay(t, rcfg)
 	acfg.Relays[0].Address = r.Addr().String()
-	a, _, _ := startAgent(t, acfg)
-	waitFor(t, 15*time.Second, "agent on tcp", func() bool { return a.Status().Transport == "tcp" && exposed(r, "web") })
+	a, _, _ := testenv.StartAgent(t, acfg)
+	testenv.WaitFor(t, 15*time.Second, "agent on tcp", func() bool { return a.Status().Transport == "tcp" && testenv.Exposed(r, "web") })
 	close(blocked) // the firewall opens
-	waitFor(t, 20*time.Second, "agent back on udp", func() bool { return a.Status().Transport == "udp" && exposed(r, "web") })
+	testenv.WaitFor(t, 20*time.Second, "agent back on udp", func() bool { return a.Status().Transport == "udp" && testenv.Exposed(r, "web") })
 }
 
 // gateUDP drops everything until open is closed.
@@ -150,11 +151,11 @@ func TestGarbageInput(t *testing.T) {
 	c.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
 	c.Close()
 
-	waitFor(t, 10*time.Second, "junk counted by the relay", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "junk counted by the relay", func() bool {
 		cn := r.Counters()
 		return cn["malformed"] > 0 && cn["handshake_failed"] > 0 && cn["tcp_rejected"] >= uint64(len(junk))
 	})
-	waitFor(t, 5*time.Second, "junk counted by the agent", func() bool {
+	testenv.WaitFor(t, 5*time.Second, "junk counted by the agent", func() bool {
 		st := a.Status().Counters
 		return st["datagrams_malformed"]+st["datagrams_unrouted"] > 0
 	})

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"github.com/pinhole/pinhole/internal/testenv"
 	"net"
 	"strconv"
 	"strings"
@@ -15,13 +16,13 @@ import (
 // operator's log says why.
 func TestRefusals(t *testing.T) {
 	t.Run("wrong relay key", func(t *testing.T) {
-		rcfg := newRelayConfig(t, "127.0.0.1:0")
-		acfg := newAgentConfig(t, "", key(t), agent.Exposure{Name: "web", Proto: protocol.ProtoTCP, Local: echoTCP(t), RemotePort: freePort(t)})
-		allow(rcfg, acfg, acfg.Expose[0].RemotePort)
-		r, _, _ := startRelay(t, rcfg)
+		rcfg := testenv.RelayConfig(t, "127.0.0.1:0")
+		acfg := testenv.AgentConfig(t, "", testenv.Key(t), agent.Exposure{Name: "web", Proto: protocol.ProtoTCP, Local: testenv.EchoTCP(t), RemotePort: testenv.FreePort(t)})
+		testenv.Allow(rcfg, acfg, acfg.Expose[0].RemotePort)
+		r, _, _ := testenv.StartRelay(t, rcfg)
 		acfg.Relays[0].Address = r.Addr().String()
-		a, alog, _ := startAgent(t, acfg)
-		waitFor(t, 10*time.Second, "agent to report the relay unreachable over tcp", func() bool {
+		a, alog, _ := testenv.StartAgent(t, acfg)
+		testenv.WaitFor(t, 10*time.Second, "agent to report the relay unreachable over tcp", func() bool {
 			return strings.Contains(alog.String(), "over tcp")
 		})
 		if a.Status().Connected || len(r.Status().Agents) != 0 {
@@ -32,34 +33,34 @@ func TestRefusals(t *testing.T) {
 		}
 	})
 	t.Run("unknown agent key", func(t *testing.T) {
-		rcfg := newRelayConfig(t, "127.0.0.1:0")
-		r, rlog, _ := startRelay(t, rcfg)
-		acfg := newAgentConfig(t, r.Addr().String(), rcfg.PrivateKey)
-		startAgent(t, acfg)
+		rcfg := testenv.RelayConfig(t, "127.0.0.1:0")
+		r, rlog, _ := testenv.StartRelay(t, rcfg)
+		acfg := testenv.AgentConfig(t, r.Addr().String(), rcfg.PrivateKey)
+		testenv.StartAgent(t, acfg)
 		want := "agent key not listed in relay config"
-		waitFor(t, 10*time.Second, "relay log line "+want, func() bool { return strings.Contains(rlog.String(), want) })
+		testenv.WaitFor(t, 10*time.Second, "relay log line "+want, func() bool { return strings.Contains(rlog.String(), want) })
 		if !strings.Contains(rlog.String(), acfg.PrivateKey.Public().String()) {
 			t.Errorf("relay log does not name the refused key %s", acfg.PrivateKey.Public())
 		}
 	})
 	t.Run("port outside allow-list", func(t *testing.T) {
-		allowed, forbidden := freePort(t), freePort(t)
-		rcfg := newRelayConfig(t, "127.0.0.1:0")
-		acfg := newAgentConfig(t, "", rcfg.PrivateKey,
-			agent.Exposure{Name: "ok", Proto: protocol.ProtoTCP, Local: echoTCP(t), RemotePort: allowed},
-			agent.Exposure{Name: "sneaky", Proto: protocol.ProtoTCP, Local: echoTCP(t), RemotePort: forbidden})
-		allow(rcfg, acfg, allowed)
-		r, rlog, _ := startRelay(t, rcfg)
+		allowed, forbidden := testenv.FreePort(t), testenv.FreePort(t)
+		rcfg := testenv.RelayConfig(t, "127.0.0.1:0")
+		acfg := testenv.AgentConfig(t, "", rcfg.PrivateKey,
+			agent.Exposure{Name: "ok", Proto: protocol.ProtoTCP, Local: testenv.EchoTCP(t), RemotePort: allowed},
+			agent.Exposure{Name: "sneaky", Proto: protocol.ProtoTCP, Local: testenv.EchoTCP(t), RemotePort: forbidden})
+		testenv.Allow(rcfg, acfg, allowed)
+		r, rlog, _ := testenv.StartRelay(t, rcfg)
 		acfg.Relays[0].Address = r.Addr().String()
-		_, alog, _ := startAgent(t, acfg)
-		waitFor(t, 10*time.Second, "allowed exposure open", func() bool { return exposed(r, "ok") })
-		waitFor(t, 5*time.Second, "agent log of the refusal", func() bool {
+		_, alog, _ := testenv.StartAgent(t, acfg)
+		testenv.WaitFor(t, 10*time.Second, "allowed exposure open", func() bool { return testenv.Exposed(r, "ok") })
+		testenv.WaitFor(t, 5*time.Second, "agent log of the refusal", func() bool {
 			return strings.Contains(alog.String(), "exposure refused by relay") && strings.Contains(alog.String(), "not in this agent's allow_ports")
 		})
 		if !strings.Contains(rlog.String(), "exposure refused: port not allowed") {
 			t.Errorf("relay log does not record the refusal")
 		}
-		if exposed(r, "sneaky") {
+		if testenv.Exposed(r, "sneaky") {
 			t.Fatal("relay opened a port outside the allow-list")
 		}
 		if c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(int(forbidden)), time.Second); err == nil {
@@ -72,21 +73,21 @@ func TestRefusals(t *testing.T) {
 // TestNewerSessionWins: a second agent process with the same key takes
 // over; the first is told why and its session closed.
 func TestNewerSessionWins(t *testing.T) {
-	port := freePort(t)
-	rcfg := newRelayConfig(t, "127.0.0.1:0")
-	acfg := newAgentConfig(t, "", rcfg.PrivateKey, agent.Exposure{Name: "web", Proto: protocol.ProtoTCP, Local: echoTCP(t), RemotePort: port})
+	port := testenv.FreePort(t)
+	rcfg := testenv.RelayConfig(t, "127.0.0.1:0")
+	acfg := testenv.AgentConfig(t, "", rcfg.PrivateKey, agent.Exposure{Name: "web", Proto: protocol.ProtoTCP, Local: testenv.EchoTCP(t), RemotePort: port})
 	acfg.ReconnectMax = time.Hour // keep the loser from bouncing straight back
-	allow(rcfg, acfg, port)
-	r, _, _ := startRelay(t, rcfg)
+	testenv.Allow(rcfg, acfg, port)
+	r, _, _ := testenv.StartRelay(t, rcfg)
 	acfg.Relays[0].Address = r.Addr().String()
-	first, firstLog, _ := startAgent(t, acfg)
-	waitFor(t, 10*time.Second, "first agent registered", func() bool { return exposed(r, "web") && first.Status().Connected })
-	second, _, _ := startAgent(t, acfg)
-	waitFor(t, 10*time.Second, "second agent connected", func() bool { return second.Status().Connected })
-	waitFor(t, 10*time.Second, "first agent told it was replaced", func() bool {
+	first, firstLog, _ := testenv.StartAgent(t, acfg)
+	testenv.WaitFor(t, 10*time.Second, "first agent registered", func() bool { return testenv.Exposed(r, "web") && first.Status().Connected })
+	second, _, _ := testenv.StartAgent(t, acfg)
+	testenv.WaitFor(t, 10*time.Second, "second agent connected", func() bool { return second.Status().Connected })
+	testenv.WaitFor(t, 10*time.Second, "first agent told it was replaced", func() bool {
 		return strings.Contains(firstLog.String(), "a newer session with the same key connected")
 	})
-	waitFor(t, 10*time.Second, "exposure served by the newer session", func() bool { return exposed(r, "web") })
+	testenv.WaitFor(t, 10*time.Second, "exposure served by the newer session", func() bool { return testenv.Exposed(r, "web") })
 	if got := r.Counters()["replaced"]; got < 1 {
 		t.Fatalf("replaced counter = %d, want >= 1", got)
 	}

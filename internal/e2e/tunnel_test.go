@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"fmt"
+	"github.com/pinhole/pinhole/internal/testenv"
 	"io"
 	"net"
 	"strconv"
@@ -55,24 +56,24 @@ type pair struct {
 	relay            *relay.Relay
 	agent            *agent.Agent
 	tcpPort, udpPort uint16
-	relayLog         *logBuffer
-	agentLog         *logBuffer
+	relayLog         *testenv.LogBuffer
+	agentLog         *testenv.LogBuffer
 }
 
 // startPair starts a pair and waits until both exposures are open.
 func startPair(t *testing.T, transport agent.Transport) *pair {
 	t.Helper()
-	p := &pair{tcpPort: freePort(t), udpPort: freePort(t)}
-	rcfg := newRelayConfig(t, "127.0.0.1:0")
-	acfg := newAgentConfig(t, "", rcfg.PrivateKey,
-		agent.Exposure{Name: "echo", Proto: protocol.ProtoTCP, Local: echoTCP(t), RemotePort: p.tcpPort},
-		agent.Exposure{Name: "uecho", Proto: protocol.ProtoUDP, Local: echoUDP(t), RemotePort: p.udpPort})
+	p := &pair{tcpPort: testenv.FreePort(t), udpPort: testenv.FreePort(t)}
+	rcfg := testenv.RelayConfig(t, "127.0.0.1:0")
+	acfg := testenv.AgentConfig(t, "", rcfg.PrivateKey,
+		agent.Exposure{Name: "echo", Proto: protocol.ProtoTCP, Local: testenv.EchoTCP(t), RemotePort: p.tcpPort},
+		agent.Exposure{Name: "uecho", Proto: protocol.ProtoUDP, Local: testenv.EchoUDP(t), RemotePort: p.udpPort})
 	acfg.Transport = transport
-	allow(rcfg, acfg, p.tcpPort, p.udpPort)
-	p.relay, p.relayLog, _ = startRelay(t, rcfg)
+	testenv.Allow(rcfg, acfg, p.tcpPort, p.udpPort)
+	p.relay, p.relayLog, _ = testenv.StartRelay(t, rcfg)
 	acfg.Relays[0].Address = p.relay.Addr().String()
-	p.agent, p.agentLog, _ = startAgent(t, acfg)
-	waitFor(t, 15*time.Second, "exposures open on the relay", func() bool { return exposed(p.relay, "echo") && exposed(p.relay, "uecho") })
+	p.agent, p.agentLog, _ = testenv.StartAgent(t, acfg)
+	testenv.WaitFor(t, 15*time.Second, "exposures open on the relay", func() bool { return testenv.Exposed(p.relay, "echo") && testenv.Exposed(p.relay, "uecho") })
 	return p
 }
 

@@ -1,4 +1,7 @@
-package e2e
+// Package testenv starts real relays, agents and local services on
+// loopback for the end-to-end tests and the benchmarks, and cleans them up
+// when the test ends. It is test support only; no binary imports it.
+package testenv
 
 import (
 	"context"
@@ -17,13 +20,13 @@ import (
 	"github.com/pinhole/pinhole/relay"
 )
 
-// logBuffer collects log lines so tests can assert on what an operator sees.
-type logBuffer struct {
+// LogBuffer collects log lines so tests can assert on what an operator sees.
+type LogBuffer struct {
 	mu sync.Mutex
 	b  []byte
 }
 
-func (l *logBuffer) Write(p []byte) (int, error) {
+func (l *LogBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	l.b = append(l.b, p...)
 	l.mu.Unlock()
@@ -33,17 +36,17 @@ func (l *logBuffer) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func (l *logBuffer) String() string {
+func (l *LogBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return string(l.b)
 }
 
-func newLogger(buf *logBuffer, role string) *slog.Logger {
+func NewLogger(buf *LogBuffer, role string) *slog.Logger {
 	return slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug})).With("role", role)
 }
 
-func key(t testing.TB) secure.PrivateKey {
+func Key(t testing.TB) secure.PrivateKey {
 	t.Helper()
 	k, err := secure.GeneratePrivateKey()
 	if err != nil {
@@ -52,8 +55,8 @@ func key(t testing.TB) secure.PrivateKey {
 	return k
 }
 
-// freePort returns a port free on 127.0.0.1 for both TCP and UDP right now.
-func freePort(t testing.TB) uint16 {
+// FreePort returns a port free on 127.0.0.1 for both TCP and UDP right now.
+func FreePort(t testing.TB) uint16 {
 	t.Helper()
 	for range 50 {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -72,25 +75,16 @@ func freePort(t testing.TB) uint16 {
 	return 0
 }
 
-type env struct {
-	t        *testing.T
-	relayKey secure.PrivateKey
-	relayCfg *relay.Config
-	relay    *relay.Relay
-	relayLog *logBuffer
-	stopRly  func()
-}
-
-func newRelayConfig(t *testing.T, listen string) *relay.Config {
-	return &relay.Config{Listen: listen, PrivateKey: key(t), Bind: "127.0.0.1", Tuning: link.DefaultTuning(),
+func RelayConfig(t testing.TB, listen string) *relay.Config {
+	return &relay.Config{Listen: listen, PrivateKey: Key(t), Bind: "127.0.0.1", Tuning: link.DefaultTuning(),
 		AgentTimeout: 10 * time.Second, UDPFlowIdle: 5 * time.Second}
 }
 
-// startRelay runs a relay until the test ends (or stop is called).
-func startRelay(t *testing.T, cfg *relay.Config) (*relay.Relay, *logBuffer, func()) {
+// StartRelay runs a relay until the test ends (or stop is called).
+func StartRelay(t testing.TB, cfg *relay.Config) (*relay.Relay, *LogBuffer, func()) {
 	t.Helper()
-	buf := &logBuffer{}
-	r, err := relay.New(cfg, newLogger(buf, "relay"))
+	buf := &LogBuffer{}
+	r, err := relay.New(cfg, NewLogger(buf, "relay"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,17 +106,17 @@ func startRelay(t *testing.T, cfg *relay.Config) (*relay.Relay, *logBuffer, func
 	return r, buf, stop
 }
 
-func newAgentConfig(t *testing.T, relayAddr string, relayKey secure.PrivateKey, expose ...agent.Exposure) *agent.Config {
-	return &agent.Config{Name: "router1", PrivateKey: key(t), Transport: agent.TransportAuto,
+func AgentConfig(t testing.TB, relayAddr string, relayKey secure.PrivateKey, expose ...agent.Exposure) *agent.Config {
+	return &agent.Config{Name: "router1", PrivateKey: Key(t), Transport: agent.TransportAuto,
 		Relays:    []agent.Relay{{Address: relayAddr, PublicKey: relayKey.Public()}},
 		Heartbeat: time.Second, ReconnectMax: 2 * time.Second, Tuning: link.DefaultTuning(),
 		UDPWait: time.Second, Expose: expose}
 }
 
-func startAgent(t *testing.T, cfg *agent.Config) (*agent.Agent, *logBuffer, func()) {
+func StartAgent(t testing.TB, cfg *agent.Config) (*agent.Agent, *LogBuffer, func()) {
 	t.Helper()
-	buf := &logBuffer{}
-	a, err := agent.New(cfg, newLogger(buf, "agent"))
+	buf := &LogBuffer{}
+	a, err := agent.New(cfg, NewLogger(buf, "agent"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +139,7 @@ func startAgent(t *testing.T, cfg *agent.Config) (*agent.Agent, *logBuffer, func
 }
 
 // allow lists an agent on the relay with the given allowed ports.
-func allow(cfg *relay.Config, a *agent.Config, ports ...uint16) {
+func Allow(cfg *relay.Config, a *agent.Config, ports ...uint16) {
 	entry := relay.AgentEntry{Name: a.Name, PublicKey: a.PrivateKey.Public()}
 	for _, p := range ports {
 		entry.Allow = append(entry.Allow, relay.PortRange{Low: p, High: p})
@@ -153,8 +147,8 @@ func allow(cfg *relay.Config, a *agent.Config, ports ...uint16) {
 	cfg.Agents = append(cfg.Agents, entry)
 }
 
-// waitFor polls cond every 20ms until it holds or d passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+// WaitFor polls cond every 20ms until it holds or d passes.
+func WaitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for !cond() {
@@ -166,7 +160,7 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 }
 
 // exposed reports whether the relay shows the named exposure open.
-func exposed(r *relay.Relay, name string) bool {
+func Exposed(r *relay.Relay, name string) bool {
 	for _, a := range r.Status().Agents {
 		for _, e := range a.Exposures {
 			if e.Name == name {
@@ -177,8 +171,8 @@ func exposed(r *relay.Relay, name string) bool {
 	return false
 }
 
-// echoTCP serves a TCP echo on loopback until the test ends.
-func echoTCP(t *testing.T) string {
+// EchoTCP serves a TCP echo on loopback until the test ends.
+func EchoTCP(t testing.TB) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -200,8 +194,8 @@ func echoTCP(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-// echoUDP serves a UDP echo on loopback until the test ends.
-func echoUDP(t *testing.T) string {
+// EchoUDP serves a UDP echo on loopback until the test ends.
+func EchoUDP(t testing.TB) string {
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
