@@ -80,9 +80,9 @@ func New(cfg *Config, log *slog.Logger) (*Relay, error) {
 	r := &Relay{log: log, byIndex: map[uint32]*session{}, live: map[secure.PublicKey]*session{},
 		pending: map[secure.PublicKey]int{}, ports: map[portKey]*session{}}
 	r.cfg.Store(cfg)
-	uc, err := net.ListenPacket("udp", cfg.Listen)
+	uc, tl, err := listenPair(cfg.Listen)
 	if err != nil {
-		return nil, fmt.Errorf("listen udp %s: %w", cfg.Listen, err)
+		return nil, err
 	}
 	if u, ok := uc.(*net.UDPConn); ok {
 		_ = u.SetReadBuffer(8 << 20)
@@ -92,17 +92,7 @@ func New(cfg *Config, log *slog.Logger) (*Relay, error) {
 	if cfg.WrapPacketConn != nil {
 		uc = cfg.WrapPacketConn(uc)
 	}
-	r.udp = uc
-	// TCP on the same port number as UDP, also when Listen asked for port 0.
-	tcpAddr := net.JoinHostPort(r.udpAddr.Addr().String(), fmt.Sprint(r.udpAddr.Port()))
-	if r.udpAddr.Addr().IsUnspecified() {
-		host, _, _ := net.SplitHostPort(cfg.Listen)
-		tcpAddr = net.JoinHostPort(host, fmt.Sprint(r.udpAddr.Port()))
-	}
-	if r.tcp, err = net.Listen("tcp", tcpAddr); err != nil {
-		uc.Close()
-		return nil, fmt.Errorf("listen tcp %s: %w", tcpAddr, err)
-	}
+	r.udp, r.tcp = uc, tl
 	if cfg.Admin != "" {
 		if r.admin, err = listenAdmin(cfg.Admin); err != nil {
 			uc.Close()
@@ -111,6 +101,30 @@ func New(cfg *Config, log *slog.Logger) (*Relay, error) {
 		}
 	}
 	return r, nil
+}
+
+// listenPair opens UDP and TCP on the same port number. With port 0 the
+// kernel picks the UDP port, which TCP may already use; then it tries again.
+func listenPair(addr string) (net.PacketConn, net.Listener, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("listen address %q: %w", addr, err)
+	}
+	for attempt := 0; ; attempt++ {
+		uc, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			return nil, nil, fmt.Errorf("listen udp %s: %w", addr, err)
+		}
+		p := uc.LocalAddr().(*net.UDPAddr).Port
+		tl, err := net.Listen("tcp", net.JoinHostPort(host, fmt.Sprint(p)))
+		if err == nil {
+			return uc, tl, nil
+		}
+		uc.Close()
+		if port != "0" || attempt == 20 {
+			return nil, nil, fmt.Errorf("listen tcp %s: %w", net.JoinHostPort(host, fmt.Sprint(p)), err)
+		}
+	}
 }
 
 // Addr returns the UDP/TCP port the relay listens on.

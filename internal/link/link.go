@@ -38,7 +38,7 @@ func NewUDPLink(pc *PacketConn, conv uint32, t Tuning, server bool) (*Link, erro
 		pc.Close()
 		return nil, fmt.Errorf("start kcp: %w", err)
 	}
-	t.apply(ks)
+	t.Apply(ks)
 	mux, err := newMux(ks, t, server)
 	if err != nil {
 		ks.Close()

@@ -59,8 +59,9 @@ func (t Tuning) kcpMTU() int {
 	return m
 }
 
-// apply configures a fresh KCP session.
-func (t Tuning) apply(s *kcp.UDPSession) {
+// Apply configures a fresh KCP session (exported for the raw-KCP benchmark,
+// which must use exactly the tunnel's settings).
+func (t Tuning) Apply(s *kcp.UDPSession) {
 	s.SetStreamMode(true)
 	s.SetWriteDelay(false)
 	s.SetNoDelay(t.NoDelay, t.Interval, t.Resend, t.NoCongestion)
