@@ -110,7 +110,7 @@ func benchTunnelStreams(b *testing.B, transport agent.Transport, streams int) {
 	reportThroughput(b, mbits(int64(b.N)*per*int64(streams), total))
 }
 
-func BenchmarkTunnelUDP1Stream(b *testing.B) { benchTunnelStreams(b, agent.TransportUDP, 1) }
+func BenchmarkTunnelUDP1Stream(b *testing.B)  { benchTunnelStreams(b, agent.TransportUDP, 1) }
 func BenchmarkTunnelUDP8Streams(b *testing.B) { benchTunnelStreams(b, agent.TransportUDP, 8) }
-func BenchmarkTunnelTCP1Stream(b *testing.B) { benchTunnelStreams(b, agent.TransportTCP, 1) }
+func BenchmarkTunnelTCP1Stream(b *testing.B)  { benchTunnelStreams(b, agent.TransportTCP, 1) }
 func BenchmarkTunnelTCP8Streams(b *testing.B) { benchTunnelStreams(b, agent.TransportTCP, 8) }
