@@ -58,3 +58,12 @@ func usage(w io.Writer) {
 	}
 	fmt.Fprintln(w, "\nRun 'pinhole <command> --help' for the flags of a command.")
 }
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

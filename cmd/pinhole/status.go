@@ -1,0 +1,91 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/pinhole/pinhole/internal/admin"
+)
+
+func init() {
+	register("status", command{summary: "show what the running agent or relay is doing", run: runStatus})
+}
+
+func runStatus(args []string, _ io.Reader, stdout, stderr io.Writer) int {
+	fs := newFlagSet("status", "status [--admin ADDR] [--json]", stderr)
+	addr := fs.String("admin", "127.0.0.1:7702", "admin endpoint of the running agent (relay: 127.0.0.1:7701)")
+	raw := fs.Bool("json", false, "print the raw JSON document")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	doc, err := admin.Fetch(ctx, *addr)
+	if err != nil {
+		fmt.Fprintf(stderr, "pinhole status: %v\n", err)
+		return 1
+	}
+	if *raw {
+		stdout.Write(doc)
+		return 0
+	}
+	var st map[string]any
+	if err := json.Unmarshal(doc, &st); err != nil {
+		fmt.Fprintf(stderr, "pinhole status: bad answer from %s: %v\n", *addr, err)
+		return 1
+	}
+	printStatus(stdout, st)
+	return 0
+}
+
+// printStatus renders the status document for a person.
+func printStatus(w io.Writer, st map[string]any) {
+	str := func(m map[string]any, k string) string {
+		if v, ok := m[k]; ok && v != nil {
+			return fmt.Sprint(v)
+		}
+		return "-"
+	}
+	switch st["role"] {
+	case "agent":
+		fmt.Fprintf(w, "agent %s\n", str(st, "name"))
+		if st["connected"] == true {
+			fmt.Fprintf(w, "  relay       %s via %s (%s), rtt %s ms\n", str(st, "relay"), str(st, "transport"), str(st, "relay_addr"), str(st, "rtt_ms"))
+			fmt.Fprintf(w, "  public addr %s (as the relay sees us)\n", str(st, "public_addr"))
+			fmt.Fprintf(w, "  since       %s\n", str(st, "connected_since"))
+		} else {
+			fmt.Fprintf(w, "  not connected; last error: %s\n", str(st, "last_error"))
+		}
+		fmt.Fprintf(w, "  udp socket  %s\n", str(st, "udp_socket"))
+		if exps, ok := st["exposures"].([]any); ok {
+			for _, e := range exps {
+				m, _ := e.(map[string]any)
+				fmt.Fprintf(w, "  exposure    %-16s %s %s\n", str(m, "name"), str(m, "status"), strings.TrimPrefix(str(m, "detail"), "-"))
+			}
+		}
+	case "relay":
+		fmt.Fprintf(w, "relay on %s\n", str(st, "addr"))
+		agents, _ := st["agents"].([]any)
+		fmt.Fprintf(w, "  %d agents connected\n", len(agents))
+		for _, a := range agents {
+			m, _ := a.(map[string]any)
+			fmt.Fprintf(w, "  agent %-16s %s from %s, %s streams, since %s\n", str(m, "name"), str(m, "transport"), str(m, "addr"), str(m, "streams"), str(m, "connected_since"))
+			exps, _ := m["exposures"].([]any)
+			for _, e := range exps {
+				x, _ := e.(map[string]any)
+				fmt.Fprintf(w, "    exposure %-16s %s/%s\n", str(x, "name"), str(x, "port"), str(x, "proto"))
+			}
+		}
+	}
+	if c, ok := st["counters"].(map[string]any); ok {
+		fmt.Fprintf(w, "  counters   ")
+		for _, k := range sortedKeys(c) {
+			fmt.Fprintf(w, " %s=%v", k, c[k])
+		}
+		fmt.Fprintln(w)
+	}
+}
