@@ -100,6 +100,11 @@ func (c *PacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
 	for {
 		var in inbound
 		select {
+		case <-c.closed: // closed wins over queued packets
+			return 0, nil, net.ErrClosed
+		default:
+		}
+		select {
 		case <-c.closed:
 			return 0, nil, net.ErrClosed
 		case in = <-c.inbox:
