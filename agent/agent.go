@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -49,7 +50,7 @@ func New(cfg *Config, log *slog.Logger) (*Agent, error) {
 	a := &Agent{log: log, reload: make(chan struct{}, 1)}
 	a.cfg.Store(cfg)
 	a.services.Store(buildServices(cfg, nil))
-	sock, err := demux.Listen(cfg.ListenPort)
+	sock, err := demux.Listen(cfg.ListenPort, wantsIPv6(cfg))
 	if err != nil {
 		return nil, err
 	}
@@ -61,6 +62,17 @@ func New(cfg *Config, log *slog.Logger) (*Agent, error) {
 		}
 	}
 	return a, nil
+}
+
+// wantsIPv6 reports whether a relay is given as an IPv6 literal; only then
+// does the agent open a dual-stack socket.
+func wantsIPv6(cfg *Config) bool {
+	for _, r := range cfg.Relays {
+		if ap, err := netip.ParseAddrPort(r.Address); err == nil && ap.Addr().Is6() && !ap.Addr().Is4In6() {
+			return true
+		}
+	}
+	return false
 }
 
 // LocalAddr returns the agent's UDP socket address.

@@ -21,6 +21,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pinhole/pinhole/internal/udpio"
 	"github.com/pinhole/pinhole/protocol"
 	"github.com/pinhole/pinhole/protocol/secure"
 )
@@ -31,7 +32,8 @@ type Relay struct {
 	cfg    atomic.Pointer[Config]
 	replay secure.Replay
 
-	udp     net.PacketConn
+	udp     net.PacketConn // what readUDP/sendUDP use when uio is nil (tests wrap it)
+	uio     *udpio.Conn    // batched I/O on the real socket
 	udpAddr netip.AddrPort
 	tcp     net.Listener
 	admin   net.Listener
@@ -91,6 +93,9 @@ func New(cfg *Config, log *slog.Logger) (*Relay, error) {
 	r.udpAddr = uc.LocalAddr().(*net.UDPAddr).AddrPort()
 	if cfg.WrapPacketConn != nil {
 		uc = cfg.WrapPacketConn(uc)
+	} else {
+		r.uio = udpio.New(uc.(*net.UDPConn))
+		uc = r.uio
 	}
 	r.udp, r.tcp = uc, tl
 	if cfg.Admin != "" {
@@ -110,8 +115,13 @@ func listenPair(addr string) (net.PacketConn, net.Listener, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("listen address %q: %w", addr, err)
 	}
+	// An IPv4 listen address gets an AF_INET socket, which batches.
+	network := "udp"
+	if ip, err := netip.ParseAddr(host); err == nil && ip.Is4() {
+		network = "udp4"
+	}
 	for attempt := 0; ; attempt++ {
-		uc, err := net.ListenPacket("udp", addr)
+		uc, err := net.ListenPacket(network, addr)
 		if err != nil {
 			return nil, nil, fmt.Errorf("listen udp %s: %w", addr, err)
 		}

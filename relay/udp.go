@@ -14,6 +14,10 @@ import (
 // here, Data datagrams are handed to their session's conn (which decrypts
 // on its own goroutine), anything else is counted and dropped.
 func (r *Relay) readUDP(ctx context.Context) {
+	if r.uio != nil {
+		r.uio.ReadLoop(func(b []byte, from netip.AddrPort) { r.handleDatagram(ctx, b, from) })
+		return
+	}
 	buf := make([]byte, 64<<10)
 	for {
 		n, addr, err := r.udp.ReadFrom(buf)
@@ -70,6 +74,9 @@ func (r *Relay) refuse(ref protocol.Refuse, to netip.AddrPort) {
 }
 
 func (r *Relay) sendUDP(b []byte, to netip.AddrPort) error {
+	if r.uio != nil {
+		return r.uio.Send(b, to)
+	}
 	_, err := r.udp.WriteTo(b, net.UDPAddrFromAddrPort(to))
 	return err
 }

@@ -8,13 +8,13 @@ package demux
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"sync"
 	"sync/atomic"
 
+	"github.com/pinhole/pinhole/internal/udpio"
 	"github.com/pinhole/pinhole/protocol"
 )
 
@@ -27,7 +27,7 @@ type STUNHandler func(b []byte, from netip.AddrPort)
 
 // Socket is the shared UDP socket.
 type Socket struct {
-	conn *net.UDPConn
+	conn *udpio.Conn
 
 	mu     sync.RWMutex // guards owners, remotes and stun
 	owners map[uint32]Handler
@@ -43,20 +43,22 @@ type Socket struct {
 	done chan struct{}
 }
 
-// Listen opens the socket on port (0: ephemeral), dual-stack when the host
-// has IPv6 and IPv4-only otherwise (many routers run with IPv6 disabled).
-func Listen(port int) (*Socket, error) {
-	conn, err := net.ListenUDP("udp", &net.UDPAddr{Port: port})
-	if err != nil {
-		conn, err = net.ListenUDP("udp4", &net.UDPAddr{Port: port})
+// Listen opens the socket on port (0: ephemeral). IPv4 is the default:
+// routers' uplinks and relays are IPv4 first, and only an AF_INET socket
+// gets batched I/O (see package udpio). Set dualStack to reach IPv6 relays.
+func Listen(port int, dualStack bool) (*Socket, error) {
+	network := "udp4"
+	if dualStack {
+		network = "udp"
 	}
+	uc, err := net.ListenUDP(network, &net.UDPAddr{Port: port})
 	if err != nil {
-		return nil, fmt.Errorf("listen udp :%d: %w", port, err)
+		return nil, fmt.Errorf("listen %s :%d: %w", network, port, err)
 	}
 	// Room for bursts while KCP's reader catches up; the kernel caps it.
-	_ = conn.SetReadBuffer(4 << 20)
-	_ = conn.SetWriteBuffer(4 << 20)
-	s := &Socket{conn: conn, owners: make(map[uint32]Handler), remotes: make(map[uint32]Handler), done: make(chan struct{})}
+	_ = uc.SetReadBuffer(4 << 20)
+	_ = uc.SetWriteBuffer(4 << 20)
+	s := &Socket{conn: udpio.New(uc), owners: make(map[uint32]Handler), remotes: make(map[uint32]Handler), done: make(chan struct{})}
 	go s.readLoop()
 	return s, nil
 }
@@ -103,8 +105,7 @@ func (s *Socket) SetSTUN(h STUNHandler) {
 
 // Send writes one datagram to addr.
 func (s *Socket) Send(b []byte, addr netip.AddrPort) error {
-	_, err := s.conn.WriteToUDPAddrPort(b, addr)
-	return err
+	return s.conn.Send(b, addr)
 }
 
 // Close closes the socket and waits for the reader to stop.
@@ -137,18 +138,7 @@ func indexOf(t protocol.Type, b []byte) (uint32, bool) {
 
 func (s *Socket) readLoop() {
 	defer close(s.done)
-	buf := make([]byte, 64<<10)
-	for {
-		n, from, err := s.conn.ReadFromUDPAddrPort(buf)
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			continue // ICMP-induced errors (ECONNREFUSED) on Linux: keep reading
-		}
-		from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
-		s.dispatch(buf[:n], from)
-	}
+	s.conn.ReadLoop(s.dispatch)
 }
 
 func (s *Socket) dispatch(b []byte, from netip.AddrPort) {

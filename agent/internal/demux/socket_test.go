@@ -12,7 +12,7 @@ import (
 )
 
 func TestRouting(t *testing.T) {
-	s, err := Listen(0)
+	s, err := Listen(0, false)
 	if err != nil {
 		t.Fatal(err)
 	}

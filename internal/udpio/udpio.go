@@ -1,0 +1,172 @@
+// Package udpio gives a shared UDP socket batched I/O: recvmmsg for reads
+// and a writer goroutine that drains queued datagrams with sendmmsg.
+//
+// Why: every KCP packet of every session goes through one socket, and
+// kcp-go only batches when it owns a *net.UDPConn itself; behind our
+// sealing PacketConn it falls back to one sendto per packet, and syscalls
+// were more than half the CPU of a bulk transfer. A queue in front of a
+// single writer batches exactly when it matters: while the writer is in a
+// syscall, the next packets pile up and leave together; an idle link still
+// sends each packet at once.
+package udpio
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+	"sync"
+
+	"golang.org/x/net/ipv4"
+)
+
+const (
+	// batch is the most datagrams one recvmmsg or sendmmsg moves.
+	batch = 64
+	// bufSize holds any datagram a pinhole socket accepts.
+	bufSize = 2048
+	// queueLen bounds datagrams waiting for the writer; a full queue makes
+	// senders wait (KCP's flush), which is the back-pressure we want.
+	queueLen = 1024
+)
+
+type outPkt struct {
+	buf *[]byte
+	n   int
+	to  netip.AddrPort
+}
+
+var pool = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b }}
+
+// Conn wraps a UDP socket. Reads go through ReadLoop, writes through Send.
+type Conn struct {
+	*net.UDPConn
+	v4    bool // socket is AF_INET: batching applies to IPv4 peers
+	batch *ipv4.PacketConn
+	out   chan outPkt
+	done  chan struct{}
+	once  sync.Once
+	wg    sync.WaitGroup
+}
+
+// New wraps c and starts its writer. Close stops it.
+func New(c *net.UDPConn) *Conn {
+	la, _ := c.LocalAddr().(*net.UDPAddr)
+	u := &Conn{UDPConn: c, out: make(chan outPkt, queueLen), done: make(chan struct{})}
+	// An AF_INET6 socket (even dual-stack) cannot take the AF_INET
+	// sockaddrs x/net marshals for IPv4 peers, so batch only on IPv4
+	// sockets; others write one datagram at a time.
+	if la != nil && la.IP.To4() != nil {
+		u.v4 = true
+		u.batch = ipv4.NewPacketConn(c)
+	}
+	u.wg.Go(u.writeLoop)
+	return u
+}
+
+// Send queues b for to; b may be reused when Send returns.
+func (u *Conn) Send(b []byte, to netip.AddrPort) error {
+	if len(b) > bufSize {
+		return errors.New("datagram too large")
+	}
+	if u.batch == nil || !to.Addr().Unmap().Is4() {
+		_, err := u.WriteToUDPAddrPort(b, to)
+		return err
+	}
+	bp := pool.Get().(*[]byte)
+	n := copy(*bp, b)
+	select {
+	case u.out <- outPkt{buf: bp, n: n, to: to}:
+		return nil
+	case <-u.done:
+		pool.Put(bp)
+		return net.ErrClosed
+	}
+}
+
+func (u *Conn) writeLoop() {
+	msgs := make([]ipv4.Message, batch)
+	pending := make([]outPkt, 0, batch)
+	for {
+		select {
+		case <-u.done:
+			return
+		case p := <-u.out:
+			pending = append(pending[:0], p)
+		}
+	more:
+		for len(pending) < batch {
+			select {
+			case p := <-u.out:
+				pending = append(pending, p)
+			default:
+				break more
+			}
+		}
+		for i, p := range pending {
+			msgs[i].Buffers = [][]byte{(*p.buf)[:p.n]}
+			msgs[i].Addr = net.UDPAddrFromAddrPort(p.to)
+		}
+		for sent := 0; sent < len(pending); {
+			n, err := u.batch.WriteBatch(msgs[sent:len(pending)], 0)
+			if err != nil || n <= 0 {
+				// A refused destination must not stall the others: skip
+				// the one at the head and go on.
+				n = 1
+			}
+			sent += n
+		}
+		for i, p := range pending {
+			pool.Put(p.buf)
+			msgs[i].Buffers, msgs[i].Addr = nil, nil
+		}
+	}
+}
+
+// ReadLoop reads datagrams until the socket closes and calls handle for
+// each; b is valid only during the call. It returns the error that ended
+// it (net.ErrClosed after Close).
+func (u *Conn) ReadLoop(handle func(b []byte, from netip.AddrPort)) error {
+	if u.batch == nil {
+		buf := make([]byte, 64<<10)
+		for {
+			n, from, err := u.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				if errors.Is(err, net.ErrClosed) {
+					return err
+				}
+				continue // ICMP errors surface here on Linux: keep reading
+			}
+			handle(buf[:n], unmap(from))
+		}
+	}
+	msgs := make([]ipv4.Message, batch)
+	for i := range msgs {
+		msgs[i].Buffers = [][]byte{make([]byte, bufSize)}
+	}
+	for {
+		n, err := u.batch.ReadBatch(msgs, 0)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return err
+			}
+			continue
+		}
+		for i := range n {
+			ua, ok := msgs[i].Addr.(*net.UDPAddr)
+			if !ok {
+				continue
+			}
+			handle(msgs[i].Buffers[0][:msgs[i].N], unmap(ua.AddrPort()))
+		}
+	}
+}
+
+func unmap(a netip.AddrPort) netip.AddrPort { return netip.AddrPortFrom(a.Addr().Unmap(), a.Port()) }
+
+// Close closes the socket and stops the writer.
+func (u *Conn) Close() error {
+	err := u.UDPConn.Close()
+	u.once.Do(func() { close(u.done) })
+	u.wg.Wait()
+	return err
+}
