@@ -9,6 +9,7 @@ require (
 	github.com/xtaci/smux v1.5.58
 	golang.org/x/crypto v0.58.0
 	golang.org/x/net v0.60.0
+	gopkg.in/yaml.v3 v3.0.1
 )
 
 require (

@@ -119,12 +119,17 @@ func (a *Agent) readControl(ctx context.Context, c *control, conn *relaylink.Con
 // The pings also keep the NAT mapping of the agent's socket alive.
 func (a *Agent) heartbeat(ctx context.Context, c *control, conn *relaylink.Conn, log interface{ Warn(string, ...any) }) {
 	var seq uint32
+	first := true // ping at once: status shows the RTT from the start
 	for {
 		interval := a.cfg.Load().heartbeat()
+		wait := jitter(interval)
+		if first {
+			wait, first = 0, false
+		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(jitter(interval)):
+		case <-time.After(wait):
 		}
 		if silent := time.Since(conn.LastReceive()); silent > missedHeartbeats*interval {
 			log.Warn("relay silent, reconnecting", "silent", silent.Round(time.Second))

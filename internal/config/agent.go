@@ -1,0 +1,108 @@
+package config
+
+import (
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/pinhole/pinhole/agent"
+	"github.com/pinhole/pinhole/protocol"
+)
+
+// AgentFile is what agent.yaml holds: the agent's runtime Config plus the
+// process settings cmd/pinhole applies itself.
+type AgentFile struct {
+	Agent       *agent.Config
+	Log         Log
+	MemoryLimit int64 // bytes; 0 = no soft limit
+}
+
+// LoadAgent reads and checks an agent config file.
+func LoadAgent(path string) (*AgentFile, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	return ParseAgent(path, data)
+}
+
+// ParseAgent checks an agent config; path is used for messages and to
+// resolve a relative private_key_file.
+func ParseAgent(path string, data []byte) (*AgentFile, error) {
+	c := &collector{file: path}
+	root := parseDoc(c, data)
+	if root == nil {
+		return nil, c.err()
+	}
+	m := newMapping(c, root, "")
+	cfg := &agent.Config{}
+	f := &AgentFile{Agent: cfg}
+	cfg.Name = m.name("name")
+	cfg.PrivateKey = m.privateKey(path)
+	relays := m.sequence("relays")
+	if len(relays) == 0 {
+		m.require("relays")
+		if m.get("relays") != nil {
+			c.add(m.get("relays"), "relays", "needs at least one relay")
+		}
+	}
+	for i, rn := range relays {
+		rm := newMapping(c, rn, fmt.Sprintf("relays[%d]", i))
+		cfg.Relays = append(cfg.Relays, agent.Relay{Address: rm.hostPort("address", true, 7700), PublicKey: rm.publicKey("public_key")})
+		rm.done()
+	}
+	cfg.Transport = agent.Transport(m.enum("transport", "auto", "auto", "udp", "tcp"))
+	cfg.ListenPort = m.integer("listen_port", 0, 0, 65535)
+	cfg.Heartbeat = m.duration("heartbeat", 15*time.Second, time.Second, 10*time.Minute)
+	cfg.ReconnectMax = m.duration("reconnect_max", 30*time.Second, time.Second, time.Hour)
+	cfg.Admin = m.admin("admin", "127.0.0.1:7702", false)
+	f.MemoryLimit = m.size("memory_limit", 24<<20)
+	f.Log = m.logSection()
+	cfg.Tuning = m.kcpSection()
+
+	names := map[string]int{}
+	ports := map[protocol.Proto]map[uint16]string{protocol.ProtoTCP: {}, protocol.ProtoUDP: {}}
+	for i, en := range m.sequence("expose") {
+		path := fmt.Sprintf("expose[%d]", i)
+		em := newMapping(c, en, path)
+		e := agent.Exposure{Name: em.name("name")}
+		proto := em.enum("protocol", "tcp", "tcp", "udp")
+		e.Proto = protocol.ProtoTCP
+		if proto == "udp" {
+			e.Proto = protocol.ProtoUDP
+		}
+		e.Local = em.hostPort("local", true, 0)
+		e.RemotePort = em.port("remote_port", true)
+		pp := em.get("proxy_protocol")
+		e.ProxyProtocol = em.enum("proxy_protocol", "off", "off", "v1", "v2")
+		if pp != nil && e.Proto == protocol.ProtoUDP && e.ProxyProtocol != "off" {
+			c.add(pp, path+".proxy_protocol", "is for tcp exposures only")
+		}
+		idle, flows := em.get("idle_timeout"), em.get("max_flows")
+		e.IdleTimeout = em.duration("idle_timeout", time.Minute, time.Second, 24*time.Hour)
+		e.MaxFlows = em.integer("max_flows", 256, 1, 65536)
+		if e.Proto == protocol.ProtoTCP {
+			if idle != nil {
+				c.add(idle, path+".idle_timeout", "is for udp exposures only")
+			}
+			if flows != nil {
+				c.add(flows, path+".max_flows", "is for udp exposures only")
+			}
+		}
+		if prev, dup := names[e.Name]; dup && e.Name != "" {
+			c.add(en, path+".name", "%q is already used by expose[%d]", e.Name, prev)
+		}
+		names[e.Name] = i
+		if prev, dup := ports[e.Proto][e.RemotePort]; dup && e.RemotePort != 0 {
+			c.add(em.get("remote_port"), path+".remote_port", "%s port %d is already used by exposure %q", e.Proto, e.RemotePort, prev)
+		}
+		ports[e.Proto][e.RemotePort] = e.Name
+		em.done()
+		cfg.Expose = append(cfg.Expose, e)
+	}
+	m.done()
+	if err := c.err(); err != nil {
+		return nil, err
+	}
+	return f, nil
+}

@@ -1,0 +1,292 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pinhole/pinhole/protocol/secure"
+	"gopkg.in/yaml.v3"
+)
+
+// scalar returns the string of a scalar node, reporting other kinds.
+func (m *mapping) scalar(name string) (*yaml.Node, string, bool) {
+	v := m.get(name)
+	if v == nil {
+		return nil, "", false
+	}
+	if v.Kind != yaml.ScalarNode {
+		m.c.add(v, m.sub(name), "must be a single value")
+		return v, "", false
+	}
+	return v, v.Value, true
+}
+
+func (m *mapping) str(name, def string) string {
+	if _, s, ok := m.scalar(name); ok {
+		return s
+	}
+	return def
+}
+
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,63}$`)
+
+// name reads a required identifier (agent or exposure name).
+func (m *mapping) name(field string) string {
+	if m.require(field) == nil {
+		return ""
+	}
+	n, s, _ := m.scalar(field)
+	if s != "" && !nameRE.MatchString(s) {
+		m.c.add(n, m.sub(field), "%q must be 1-63 letters, digits, '.', '_' or '-'", s)
+	}
+	return s
+}
+
+func (m *mapping) integer(name string, def, lo, hi int) int {
+	n, s, ok := m.scalar(name)
+	if !ok {
+		return def
+	}
+	v, err := strconv.Atoi(s)
+	if err != nil {
+		m.c.add(n, m.sub(name), "%q is not a whole number", s)
+		return def
+	}
+	if v < lo || v > hi {
+		m.c.add(n, m.sub(name), "%d is out of range (%d-%d)", v, lo, hi)
+		return def
+	}
+	return v
+}
+
+func (m *mapping) port(name string, required bool) uint16 {
+	if required && m.require(name) == nil {
+		return 0
+	}
+	return uint16(m.integer(name, 0, 1, 65535))
+}
+
+func (m *mapping) boolean(name string, def bool) bool {
+	n, s, ok := m.scalar(name)
+	if !ok {
+		return def
+	}
+	switch strings.ToLower(s) {
+	case "true", "yes", "on":
+		return true
+	case "false", "no", "off":
+		return false
+	}
+	m.c.add(n, m.sub(name), "%q is not true or false", s)
+	return def
+}
+
+func (m *mapping) duration(name string, def, lo, hi time.Duration) time.Duration {
+	n, s, ok := m.scalar(name)
+	if !ok {
+		return def
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		m.c.add(n, m.sub(name), "%q is not a duration (examples: 15s, 2m, 1h)", s)
+		return def
+	}
+	if d < lo || d > hi {
+		m.c.add(n, m.sub(name), "%v is out of range (%v-%v)", d, lo, hi)
+		return def
+	}
+	return d
+}
+
+// enum reads one of the allowed words.
+func (m *mapping) enum(name, def string, allowed ...string) string {
+	n, s, ok := m.scalar(name)
+	if !ok {
+		return def
+	}
+	if !contains(allowed, s) {
+		m.c.add(n, m.sub(name), "%q is not one of %s", s, strings.Join(allowed, ", "))
+		return def
+	}
+	return s
+}
+
+// size reads a byte size: 24MiB, 64MB, 512KiB, a plain number of bytes,
+// or "off" (0).
+func (m *mapping) size(name string, def int64) int64 {
+	n, s, ok := m.scalar(name)
+	if !ok {
+		return def
+	}
+	if s == "off" {
+		return 0
+	}
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"B", 1}, {"", 1}}
+	for _, u := range units {
+		if num, found := strings.CutSuffix(s, u.suffix); found {
+			v, err := strconv.ParseInt(strings.TrimSpace(num), 10, 64)
+			if err == nil && v >= 0 {
+				return v * u.mult
+			}
+			break
+		}
+	}
+	m.c.add(n, m.sub(name), "%q is not a size (examples: 24MiB, 64MB, off)", s)
+	return def
+}
+
+// hostPort checks host:port syntax without any lookup. defPort is used
+// when the port is omitted (0: a port is required).
+func (m *mapping) hostPort(name string, required bool, defPort int) string {
+	if required && m.require(name) == nil {
+		return ""
+	}
+	n, s, ok := m.scalar(name)
+	if !ok {
+		return ""
+	}
+	host, port, err := net.SplitHostPort(s)
+	if err != nil && defPort > 0 && !strings.Contains(strings.TrimPrefix(strings.TrimSuffix(s, "]"), "["), ":") {
+		host, port, err = s, strconv.Itoa(defPort), nil
+	}
+	if err != nil {
+		m.c.add(n, m.sub(name), "%q is not host:port", s)
+		return ""
+	}
+	p, perr := strconv.Atoi(port)
+	if perr != nil || p < 1 || p > 65535 {
+		m.c.add(n, m.sub(name), "port %q out of range (1-65535)", port)
+		return ""
+	}
+	if host == "" {
+		m.c.add(n, m.sub(name), "%q has no host", s)
+		return ""
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// listenAddr is like hostPort but allows an empty host (all addresses)
+// and port 0.
+func (m *mapping) listenAddr(name, def string) string {
+	n, s, ok := m.scalar(name)
+	if !ok {
+		return def
+	}
+	host, port, err := net.SplitHostPort(s)
+	p, perr := strconv.Atoi(port)
+	if err != nil || perr != nil || p < 0 || p > 65535 {
+		m.c.add(n, m.sub(name), "%q is not a listen address like 0.0.0.0:7700", s)
+		return def
+	}
+	if host != "" {
+		if _, err := netip.ParseAddr(host); err != nil {
+			m.c.add(n, m.sub(name), "%q: listen host must be an IP address", s)
+			return def
+		}
+	}
+	return s
+}
+
+// admin reads an admin endpoint: a loopback address, a unix socket path,
+// or "off".
+func (m *mapping) admin(name, def string, allowRemote bool) string {
+	n, s, ok := m.scalar(name)
+	if !ok {
+		return def
+	}
+	if s == "off" {
+		return ""
+	}
+	if strings.HasPrefix(s, "/") {
+		return s
+	}
+	host, port, err := net.SplitHostPort(s)
+	ip, ierr := netip.ParseAddr(host)
+	if _, perr := strconv.Atoi(port); err != nil || perr != nil {
+		m.c.add(n, m.sub(name), "%q is not host:port, a unix socket path or off", s)
+		return def
+	}
+	if !allowRemote && (ierr != nil || !ip.IsLoopback()) {
+		m.c.add(n, m.sub(name), "%q must be a loopback address (the status endpoint has no authentication)", s)
+		return def
+	}
+	return s
+}
+
+// privateKey reads private_key or private_key_file (exactly one). A
+// relative file path is relative to the config file's directory.
+func (m *mapping) privateKey(configPath string) secure.PrivateKey {
+	inlineN, inline, hasInline := m.scalar("private_key")
+	fileN, file, hasFile := m.scalar("private_key_file")
+	switch {
+	case hasInline && hasFile:
+		m.c.add(fileN, "private_key_file", "give private_key or private_key_file, not both")
+	case hasInline:
+		k, err := secure.ParsePrivateKey(inline)
+		if err != nil {
+			m.c.add(inlineN, "private_key", "%v", err)
+		}
+		return k
+	case hasFile:
+		if !filepath.IsAbs(file) {
+			file = filepath.Join(filepath.Dir(configPath), file)
+		}
+		b, err := os.ReadFile(file)
+		if err != nil {
+			m.c.add(fileN, "private_key_file", "%v", err)
+			return secure.PrivateKey{}
+		}
+		k, err := secure.ParsePrivateKey(string(b))
+		if err != nil {
+			m.c.add(fileN, "private_key_file", "%s: %v", file, err)
+		}
+		return k
+	default:
+		m.c.add(m.node, "private_key", "is required (or private_key_file); make one with `pinhole keygen`")
+	}
+	return secure.PrivateKey{}
+}
+
+func (m *mapping) publicKey(name string) secure.PublicKey {
+	if m.require(name) == nil {
+		return secure.PublicKey{}
+	}
+	n, s, _ := m.scalar(name)
+	k, err := secure.ParsePublicKey(s)
+	if err != nil {
+		m.c.add(n, m.sub(name), "%v", err)
+	}
+	return k
+}
+
+// parseDoc decodes the file into its root mapping node.
+func parseDoc(c *collector, data []byte) *yaml.Node {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		line := 0
+		if _, err2 := fmt.Sscanf(err.Error(), "yaml: line %d:", &line); err2 != nil {
+			line = 1
+		}
+		msg := err.Error()
+		if i := strings.Index(msg, ": "); strings.HasPrefix(msg, "yaml: line") && i >= 0 {
+			msg = msg[i+2:]
+		}
+		c.errs = append(c.errs, &Error{File: c.file, Line: line, Msg: "not valid YAML: " + strings.TrimPrefix(msg, "yaml: ")})
+		return nil
+	}
+	if doc.Kind == 0 || len(doc.Content) == 0 {
+		c.errs = append(c.errs, &Error{File: c.file, Line: 1, Msg: "the file is empty"})
+		return nil
+	}
+	return doc.Content[0]
+}
