@@ -35,6 +35,8 @@ func (m *mapping) str(name, def string) string {
 	return def
 }
 
+var yamlLineRE = regexp.MustCompile(`^line (\d+): (.*)$`)
+
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,63}$`)
 
 // name reads a required identifier (agent or exposure name).
@@ -273,15 +275,12 @@ func (m *mapping) publicKey(name string) secure.PublicKey {
 func parseDoc(c *collector, data []byte) *yaml.Node {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		line := 0
-		if _, err2 := fmt.Sscanf(err.Error(), "yaml: line %d:", &line); err2 != nil {
-			line = 1
+		line, msg := 1, strings.TrimPrefix(err.Error(), "yaml: ")
+		if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
+			line, _ = strconv.Atoi(m[1])
+			msg = m[2]
 		}
-		msg := err.Error()
-		if i := strings.Index(msg, ": "); strings.HasPrefix(msg, "yaml: line") && i >= 0 {
-			msg = msg[i+2:]
-		}
-		c.errs = append(c.errs, &Error{File: c.file, Line: line, Msg: "not valid YAML: " + strings.TrimPrefix(msg, "yaml: ")})
+		c.errs = append(c.errs, &Error{File: c.file, Line: line, Msg: "not valid YAML: " + msg})
 		return nil
 	}
 	if doc.Kind == 0 || len(doc.Content) == 0 {

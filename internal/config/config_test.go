@@ -1,0 +1,126 @@
+package config
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/pinhole/pinhole/protocol"
+	"github.com/pinhole/pinhole/protocol/secure"
+)
+
+var update = flag.Bool("update", false, "rewrite the .golden files from the current output")
+
+// TestBadConfigs loads every file in testdata/bad and compares the full
+// error text with its .golden file: each problem at its line, all at once.
+func TestBadConfigs(t *testing.T) {
+	files, _ := filepath.Glob("testdata/bad/*.yaml")
+	if len(files) == 0 {
+		t.Fatal("no test configs")
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			var err error
+			if strings.HasPrefix(filepath.Base(f), "relay") {
+				_, err = LoadRelay(f)
+			} else {
+				_, err = LoadAgent(f)
+			}
+			if err == nil {
+				t.Fatal("bad config accepted")
+			}
+			got := err.Error() + "\n"
+			golden := strings.TrimSuffix(f, ".yaml") + ".golden"
+			if *update {
+				os.WriteFile(golden, []byte(got), 0o644)
+			}
+			want, rerr := os.ReadFile(golden)
+			if rerr != nil {
+				t.Fatalf("%v (run go test -update to create it)", rerr)
+			}
+			if got != string(want) {
+				t.Errorf("errors differ from %s\n--- got\n%s--- want\n%s", golden, got, want)
+			}
+		})
+	}
+}
+
+// TestExamples loads the commented examples in configs/, with key files
+// made for the test, so the documentation cannot rot.
+func TestExamples(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{"agent.yaml", "relay.yaml"} {
+		b, err := os.ReadFile(filepath.Join("..", "..", "configs", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(dir, name), b, 0o644)
+	}
+	for _, k := range []string{"agent.key", "relay.key"} {
+		key, _ := secure.GeneratePrivateKey()
+		os.WriteFile(filepath.Join(dir, k), []byte(key.String()+"\n"), 0o600)
+	}
+	a, err := LoadAgent(filepath.Join(dir, "agent.yaml"))
+	if err != nil {
+		t.Fatalf("configs/agent.yaml: %v", err)
+	}
+	if a.Agent.Name != "home-router" || len(a.Agent.Relays) != 1 || len(a.Agent.Expose) != 3 ||
+		a.Agent.Relays[0].Address != "relay.example.net:7700" || a.MemoryLimit != 24<<20 {
+		t.Errorf("agent example read as %+v", a.Agent)
+	}
+	if e := a.Agent.Expose[2]; e.Proto != protocol.ProtoUDP || e.RemotePort != 5353 || e.MaxFlows != 256 {
+		t.Errorf("dns exposure read as %+v", e)
+	}
+	r, err := LoadRelay(filepath.Join(dir, "relay.yaml"))
+	if err != nil {
+		t.Fatalf("configs/relay.yaml: %v", err)
+	}
+	home := r.Relay.Agents[0]
+	checks := []struct {
+		proto protocol.Proto
+		port  uint16
+		want  bool
+	}{
+		{protocol.ProtoTCP, 8080, true}, {protocol.ProtoUDP, 8080, false}, {protocol.ProtoUDP, 5353, true},
+		{protocol.ProtoTCP, 9050, true}, {protocol.ProtoUDP, 9100, true}, {protocol.ProtoTCP, 9101, false},
+	}
+	for _, c := range checks {
+		if got := home.Allows(c.proto, c.port); got != c.want {
+			t.Errorf("home-router allows %v %d = %v, want %v", c.proto, c.port, got, c.want)
+		}
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	k, _ := secure.GeneratePrivateKey()
+	f, err := ParseAgent("a.yaml", []byte("name: r\nprivate_key: "+k.String()+"\nrelays:\n  - address: relay.example\n    public_key: "+k.Public().String()+"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := f.Agent
+	if c.Relays[0].Address != "relay.example:7700" || c.Transport != "auto" || c.Heartbeat.Seconds() != 15 || c.Admin != "127.0.0.1:7702" {
+		t.Errorf("defaults: got %+v", c)
+	}
+}
+
+// FuzzParseAgent: no input may panic the parser.
+func FuzzParseAgent(f *testing.F) {
+	for _, p := range []string{"testdata/bad/agent-typo.yaml", "testdata/bad/agent-ports.yaml", "../../configs/agent.yaml"} {
+		if b, err := os.ReadFile(p); err == nil {
+			f.Add(b)
+		}
+	}
+	f.Fuzz(func(t *testing.T, b []byte) { ParseAgent("fuzz.yaml", b) })
+}
+
+// FuzzParseRelay: no input may panic the parser.
+func FuzzParseRelay(f *testing.F) {
+	for _, p := range []string{"testdata/bad/relay-bad.yaml", "../../configs/relay.yaml"} {
+		if b, err := os.ReadFile(p); err == nil {
+			f.Add(b)
+		}
+	}
+	f.Fuzz(func(t *testing.T, b []byte) { ParseRelay("fuzz.yaml", b) })
+}
