@@ -119,6 +119,7 @@ func (a *Agent) readControl(ctx context.Context, c *control, conn *relaylink.Con
 // The pings also keep the NAT mapping of the agent's socket alive.
 func (a *Agent) heartbeat(ctx context.Context, c *control, conn *relaylink.Conn, log interface{ Warn(string, ...any) }) {
 	var seq uint32
+	start := time.Now()
 	first := true // ping at once: status shows the RTT from the start
 	for {
 		interval := a.cfg.Load().heartbeat()
@@ -131,7 +132,11 @@ func (a *Agent) heartbeat(ctx context.Context, c *control, conn *relaylink.Conn,
 			return
 		case <-time.After(wait):
 		}
-		if silent := time.Since(conn.LastReceive()); silent > missedHeartbeats*interval {
+		last := conn.LastReceive()
+		if last.Before(start) {
+			last = start // nothing received yet: count from the link's start
+		}
+		if silent := time.Since(last); silent > missedHeartbeats*interval {
 			log.Warn("relay silent, reconnecting", "silent", silent.Round(time.Second))
 			return
 		}

@@ -203,6 +203,9 @@ func (r *Relay) activate(s *session) {
 		r.stats.Replaced.Add(1)
 		old.log.Info("session replaced by a newer one", "addr", s.addr)
 		old.notifyAndClose(protocol.Notice{Code: protocol.NoticeReplaced, Text: "a newer session with the same key connected"})
+		// The old session may have been closing already (notifyAndClose
+		// then returns at once): wait until its ports are free.
+		<-old.done
 	}
 }
 
