@@ -1,0 +1,161 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pinhole/pinhole/internal/testenv"
+	"github.com/pinhole/pinhole/protocol/secure"
+)
+
+// BenchmarkProcessRSS runs the real binary as two processes and reports the
+// resident memory of each: idle, during 8 bulk streams, and per idle
+// tunneled connection with 1,000 held open.
+func BenchmarkProcessRSS(b *testing.B) {
+	bin := buildBinary(b)
+	sinkAddr, echoAddr := sink(b), testenv.EchoTCP(b)
+	dir := b.TempDir()
+	rk, _ := secure.GeneratePrivateKey()
+	ak, _ := secure.GeneratePrivateKey()
+	relayPort, bulkPort, echoPort := testenv.FreePort(b), testenv.FreePort(b), testenv.FreePort(b)
+	os.WriteFile(filepath.Join(dir, "relay.yaml"), fmt.Appendf(nil, `listen: 127.0.0.1:%d
+private_key: %s
+bind: 127.0.0.1
+admin: off
+agents:
+  - name: bench
+    public_key: %s
+    allow_ports: [%d, %d]
+`, relayPort, rk, ak.Public(), bulkPort, echoPort), 0o600)
+	os.WriteFile(filepath.Join(dir, "agent.yaml"), fmt.Appendf(nil, `name: bench
+private_key: %s
+relays:
+  - address: 127.0.0.1:%d
+    public_key: %s
+transport: udp
+admin: off
+expose:
+  - name: bulk
+    local: %s
+    remote_port: %d
+  - name: echo
+    local: %s
+    remote_port: %d
+`, ak, relayPort, rk.Public(), sinkAddr, bulkPort, echoAddr, echoPort), 0o600)
+	relay := startProcess(b, bin, "relay", filepath.Join(dir, "relay.yaml"))
+	agent := startProcess(b, bin, "agent", filepath.Join(dir, "agent.yaml"))
+	bulk := "127.0.0.1:" + strconv.Itoa(int(bulkPort))
+	echo := "127.0.0.1:" + strconv.Itoa(int(echoPort))
+	testenv.WaitFor(b, 20*time.Second, "exposure reachable", func() bool {
+		c, err := net.DialTimeout("tcp", echo, time.Second)
+		if err != nil {
+			return false
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(time.Second))
+		c.Write([]byte{1})
+		_, err = c.Read(make([]byte, 1))
+		return err == nil
+	})
+	for b.Loop() {
+		time.Sleep(2 * time.Second) // settle
+		b.ReportMetric(rssMiB(b, agent), "agent-idle-MiB")
+		b.ReportMetric(rssMiB(b, relay), "relay-idle-MiB")
+
+		// Under load: 8 bulk streams, peak RSS sampled every 50 ms.
+		var peakA, peakR float64
+		stop := make(chan struct{})
+		var sampler sync.WaitGroup
+		sampler.Go(func() {
+			for {
+				peakA, peakR = max(peakA, rssMiB(b, agent)), max(peakR, rssMiB(b, relay))
+				select {
+				case <-stop:
+					return
+				case <-time.After(50 * time.Millisecond):
+				}
+			}
+		})
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Go(func() { transfer(b, bulk, 32<<20) })
+		}
+		wg.Wait()
+		close(stop)
+		sampler.Wait()
+		b.ReportMetric(peakA, "agent-8streams-MiB")
+		b.ReportMetric(peakR, "relay-8streams-MiB")
+
+		// 1,000 idle tunneled connections.
+		time.Sleep(2 * time.Second)
+		a0, r0 := rssMiB(b, agent), rssMiB(b, relay)
+		held := make([]net.Conn, 0, 1000)
+		for range 1000 {
+			c, err := net.Dial("tcp", echo)
+			if err != nil {
+				b.Fatal(err)
+			}
+			c.Write([]byte{1})
+			c.Read(make([]byte, 1))
+			held = append(held, c)
+		}
+		time.Sleep(time.Second)
+		a1, r1 := rssMiB(b, agent), rssMiB(b, relay)
+		b.ReportMetric((a1-a0)*1024/1000, "agent-KiB/conn")
+		b.ReportMetric((r1-r0)*1024/1000, "relay-KiB/conn")
+		for _, c := range held {
+			c.Close()
+		}
+	}
+}
+
+func buildBinary(b *testing.B) string {
+	out := filepath.Join(b.TempDir(), "pinhole")
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", out, "../cmd/pinhole")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		b.Fatalf("build: %v\n%s", err, msg)
+	}
+	return out
+}
+
+func startProcess(b *testing.B, bin, role, cfg string) int {
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, bin, role, "-c", cfg)
+	if testing.Verbose() {
+		cmd.Stderr = os.Stderr
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { cancel(); cmd.Wait() })
+	return cmd.Process.Pid
+}
+
+// rssMiB reads VmRSS of a process from /proc.
+func rssMiB(b *testing.B, pid int) float64 {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		if rest, ok := strings.CutPrefix(s.Text(), "VmRSS:"); ok {
+			kb, _ := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")))
+			return float64(kb) / 1024
+		}
+	}
+	b.Fatal("no VmRSS")
+	return 0
+}
