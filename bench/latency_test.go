@@ -98,7 +98,14 @@ func BenchmarkIdleConnMemory(b *testing.B) {
 	testenv.StartAgent(b, acfg)
 	testenv.WaitFor(b, 15*time.Second, "exposure open", func() bool { return testenv.Exposed(r, "svc") })
 	addr := "127.0.0.1:" + strconv.Itoa(int(port))
+	base := runtime.NumGoroutine()
 	for b.Loop() {
+		// Start from a quiet process: the previous round's connections
+		// must have finished closing on both sides.
+		deadline := time.Now().Add(10 * time.Second)
+		for runtime.NumGoroutine() > base+10 && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
 		before := heapInUse()
 		g0 := runtime.NumGoroutine()
 		held := make([]net.Conn, 0, conns)
