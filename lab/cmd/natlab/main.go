@@ -1,0 +1,101 @@
+// Command natlab brings the NAT lab up and down by hand:
+//
+//	natlab up A=symmetric B=port-restricted:hairpin
+//	natlab exec a1 -- ping -c1 203.0.113.10
+//	natlab rules a                      # print site a's nftables ruleset
+//	natlab down
+//
+// Namespaces are named phlab-<host>; down removes only those and the
+// processes inside them, and is safe to run twice. Hosts: relay (203.0.113.10
+// and .11), client (203.0.113.20), gwa/gwb, a1/a2, b1/b2, cgna/cgnb.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"time"
+
+	"github.com/pinhole/pinhole/lab"
+)
+
+const prefix = "phlab-"
+
+func main() {
+	if len(os.Args) < 2 {
+		usage()
+	}
+	if why := lab.Available(); why != "" {
+		fmt.Fprintln(os.Stderr, "natlab:", why)
+		os.Exit(1)
+	}
+	switch os.Args[1] {
+	case "up":
+		sites := map[string]lab.Site{}
+		for _, arg := range os.Args[2:] {
+			name, spec, ok := strings.Cut(arg, "=")
+			name = strings.ToLower(name)
+			if !ok || (name != "a" && name != "b") {
+				fatal(fmt.Errorf("%q: want A=behaviour[:options] or B=...", arg))
+			}
+			s, err := lab.ParseSite(spec)
+			if err != nil {
+				fatal(fmt.Errorf("%s: %w", arg, err))
+			}
+			sites[name] = s
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		l, err := lab.Up(ctx, prefix, sites)
+		if err != nil {
+			fatal(err)
+		}
+		fmt.Printf("lab up: relay %s and %s, client %s\n", lab.RelayIP, lab.RelayIP2, lab.ClientIP)
+		for _, site := range []string{"a", "b"} {
+			if s, ok := sites[site]; ok {
+				fmt.Printf("site %s: %s (%s), public %s, host %s1 = %s\n", site, s.Behaviour, s.Behaviour.Classic(), l.PublicIP(site), site, l.HostIP(site+"1"))
+			}
+		}
+		fmt.Println("run commands with: natlab exec HOST -- CMD; remove with: natlab down")
+	case "exec":
+		if len(os.Args) < 5 || os.Args[3] != "--" {
+			usage()
+		}
+		cmd := exec.Command("ip", append([]string{"netns", "exec", prefix + os.Args[2]}, os.Args[4:]...)...)
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+		if err := cmd.Run(); err != nil {
+			if ee, ok := err.(*exec.ExitError); ok {
+				os.Exit(ee.ExitCode())
+			}
+			fatal(err)
+		}
+	case "rules":
+		if len(os.Args) < 3 {
+			usage()
+		}
+		out, err := exec.Command("ip", "netns", "exec", prefix+"gw"+os.Args[2], "nft", "list", "ruleset").CombinedOutput()
+		os.Stdout.Write(out)
+		if err != nil {
+			os.Exit(1)
+		}
+	case "down":
+		lab.Down(prefix)
+		fmt.Println("lab down")
+	default:
+		usage()
+	}
+}
+
+func usage() {
+	fmt.Fprintln(os.Stderr, "usage: natlab up A=BEHAVIOUR[:opt...] [B=...] | exec HOST -- CMD... | rules a|b | down")
+	fmt.Fprintln(os.Stderr, "behaviours: none full-cone restricted-cone port-restricted symmetric symmetric-seq udp-blocked")
+	fmt.Fprintln(os.Stderr, "options: hairpin cgnat timeout=SECONDS loss=PERCENT% hosts=1|2")
+	os.Exit(2)
+}
+
+func fatal(err error) {
+	fmt.Fprintln(os.Stderr, "natlab:", err)
+	os.Exit(1)
+}

@@ -1,0 +1,296 @@
+// Command probe measures a NAT from inside the lab, the way RFC 5780
+// describes: a responder on the relay host's two addresses tells a client
+// which public address its packets came from, sends to it from other ports
+// and addresses on request, and answers after a delay; the client turns the
+// answers into facts (mapping varies by destination? which inbound packets
+// pass? sequential ports? mapping lifetime? hairpin? loss?) printed as JSON.
+//
+//	probe serve 203.0.113.10:3478 203.0.113.10:3479 203.0.113.11:3478
+//	probe nat 203.0.113.10:3478 203.0.113.10:3479 203.0.113.11:3478
+//	probe expire 203.0.113.10:3478 SECONDS
+//	probe hairpin-listen 203.0.113.10:3478   (then, on another LAN host:)
+//	probe send PUBLIC-MAPPING hairpin
+//	probe loss 203.0.113.10:3478 COUNT
+//
+// The wire is a few text words per datagram; this is a test tool.
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+func main() {
+	if len(os.Args) < 3 {
+		fmt.Fprintln(os.Stderr, "usage: probe serve|nat|expire|hairpin|loss ADDR...")
+		os.Exit(2)
+	}
+	var err error
+	args := os.Args[2:]
+	switch os.Args[1] {
+	case "serve":
+		err = serve(args)
+	case "nat":
+		err = report(natProbe(args))
+	case "expire":
+		secs, _ := strconv.Atoi(args[1])
+		err = report(expireProbe(args[0], secs))
+	case "hairpin-listen":
+		err = hairpinListen(args[0])
+	case "send":
+		err = send(args[0], args[1])
+	case "loss":
+		n, _ := strconv.Atoi(args[1])
+		err = report(lossProbe(args[0], n))
+	default:
+		err = fmt.Errorf("unknown mode %q", os.Args[1])
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "probe:", err)
+		os.Exit(1)
+	}
+}
+
+func report(v any, err error) error {
+	if err != nil {
+		return err
+	}
+	return json.NewEncoder(os.Stdout).Encode(v)
+}
+
+// serve answers on every address given:
+//
+//	map            -> "addr <observed>" from the same socket
+//	from J TOKEN   -> TOKEN sent from socket J to the requester
+//	later S J TOK  -> TOK sent from socket J after S seconds
+//	ping N         -> "pong N"
+func serve(addrs []string) error {
+	var socks []*net.UDPConn
+	for _, a := range addrs {
+		c, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.MustParseAddrPort(a)))
+		if err != nil {
+			return err
+		}
+		socks = append(socks, c)
+	}
+	for _, c := range socks {
+		go func() {
+			buf := make([]byte, 1500)
+			for {
+				n, from, err := c.ReadFromUDPAddrPort(buf)
+				if err != nil {
+					return
+				}
+				f := strings.Fields(string(buf[:n]))
+				if len(f) == 0 {
+					continue
+				}
+				switch {
+				case f[0] == "map":
+					c.WriteToUDPAddrPort([]byte("addr "+from.String()), from)
+				case f[0] == "from" && len(f) == 3:
+					if j, err := strconv.Atoi(f[1]); err == nil && j < len(socks) {
+						socks[j].WriteToUDPAddrPort([]byte(f[2]), from)
+					}
+				case f[0] == "later" && len(f) == 4:
+					s, _ := strconv.Atoi(f[1])
+					j, _ := strconv.Atoi(f[2])
+					if j < len(socks) && s >= 0 && s < 600 {
+						time.AfterFunc(time.Duration(s)*time.Second, func() { socks[j].WriteToUDPAddrPort([]byte(f[3]), from) })
+					}
+				case f[0] == "ping" && len(f) == 2:
+					c.WriteToUDPAddrPort([]byte("pong "+f[1]), from)
+				}
+			}
+		}()
+	}
+	select {}
+}
+
+// ask sends msg to srv and returns the first reply, or "" on timeout.
+func ask(c *net.UDPConn, srv netip.AddrPort, msg string, wait time.Duration) string {
+	for try := 0; try < 3; try++ {
+		c.WriteToUDPAddrPort([]byte(msg), srv)
+		if r := recv(c, wait); r != "" {
+			return r
+		}
+	}
+	return ""
+}
+
+func recv(c *net.UDPConn, wait time.Duration) string {
+	buf := make([]byte, 1500)
+	c.SetReadDeadline(time.Now().Add(wait))
+	n, _, err := c.ReadFromUDPAddrPort(buf)
+	if err != nil {
+		return ""
+	}
+	return string(buf[:n])
+}
+
+// expect waits for token, ignoring stale datagrams.
+func expect(c *net.UDPConn, token string, wait time.Duration) bool {
+	deadline := time.Now().Add(wait)
+	for time.Now().Before(deadline) {
+		if recv(c, time.Until(deadline)) == token {
+			return true
+		}
+	}
+	return false
+}
+
+// NATReport is what `probe nat` prints.
+type NATReport struct {
+	Local  string   `json:"local"`
+	Mapped []string `json:"mapped"` // public address seen by each server address
+	// Filtering (RFC 4787 §5): which unsolicited senders reach the mapping.
+	FromSame      bool `json:"from_same"`       // the address the client sent to
+	FromOtherPort bool `json:"from_other_port"` // same IP, other port
+	FromOtherIP   bool `json:"from_other_ip"`   // other IP
+}
+
+func natProbe(servers []string) (*NATReport, error) {
+	c, err := net.ListenUDP("udp4", nil)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	r := &NATReport{Local: c.LocalAddr().String()}
+	var srv []netip.AddrPort
+	for _, s := range servers {
+		srv = append(srv, netip.MustParseAddrPort(s))
+	}
+	// Mapping: one socket to each server address (RFC 5780 §4.3).
+	for _, s := range srv {
+		ans := ask(c, s, "map", 700*time.Millisecond)
+		r.Mapped = append(r.Mapped, strings.TrimPrefix(ans, "addr "))
+	}
+	// Filtering (RFC 5780 §4.4), from a fresh socket that has only ever
+	// talked to srv[0]: the answer comes from srv[0], then srv[1] (other
+	// port), then srv[2] (other IP).
+	c.Close()
+	if c, err = net.ListenUDP("udp4", nil); err != nil {
+		return nil, err
+	}
+	check := func(j int) bool {
+		tok := fmt.Sprintf("tok-%d-%d", j, time.Now().UnixNano())
+		for try := 0; try < 2; try++ {
+			c.WriteToUDPAddrPort([]byte(fmt.Sprintf("from %d %s", j, tok)), srv[0])
+			if expect(c, tok, 500*time.Millisecond) {
+				return true
+			}
+		}
+		return false
+	}
+	r.FromSame, r.FromOtherPort, r.FromOtherIP = check(0), check(1), check(2)
+	return r, nil
+}
+
+// ExpireReport is what `probe expire` prints.
+type ExpireReport struct {
+	IdleSeconds int  `json:"idle_seconds"`
+	Alive       bool `json:"alive"` // the delayed answer came through
+}
+
+// expireProbe asks the server to answer after secs of silence: the answer
+// arrives only if the NAT kept the mapping that long (RFC 5780 §4.6).
+func expireProbe(server string, secs int) (*ExpireReport, error) {
+	c, err := net.ListenUDP("udp4", nil)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	tok := fmt.Sprintf("late-%d", time.Now().UnixNano())
+	c.WriteToUDPAddrPort([]byte(fmt.Sprintf("later %d 0 %s", secs, tok)), netip.MustParseAddrPort(server))
+	return &ExpireReport{IdleSeconds: secs, Alive: expect(c, tok, time.Duration(secs)*time.Second+1500*time.Millisecond)}, nil
+}
+
+// HairpinReport is what `probe hairpin-listen` prints last.
+type HairpinReport struct {
+	Works bool   `json:"works"`
+	From  string `json:"from"` // source address the hairpinned packet carried
+}
+
+// hairpinListen learns this socket's public mapping, prints it as a first
+// JSON line, and waits 5 s for "hairpin" from another LAN host sending to
+// that mapping: it arrives only if the NAT hairpins (RFC 4787 REQ-9).
+func hairpinListen(server string) error {
+	a, err := net.ListenUDP("udp4", nil)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	mapped := strings.TrimPrefix(ask(a, netip.MustParseAddrPort(server), "map", 700*time.Millisecond), "addr ")
+	json.NewEncoder(os.Stdout).Encode(map[string]string{"mapped": mapped})
+	r := &HairpinReport{}
+	buf := make([]byte, 1500)
+	a.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		n, from, err := a.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			break
+		}
+		if string(buf[:n]) == "hairpin" {
+			r.Works, r.From = true, from.String()
+			break
+		}
+	}
+	return json.NewEncoder(os.Stdout).Encode(r)
+}
+
+// send sends msg to addr three times, 100 ms apart.
+func send(addr, msg string) error {
+	c, err := net.ListenUDP("udp4", nil)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	for range 3 {
+		if _, err := c.WriteToUDPAddrPort([]byte(msg), netip.MustParseAddrPort(addr)); err != nil {
+			return err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return nil
+}
+
+// LossReport is what `probe loss` prints.
+type LossReport struct {
+	Sent     int     `json:"sent"`
+	Received int     `json:"received"`
+	LossPct  float64 `json:"round_trip_loss_pct"`
+}
+
+// lossProbe sends n pings at a steady pace and counts the pongs.
+func lossProbe(server string, n int) (*LossReport, error) {
+	c, err := net.ListenUDP("udp4", nil)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	srv := netip.MustParseAddrPort(server)
+	got := make(map[string]bool)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			r := recv(c, 2*time.Second)
+			if r == "" {
+				return
+			}
+			got[r] = true
+		}
+	}()
+	for i := range n {
+		c.WriteToUDPAddrPort([]byte(fmt.Sprintf("ping %d", i)), srv)
+		time.Sleep(time.Millisecond)
+	}
+	<-done
+	return &LossReport{Sent: n, Received: len(got), LossPct: 100 * float64(n-len(got)) / float64(n)}, nil
+}

@@ -1,0 +1,92 @@
+package lab
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os/exec"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Run runs a command in host's namespace and returns its combined output.
+// The command is killed when ctx ends.
+func (l *Lab) Run(ctx context.Context, host string, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", l.NS(host)}, args...)...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("%s: %v: %s", host, err, bytes.TrimSpace(out))
+	}
+	return string(out), nil
+}
+
+// Proc is a background process in a lab host.
+type Proc struct {
+	Host string
+	cmd  *exec.Cmd
+	out  *syncBuffer
+	done chan struct{}
+	err  error
+}
+
+// Start runs a command in the background in host's namespace. The lab stops
+// it on Close if the caller has not.
+func (l *Lab) Start(host string, args ...string) (*Proc, error) {
+	cmd := exec.Command("ip", append([]string{"netns", "exec", l.NS(host)}, args...)...)
+	buf := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = buf, buf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start in %s: %w", host, err)
+	}
+	p := &Proc{Host: host, cmd: cmd, out: buf, done: make(chan struct{})}
+	go func() { p.err = cmd.Wait(); close(p.done) }()
+	l.mu.Lock()
+	l.procs = append(l.procs, p)
+	l.mu.Unlock()
+	return p, nil
+}
+
+// Output returns what the process printed so far.
+func (p *Proc) Output() string { return p.out.String() }
+
+// Signal sends sig to the process group.
+func (p *Proc) Signal(sig syscall.Signal) { syscall.Kill(-p.cmd.Process.Pid, sig) }
+
+// Stop sends SIGTERM, waits up to 5 s, then kills.
+func (p *Proc) Stop() error {
+	select {
+	case <-p.done:
+		return p.err
+	default:
+	}
+	p.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(5 * time.Second):
+		p.Signal(syscall.SIGKILL)
+		<-p.done
+	}
+	return p.err
+}
+
+// Done is closed when the process has exited.
+func (p *Proc) Done() <-chan struct{} { return p.done }
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
