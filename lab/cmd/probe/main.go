@@ -45,6 +45,16 @@ func main() {
 		err = hairpinListen(args[0])
 	case "send":
 		err = send(args[0], args[1])
+	case "tcp-echo":
+		err = tcpEcho(args[0])
+	case "udp-echo":
+		err = udpEcho(args[0])
+	case "tcp-check":
+		n, _ := strconv.Atoi(args[1])
+		err = report(tcpCheck(args[0], n))
+	case "udp-check":
+		n, _ := strconv.Atoi(args[1])
+		err = report(udpCheck(args[0], n))
 	case "loss":
 		n, _ := strconv.Atoi(args[1])
 		err = report(lossProbe(args[0], n))
