@@ -136,7 +136,7 @@ func render(cells []cell, size int, took time.Duration) string {
 			if !c.intact {
 				mark = "**hash mismatch**"
 			}
-			fmt.Fprintf(&s, " %s, %.1fs, %.0f Mbit/s, %s |", c.path, c.connect.Seconds(), c.mbps, mark)
+			fmt.Fprintf(&s, " %s, %d ms, %.0f Mbit/s, %s |", c.path, c.connect.Milliseconds(), c.mbps, mark)
 		}
 		s.WriteString("\n")
 	}
