@@ -9,6 +9,13 @@ FUZZTIME ?= 5s
 
 .PHONY: all build test unit vet fmt-check fuzz-smoke demo bench clean
 
+# The lab and packaging fragments append their suites to TEST_EXTRA; they
+# must be read before the test rule, whose prerequisites expand at once.
+.DEFAULT_GOAL := all
+TEST_EXTRA :=
+include lab/lab.mk
+-include build/build.mk
+
 all: build
 
 build:
@@ -40,7 +47,3 @@ bench: build
 
 clean:
 	rm -rf bin dist
-
-# Fragments owned by the lab and packaging work; each may append to TEST_EXTRA.
--include lab/lab.mk
--include build/build.mk
