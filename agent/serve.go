@@ -39,7 +39,15 @@ func (a *Agent) serve(ctx context.Context, conn *relaylink.Conn) {
 
 	lctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	stop := context.AfterFunc(lctx, func() { conn.Close() })
+	stop := context.AfterFunc(lctx, func() {
+		if ctx.Err() != nil {
+			// Stopping (SIGTERM): tell the relay, so it frees our ports
+			// now instead of after agent_timeout.
+			c.send(protocol.Notice{Code: protocol.NoticeShutdown, Text: "agent shutting down"})
+			conn.Linger(300 * time.Millisecond)
+		}
+		conn.Close()
+	})
 	defer stop()
 
 	var wg sync.WaitGroup

@@ -112,6 +112,9 @@ func (s *session) run(ctx context.Context) {
 			}
 			s.send(protocol.Pong(hb))
 		case protocol.Pong:
+		case protocol.Notice:
+			s.log.Info("agent is leaving", "reason", m.Text)
+			return
 		default:
 			s.log.Warn("unexpected control message", "type", m.Type())
 			s.notifyAndClose(protocol.Notice{Code: protocol.NoticeBadMessage, Text: "unexpected " + m.Type().String()})

@@ -104,3 +104,40 @@ func TestRelayReload(t *testing.T) {
 		t.Fatal("removed agent came back")
 	}
 }
+
+// TestAgentGoneFreesPorts: an agent that stops cleanly frees its ports at
+// once (it says goodbye); one that dies silently frees them after
+// agent_timeout.
+func TestAgentGoneFreesPorts(t *testing.T) {
+	port := testenv.FreePort(t)
+	rcfg := testenv.RelayConfig(t, "127.0.0.1:0")
+	rcfg.AgentTimeout = 2 * time.Second
+	acfg := testenv.AgentConfig(t, "", rcfg.PrivateKey, agent.Exposure{Name: "web", Proto: protocol.ProtoTCP, Local: testenv.EchoTCP(t), RemotePort: port})
+	acfg.Transport = agent.TransportUDP
+	testenv.Allow(rcfg, acfg, port)
+	r, rlog, _ := testenv.StartRelay(t, rcfg)
+	acfg.Relays[0].Address = r.Addr().String()
+
+	_, _, stop := testenv.StartAgent(t, acfg)
+	testenv.WaitFor(t, 10*time.Second, "exposure open", func() bool { return testenv.Exposed(r, "web") })
+	stopped := time.Now()
+	stop()
+	testenv.WaitFor(t, time.Second, "port freed after a clean stop", func() bool { return !testenv.Exposed(r, "web") })
+	t.Logf("clean stop: port freed %v after SIGTERM", time.Since(stopped).Round(time.Millisecond))
+	if !strings.Contains(rlog.String(), "agent is leaving") {
+		t.Error("relay log does not record the goodbye")
+	}
+
+	// A silent death: the agent's socket just stops answering.
+	acfg2 := *acfg
+	acfg2.Heartbeat = time.Hour // the agent stays silent after registering
+	a2, _, _ := testenv.StartAgent(t, &acfg2)
+	testenv.WaitFor(t, 10*time.Second, "exposure open again", func() bool { return testenv.Exposed(r, "web") && a2.Status().Connected })
+	died := time.Now()
+	testenv.WaitFor(t, 10*time.Second, "port freed after agent_timeout", func() bool { return !testenv.Exposed(r, "web") })
+	t.Logf("silent agent: port freed %v after its last message (agent_timeout 2s)", time.Since(died).Round(time.Millisecond))
+	if c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(int(port)), time.Second); err == nil {
+		c.Close()
+		t.Fatal("freed port still accepts connections")
+	}
+}
