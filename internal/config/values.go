@@ -1,6 +1,9 @@
 package config
 
 import (
+	"errors"
+	"fmt"
+	"io/fs"
 	"net"
 	"net/netip"
 	"os"
@@ -242,7 +245,7 @@ func (m *mapping) privateKey(configPath string) secure.PrivateKey {
 		if !filepath.IsAbs(file) {
 			file = filepath.Join(filepath.Dir(configPath), file)
 		}
-		b, err := os.ReadFile(file)
+		b, err := readKeyFile(file)
 		if err != nil {
 			m.c.add(fileN, "private_key_file", "%v", err)
 			return secure.PrivateKey{}
@@ -287,4 +290,27 @@ func parseDoc(c *collector, data []byte) *yaml.Node {
 		return nil
 	}
 	return doc.Content[0]
+}
+
+// maxKeyFile bounds a key file: a key is 44 base64 characters, so anything
+// much larger is the wrong file.
+const maxKeyFile = 4096
+
+// readKeyFile reads a key file, refusing anything but a small regular file:
+// reading a FIFO or /dev/stdin would block the agent at boot.
+func readKeyFile(path string) ([]byte, error) {
+	st, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%s does not exist (make it with `pinhole keygen > %s`)", path, path)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", path)
+	}
+	if st.Size() > maxKeyFile {
+		return nil, fmt.Errorf("%s is %d bytes, too large for a key file", path, st.Size())
+	}
+	return os.ReadFile(path)
 }
