@@ -62,6 +62,7 @@ type Site struct {
 	CGNAT     bool          // a second, carrier NAT (port-restricted) above the site NAT
 	Timeout   time.Duration // UDP mapping lifetime (conntrack and map timeouts); 0: 30s
 	LossPct   float64       // random loss in each direction, percent
+	Delay     time.Duration // one-way delay added on the gateway's uplink
 	Hosts     int           // LAN hosts (1 or 2; default 1)
 }
 
@@ -73,7 +74,7 @@ func (s Site) timeout() time.Duration {
 }
 
 // ParseSite reads "behaviour[:option[:option...]]", options being hairpin,
-// cgnat, timeout=SECONDS, loss=PERCENT%, hosts=N.
+// cgnat, timeout=SECONDS, loss=PERCENT%, delay=DURATION, hosts=N.
 func ParseSite(s string) (Site, error) {
 	parts := strings.Split(s, ":")
 	var site Site
@@ -109,6 +110,12 @@ func ParseSite(s string) (Site, error) {
 				return site, fmt.Errorf("loss=%q: want a percentage", v)
 			}
 			site.LossPct = f
+		case "delay":
+			d, err := time.ParseDuration(v)
+			if err != nil || d < 0 || d > 5*time.Second {
+				return site, fmt.Errorf("delay=%q: want a duration like 20ms", v)
+			}
+			site.Delay = d
 		case "hosts":
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 1 || n > 2 {
@@ -118,6 +125,9 @@ func ParseSite(s string) (Site, error) {
 		default:
 			return site, fmt.Errorf("unknown option %q", opt)
 		}
+	}
+	if site.Delay > 0 && (site.Behaviour == None || site.CGNAT) {
+		return site, fmt.Errorf("delay is built for a site gateway's uplink (not with none or cgnat)")
 	}
 	if site.Hairpin && site.Behaviour != FullCone && site.Behaviour != RestrictedCone {
 		return site, fmt.Errorf("hairpin is built for full-cone and restricted-cone gateways only")

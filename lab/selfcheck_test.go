@@ -177,3 +177,24 @@ func TestSelfCheckCGNAT(t *testing.T) {
 		t.Fatalf("behind carrier NAT: mapped %v, want the carrier's address %s", r.Mapped, l.PublicIP("a"))
 	}
 }
+
+// TestSelfCheckDelay: delay=20ms holds frames 20 ms each way on the site's
+// uplink, so a round trip grows by about 40 ms.
+func TestSelfCheckDelay(t *testing.T) {
+	var base, slow struct {
+		Samples  int     `json:"samples"`
+		MedianMs float64 `json:"median_ms"`
+	}
+	l := up(t, map[string]Site{"a": {Behaviour: PortRestricted}})
+	startResponder(t, l)
+	probe(t, l, "a1", &base, "rtt", probeServers[0], "50")
+	l.Close()
+	l = up(t, map[string]Site{"a": {Behaviour: PortRestricted, Delay: 20 * time.Millisecond}})
+	startResponder(t, l)
+	probe(t, l, "a1", &slow, "rtt", probeServers[0], "50")
+	added := slow.MedianMs - base.MedianMs
+	t.Logf("delay=20ms each way: median RTT %.2f ms -> %.2f ms (+%.1f ms, expected +40)", base.MedianMs, slow.MedianMs, added)
+	if slow.Samples < 45 || added < 38 || added > 50 {
+		t.Fatalf("added RTT %.1f ms over %d samples, want about 40: the delay emulation does not do what it says", added, slow.Samples)
+	}
+}

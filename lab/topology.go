@@ -24,8 +24,9 @@ type Lab struct {
 	Spec   map[string]Site // "a" and "b"
 	hosts  map[string]string
 
-	mu    sync.Mutex // guards procs
-	procs []*Proc
+	mu     sync.Mutex // guards procs and delays
+	procs  []*Proc
+	delays []*delayLink
 }
 
 // Host names: "relay", "client", "gwa", "gwb", "a1", "a2", "b1", "b2",
@@ -168,6 +169,38 @@ func (b *builder) site(l *Lab, site string, s Site) {
 		b.ip(l.NS(gw), "addr", "add", gwWAN+"/24", "dev", "wan")
 		b.ip(l.NS(gw), "route", "add", "default", "via", fmt.Sprintf("100.64.%d.1", n))
 		b.gateway(l.NS(cgn), Site{Behaviour: PortRestricted, Timeout: s.Timeout}, PortRestricted, l.PublicIP(site), fmt.Sprintf("100.64.%d.0/24", n))
+	} else if s.Delay > 0 {
+		// gw wan <-> [dly: in | out] <-> public bridge, with a forwarder
+		// holding frames for the delay in between.
+		dly := "dly" + site
+		b.netns(l.NS(dly))
+		b.sysctl(l.NS(dly), "net.ipv6.conf.all.disable_ipv6=1")
+		b.veth(l.NS(gw), "wan", l.NS(dly), "in")
+		b.veth(l.NS(dly), "out", l.NS("inet"), gw)
+		b.ip(l.NS("inet"), "link", "set", gw, "master", "br0")
+		b.ip(l.NS(gw), "addr", "add", gwWAN+publicNet, "dev", "wan")
+		// The forwarder copies raw frames, so the devices that transmit
+		// toward it must hand over finished frames: no checksum offload
+		// (veth would leave checksums unfinished) and no TSO/GSO (64 KiB
+		// super-frames); the kernel then does both in software first.
+		// Promiscuous mode lets frames for other MACs reach the sockets.
+		for ns, devs := range map[string][]string{l.NS(dly): {"in", "out"}, l.NS(gw): {"wan"}, l.NS("inet"): {gw}} {
+			for _, dev := range devs {
+				b.run("ip", "netns", "exec", ns, "ethtool", "-K", dev, "tx", "off", "tso", "off", "gso", "off", "gro", "off")
+			}
+		}
+		b.ip(l.NS(dly), "link", "set", "in", "promisc", "on")
+		b.ip(l.NS(dly), "link", "set", "out", "promisc", "on")
+		if b.err == nil {
+			dl, err := startDelay(l.NS(dly), "in", "out", s.Delay)
+			if err != nil {
+				b.err = err
+				return
+			}
+			l.mu.Lock()
+			l.delays = append(l.delays, dl)
+			l.mu.Unlock()
+		}
 	} else {
 		b.veth(l.NS(gw), "wan", l.NS("inet"), gw)
 		b.ip(l.NS("inet"), "link", "set", gw, "master", "br0")
@@ -209,11 +242,14 @@ func (b *builder) gateway(ns string, s Site, beh Behaviour, wanIP, lanNet string
 // It is safe to call twice.
 func (l *Lab) Close() {
 	l.mu.Lock()
-	procs := l.procs
-	l.procs = nil
+	procs, delays := l.procs, l.delays
+	l.procs, l.delays = nil, nil
 	l.mu.Unlock()
 	for _, p := range procs {
 		p.Stop()
+	}
+	for _, d := range delays {
+		d.close()
 	}
 	Down(l.Prefix)
 }
@@ -243,9 +279,9 @@ func Available() string {
 	if os.Geteuid() != 0 {
 		return "the NAT lab needs root (network namespaces, nftables)"
 	}
-	for _, tool := range []string{"ip", "nft", "conntrack"} {
+	for _, tool := range []string{"ip", "nft", "conntrack", "ethtool"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			return fmt.Sprintf("the NAT lab needs %s (apt-get install iproute2 nftables conntrack)", tool)
+			return fmt.Sprintf("the NAT lab needs %s (apt-get install iproute2 nftables conntrack ethtool)", tool)
 		}
 	}
 	return ""

@@ -89,10 +89,11 @@ func TestRelayRestartInLab(t *testing.T) {
 	}
 }
 
-// TestLossyLink: 1% loss each way on the site's uplink. Transfers must be
-// intact; goodput is reported beside plain TCP over the same link.
+// TestLossyLink: 1% loss and 20 ms delay each way on the site's uplink.
+// Transfers must be intact; goodput is reported beside plain TCP over the
+// same emulated link.
 func TestLossyLink(t *testing.T) {
-	l := up(t, map[string]Site{"a": {Behaviour: PortRestricted, LossPct: 1}})
+	l := up(t, map[string]Site{"a": {Behaviour: PortRestricted, LossPct: 1, Delay: 20 * time.Millisecond}})
 	tu := startTunnel(t, l, "a1", tunnelOpts{})
 	if _, err := l.Start("relay", bins.probe, "tcp-echo", RelayIP+":8100"); err != nil {
 		t.Fatal(err)
@@ -101,7 +102,7 @@ func TestLossyLink(t *testing.T) {
 	const n = 4 << 20
 	tun := tu.tcpCheck(t, n)
 	plain := tu.TCPCheck("a1", RelayIP+":8100", n)
-	t.Logf("1%% loss each way, 4 MiB echoed: tunnel %.1f Mbit/s (intact=%v), plain TCP on the same link %.1f Mbit/s (intact=%v), ratio %.2f",
+	t.Logf("1%% loss and 20 ms delay each way, 4 MiB echoed: tunnel %.1f Mbit/s (intact=%v), plain TCP on the same link %.1f Mbit/s (intact=%v), ratio %.2f",
 		tun.Mbps, tun.Intact, plain.Mbps, plain.Intact, tun.Mbps/plain.Mbps)
 	if !tun.Intact {
 		t.Fatalf("tunnel over a lossy link: %d of %d bytes intact (%s)", tun.Echoed, tun.Bytes, tun.Error)

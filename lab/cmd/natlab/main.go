@@ -15,7 +15,9 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/pinhole/pinhole/lab"
@@ -59,6 +61,17 @@ func main() {
 			}
 		}
 		fmt.Println("run commands with: natlab exec HOST -- CMD; remove with: natlab down")
+		for _, s := range sites {
+			if s.Delay > 0 {
+				// The delay forwarder lives in this process.
+				fmt.Println("delay forwarder running in this process: Ctrl-C stops it and removes the lab")
+				sig := make(chan os.Signal, 1)
+				signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+				<-sig
+				l.Close()
+				return
+			}
+		}
 	case "exec":
 		if len(os.Args) < 5 || os.Args[3] != "--" {
 			usage()
@@ -91,7 +104,7 @@ func main() {
 func usage() {
 	fmt.Fprintln(os.Stderr, "usage: natlab up A=BEHAVIOUR[:opt...] [B=...] | exec HOST -- CMD... | rules a|b | down")
 	fmt.Fprintln(os.Stderr, "behaviours: none full-cone restricted-cone port-restricted symmetric symmetric-seq udp-blocked")
-	fmt.Fprintln(os.Stderr, "options: hairpin cgnat timeout=SECONDS loss=PERCENT% hosts=1|2")
+	fmt.Fprintln(os.Stderr, "options: hairpin cgnat timeout=SECONDS loss=PERCENT% delay=DURATION hosts=1|2")
 	os.Exit(2)
 }
 

@@ -21,6 +21,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -58,6 +59,9 @@ func main() {
 	case "loss":
 		n, _ := strconv.Atoi(args[1])
 		err = report(lossProbe(args[0], n))
+	case "rtt":
+		n, _ := strconv.Atoi(args[1])
+		err = report(rttProbe(args[0], n))
 	default:
 		err = fmt.Errorf("unknown mode %q", os.Args[1])
 	}
@@ -303,4 +307,34 @@ func lossProbe(server string, n int) (*LossReport, error) {
 	}
 	<-done
 	return &LossReport{Sent: n, Received: len(got), LossPct: 100 * float64(n-len(got)) / float64(n)}, nil
+}
+
+// RTTReport is what `probe rtt` prints.
+type RTTReport struct {
+	Samples  int     `json:"samples"`
+	MedianMs float64 `json:"median_ms"`
+	MinMs    float64 `json:"min_ms"`
+}
+
+// rttProbe measures n ping round trips, one at a time.
+func rttProbe(server string, n int) (*RTTReport, error) {
+	c, err := net.ListenUDP("udp4", nil)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	srv := netip.MustParseAddrPort(server)
+	var rtts []float64
+	for i := range n {
+		start := time.Now()
+		c.WriteToUDPAddrPort([]byte(fmt.Sprintf("ping %d", i)), srv)
+		if expect(c, fmt.Sprintf("pong %d", i), 2*time.Second) {
+			rtts = append(rtts, float64(time.Since(start).Microseconds())/1000)
+		}
+	}
+	if len(rtts) == 0 {
+		return &RTTReport{}, nil
+	}
+	sort.Float64s(rtts)
+	return &RTTReport{Samples: len(rtts), MedianMs: rtts[len(rtts)/2], MinMs: rtts[0]}, nil
 }
