@@ -7,59 +7,33 @@ import (
 	"sort"
 	"testing"
 	"time"
+
+	"github.com/pinhole/pinhole/internal/testenv"
 )
 
 // sink reads everything a client sends, then answers with the byte count
 // and closes: the far end of every throughput measurement.
 func sink(tb testing.TB) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				n, _ := io.Copy(io.Discard, c)
-				binary.Write(c, binary.BigEndian, n)
-			}()
-		}
-	}()
-	return ln.Addr().String()
+	return testenv.ServeTCP(tb, func(c *net.TCPConn) {
+		defer c.Close()
+		n, _ := io.Copy(io.Discard, c)
+		binary.Write(c, binary.BigEndian, n)
+	})
 }
 
 // goRelay is the plain userspace proxy baseline: accept, dial, io.Copy.
 func goRelay(tb testing.TB, target string) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				u, err := net.Dial("tcp", target)
-				if err != nil {
-					c.Close()
-					return
-				}
-				go func() { io.Copy(u, c); u.(*net.TCPConn).CloseWrite() }()
-				io.Copy(c, u)
-				c.Close()
-				u.Close()
-			}()
+	return testenv.ServeTCP(tb, func(c *net.TCPConn) {
+		u, err := net.Dial("tcp", target)
+		if err != nil {
+			c.Close()
+			return
 		}
-	}()
-	return ln.Addr().String()
+		go func() { io.Copy(u, c); u.(*net.TCPConn).CloseWrite() }()
+		io.Copy(c, u)
+		c.Close()
+		u.Close()
+	})
 }
 
 var chunk = make([]byte, 64<<10)

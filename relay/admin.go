@@ -54,13 +54,7 @@ func (r *Relay) Status() Status {
 		"replaced":          r.stats.Replaced.Load(),
 		"pending_discarded": r.stats.PendingDiscarded.Load(),
 	}}
-	r.mu.Lock()
-	live := make([]*session, 0, len(r.live))
-	for _, s := range r.live {
-		live = append(live, s)
-	}
-	r.mu.Unlock()
-	for _, s := range live {
+	for _, s := range r.liveSessions() {
 		as := AgentStatus{Name: s.entry.Load().Name, Transport: string(s.transport), Addr: s.addr.String(),
 			Since: s.started, Streams: s.link.Mux.NumStreams(), Exposures: []ExposureStatus{}}
 		if s.pc != nil {

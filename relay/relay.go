@@ -211,13 +211,7 @@ func (r *Relay) Reload(cfg *Config) {
 	if old.Listen != cfg.Listen {
 		r.log.Warn("listen address change needs a restart; keeping the old one", "old", old.Listen, "new", cfg.Listen)
 	}
-	r.mu.Lock()
-	live := make([]*session, 0, len(r.live))
-	for _, s := range r.live {
-		live = append(live, s)
-	}
-	r.mu.Unlock()
-	for _, s := range live {
+	for _, s := range r.liveSessions() {
 		entry := cfg.agentByKey(s.key)
 		if entry == nil {
 			r.replay.Forget(s.key)
@@ -228,6 +222,18 @@ func (r *Relay) Reload(cfg *Config) {
 		s.reconfigure(entry)
 	}
 	r.log.Info("relay config reloaded", "agents", len(cfg.Agents))
+}
+
+// liveSessions returns a snapshot of the live sessions, so callers can
+// act on them without holding mu.
+func (r *Relay) liveSessions() []*session {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	live := make([]*session, 0, len(r.live))
+	for _, s := range r.live {
+		live = append(live, s)
+	}
+	return live
 }
 
 func (r *Relay) newIndexLocked() uint32 {

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"fmt"
+	"github.com/pinhole/pinhole/internal/seqdgram"
 	"github.com/pinhole/pinhole/internal/testenv"
 	"io"
 	"net"
@@ -143,7 +144,7 @@ func TestUDPExposureEcho(t *testing.T) {
 			if err != nil {
 				return
 			}
-			seq, ok := parseDatagram(buf[:m])
+			seq, ok := seqdgram.Parse(buf[:m])
 			if !ok || seq >= n {
 				corrupt++
 				continue
@@ -166,7 +167,7 @@ func TestUDPExposureEcho(t *testing.T) {
 		for int64(i)-got.Load() >= window && time.Since(start) < 30*time.Second {
 			time.Sleep(100 * time.Microsecond)
 		}
-		c.Write(makeDatagram(i))
+		c.Write(seqdgram.Make(i))
 	}
 	<-done
 	elapsed := time.Since(start)
@@ -188,27 +189,4 @@ func TestUDPExposureEcho(t *testing.T) {
 	if loss > 0.01 {
 		t.Fatalf("lost %.2f%% of datagrams on loopback, want at most 1%%", 100*loss)
 	}
-}
-
-// makeDatagram builds a self-checking datagram: sequence number, a
-// length that varies, and a sha256 prefix of the rest.
-func makeDatagram(seq int) []byte {
-	body := bytes.Repeat([]byte{byte(seq)}, 64+seq%900)
-	b := fmt.Appendf(nil, "%08d", seq)
-	b = append(b, body...)
-	sum := sha256.Sum256(b)
-	return append(b, sum[:8]...)
-}
-
-func parseDatagram(b []byte) (int, bool) {
-	if len(b) < 16 {
-		return 0, false
-	}
-	body, sum := b[:len(b)-8], b[len(b)-8:]
-	want := sha256.Sum256(body)
-	if !bytes.Equal(sum, want[:8]) {
-		return 0, false
-	}
-	seq, err := strconv.Atoi(string(body[:8]))
-	return seq, err == nil
 }

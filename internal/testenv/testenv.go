@@ -88,21 +88,7 @@ func StartRelay(t testing.TB, cfg *relay.Config) (*relay.Relay, *LogBuffer, func
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { r.Run(ctx); close(done) }()
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case <-done:
-			case <-time.After(10 * time.Second):
-				t.Error("relay did not stop within 10s")
-			}
-		})
-	}
-	t.Cleanup(stop)
+	stop := runUntilStopped(t, "relay", r.Run)
 	return r, buf, stop
 }
 
@@ -120,9 +106,17 @@ func StartAgent(t testing.TB, cfg *agent.Config) (*agent.Agent, *LogBuffer, func
 	if err != nil {
 		t.Fatal(err)
 	}
+	stop := runUntilStopped(t, "agent", a.Run)
+	return a, buf, stop
+}
+
+// runUntilStopped runs run in the background until the returned stop is
+// called or the test ends, and fails the test if it does not return within
+// 10 s of being asked to stop.
+func runUntilStopped(t testing.TB, what string, run func(context.Context) error) func() {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { a.Run(ctx); close(done) }()
+	go func() { run(ctx); close(done) }()
 	var once sync.Once
 	stop := func() {
 		once.Do(func() {
@@ -130,15 +124,15 @@ func StartAgent(t testing.TB, cfg *agent.Config) (*agent.Agent, *LogBuffer, func
 			select {
 			case <-done:
 			case <-time.After(10 * time.Second):
-				t.Error("agent did not stop within 10s")
+				t.Errorf("%s did not stop within 10s", what)
 			}
 		})
 	}
 	t.Cleanup(stop)
-	return a, buf, stop
+	return stop
 }
 
-// allow lists an agent on the relay with the given allowed ports.
+// Allow lists an agent on the relay with the given allowed ports.
 func Allow(cfg *relay.Config, a *agent.Config, ports ...uint16) {
 	entry := relay.AgentEntry{Name: a.Name, PublicKey: a.PrivateKey.Public()}
 	for _, p := range ports {
@@ -159,7 +153,7 @@ func WaitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 	}
 }
 
-// exposed reports whether the relay shows the named exposure open.
+// Exposed reports whether the relay shows the named exposure open.
 func Exposed(r *relay.Relay, name string) bool {
 	for _, a := range r.Status().Agents {
 		for _, e := range a.Exposures {
@@ -171,8 +165,9 @@ func Exposed(r *relay.Relay, name string) bool {
 	return false
 }
 
-// EchoTCP serves a TCP echo on loopback until the test ends.
-func EchoTCP(t testing.TB) string {
+// ServeTCP listens on a loopback port until the test ends and runs handle
+// for each connection in its own goroutine; it returns the address.
+func ServeTCP(t testing.TB, handle func(*net.TCPConn)) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -184,14 +179,19 @@ func EchoTCP(t testing.TB) string {
 			if err != nil {
 				return
 			}
-			go func() {
-				io.Copy(c, c)
-				c.(*net.TCPConn).CloseWrite()
-				c.Close()
-			}()
+			go handle(c.(*net.TCPConn))
 		}
 	}()
 	return ln.Addr().String()
+}
+
+// EchoTCP serves a TCP echo on loopback until the test ends.
+func EchoTCP(t testing.TB) string {
+	return ServeTCP(t, func(c *net.TCPConn) {
+		io.Copy(c, c)
+		c.CloseWrite()
+		c.Close()
+	})
 }
 
 // EchoUDP serves a UDP echo on loopback until the test ends.

@@ -1,15 +1,14 @@
 package main
 
 import (
-	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
-	"fmt"
 	"io"
 	"net"
-	"strconv"
 	"time"
+
+	"github.com/pinhole/pinhole/internal/seqdgram"
 )
 
 // Services and clients for end-to-end checks through the tunnel:
@@ -114,7 +113,7 @@ func udpCheck(addr string, n int) (*UDPCheck, error) {
 			if err != nil {
 				return
 			}
-			seq, ok := parseDatagram(buf[:m])
+			seq, ok := seqdgram.Parse(buf[:m])
 			if !ok {
 				r.Corrupt++
 				continue
@@ -123,31 +122,10 @@ func udpCheck(addr string, n int) (*UDPCheck, error) {
 		}
 	}()
 	for i := range n {
-		c.Write(makeDatagram(i))
+		c.Write(seqdgram.Make(i))
 		time.Sleep(2 * time.Millisecond) // a steady client, not a flood
 	}
 	<-done
 	r.Received = len(seen)
 	return r, nil
-}
-
-// makeDatagram: sequence number, a varying body, and a sha256 prefix.
-func makeDatagram(seq int) []byte {
-	b := fmt.Appendf(nil, "%08d", seq)
-	b = append(b, bytes.Repeat([]byte{byte(seq)}, 32+seq%700)...)
-	sum := sha256.Sum256(b)
-	return append(b, sum[:8]...)
-}
-
-func parseDatagram(b []byte) (int, bool) {
-	if len(b) < 16 {
-		return 0, false
-	}
-	body, sum := b[:len(b)-8], b[len(b)-8:]
-	want := sha256.Sum256(body)
-	if !bytes.Equal(sum, want[:8]) {
-		return 0, false
-	}
-	seq, err := strconv.Atoi(string(body[:8]))
-	return seq, err == nil
 }
