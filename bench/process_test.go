@@ -22,7 +22,28 @@ import (
 // resident memory of each: idle, during 8 bulk streams, and per idle
 // tunneled connection with 1,000 held open.
 func BenchmarkProcessRSS(b *testing.B) {
+	benchProcessRSS(b, nil, 32<<20, 1000)
+}
+
+// BenchmarkProcessRSSMipsleQemu is the same with the agent built for
+// mipsle (softfloat) running under qemu-mipsel-static, with less traffic
+// (emulation is slow) and 100 idle connections. The agent's figures are
+// qemu's RSS: the emulator's own memory is included, so they are an upper
+// bound for the router.
+func BenchmarkProcessRSSMipsleQemu(b *testing.B) {
+	qemu, err := exec.LookPath("qemu-mipsel-static")
+	if err != nil {
+		b.Skip("SKIP: qemu-mipsel-static not installed (apt-get install qemu-user-static)")
+	}
+	mipsle := buildBinary(b, "GOARCH=mipsle", "GOMIPS=softfloat")
+	benchProcessRSS(b, []string{qemu, mipsle}, 2<<20, 100)
+}
+
+func benchProcessRSS(b *testing.B, agentCmd []string, bulkPer int64, conns int) {
 	bin := buildBinary(b)
+	if agentCmd == nil {
+		agentCmd = []string{bin}
+	}
 	sinkAddr, echoAddr := sink(b), testenv.EchoTCP(b)
 	dir := b.TempDir()
 	rk, _ := secure.GeneratePrivateKey()
@@ -52,8 +73,8 @@ expose:
     local: %s
     remote_port: %d
 `, ak, relayPort, rk.Public(), sinkAddr, bulkPort, echoAddr, echoPort), 0o600)
-	relay := startProcess(b, bin, "relay", filepath.Join(dir, "relay.yaml"))
-	agent := startProcess(b, bin, "agent", filepath.Join(dir, "agent.yaml"))
+	relay := startProcess(b, []string{bin}, "relay", filepath.Join(dir, "relay.yaml"))
+	agent := startProcess(b, agentCmd, "agent", filepath.Join(dir, "agent.yaml"))
 	bulk := "127.0.0.1:" + strconv.Itoa(int(bulkPort))
 	echo := "127.0.0.1:" + strconv.Itoa(int(echoPort))
 	testenv.WaitFor(b, 20*time.Second, "exposure reachable", func() bool {
@@ -88,7 +109,7 @@ expose:
 		})
 		var wg sync.WaitGroup
 		for range 8 {
-			wg.Go(func() { transfer(b, bulk, 32<<20) })
+			wg.Go(func() { transfer(b, bulk, bulkPer) })
 		}
 		wg.Wait()
 		close(stop)
@@ -96,11 +117,11 @@ expose:
 		b.ReportMetric(peakA, "agent-8streams-MiB")
 		b.ReportMetric(peakR, "relay-8streams-MiB")
 
-		// 1,000 idle tunneled connections.
+		// Idle tunneled connections.
 		time.Sleep(2 * time.Second)
 		a0, r0 := rssMiB(b, agent), rssMiB(b, relay)
-		held := make([]net.Conn, 0, 1000)
-		for range 1000 {
+		held := make([]net.Conn, 0, conns)
+		for range conns {
 			c, err := net.Dial("tcp", echo)
 			if err != nil {
 				b.Fatal(err)
@@ -111,8 +132,8 @@ expose:
 		}
 		time.Sleep(time.Second)
 		a1, r1 := rssMiB(b, agent), rssMiB(b, relay)
-		b.ReportMetric((a1-a0)*1024/1000, "agent-KiB/conn")
-		b.ReportMetric((r1-r0)*1024/1000, "relay-KiB/conn")
+		b.ReportMetric((a1-a0)*1024/float64(conns), "agent-KiB/conn")
+		b.ReportMetric((r1-r0)*1024/float64(conns), "relay-KiB/conn")
 		for _, c := range held {
 			c.Close()
 		}
@@ -121,19 +142,24 @@ expose:
 	b.ReportMetric(idleR, "relay-idle-MiB")
 }
 
-func buildBinary(b *testing.B) string {
+func buildBinary(b *testing.B, env ...string) string {
 	out := filepath.Join(b.TempDir(), "pinhole")
 	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", out, "../cmd/pinhole")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	cmd.Env = append(append(os.Environ(), "CGO_ENABLED=0"), env...)
 	if msg, err := cmd.CombinedOutput(); err != nil {
 		b.Fatalf("build: %v\n%s", err, msg)
 	}
 	return out
 }
 
-func startProcess(b *testing.B, bin, role, cfg string) int {
+func startProcess(b *testing.B, command []string, role, cfg string) int {
 	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, bin, role, "-c", cfg)
+	cmd := exec.CommandContext(ctx, command[0], append(command[1:], role, "-c", cfg)...)
+	// BENCH_GCTRACE=1 prints the agent's GC trace (heap sizes under load).
+	if role == "agent" && os.Getenv("BENCH_GCTRACE") != "" {
+		cmd.Env = append(os.Environ(), "GODEBUG=gctrace=1")
+		cmd.Stderr = os.Stderr
+	}
 	if testing.Verbose() {
 		cmd.Stderr = os.Stderr
 	}
