@@ -53,6 +53,7 @@ func (r *Relay) Status() Status {
 		"tcp_rejected":      r.stats.TCPRejected.Load(),
 		"replaced":          r.stats.Replaced.Load(),
 		"pending_discarded": r.stats.PendingDiscarded.Load(),
+		"handshake_dropped": r.stats.HandshakeDropped.Load(),
 	}}
 	for _, s := range r.liveSessions() {
 		as := AgentStatus{Name: s.entry.Load().Name, Transport: string(s.transport), Addr: s.addr.String(),

@@ -46,7 +46,14 @@ type Relay struct {
 	sessions sync.WaitGroup
 
 	refuseTokens atomic.Int64 // Refuse datagrams left this second
+	handshakes   chan initMsg // UDP handshakes waiting for the handshake worker
 	stats        Stats
+}
+
+// initMsg is a HandshakeInit datagram queued for the handshake worker.
+type initMsg struct {
+	b    []byte
+	from netip.AddrPort
 }
 
 // Stats are the relay's counters, shown by the admin endpoint.
@@ -60,6 +67,7 @@ type Stats struct {
 	TCPRejected      atomic.Uint64 // TCP connections that failed the handshake
 	Replaced         atomic.Uint64 // sessions closed by a newer one
 	PendingDiscarded atomic.Uint64 // unconfirmed sessions dropped
+	HandshakeDropped atomic.Uint64 // handshake queue full (a flood)
 }
 
 const (
@@ -74,13 +82,18 @@ const (
 	// refusePerSecond limits Refuse datagrams so the relay cannot be used
 	// to reflect traffic at a spoofed address.
 	refusePerSecond = 200
+	// handshakeQueue bounds UDP handshakes waiting for the worker. Each
+	// costs two X25519 operations, so they run off the socket reader: a
+	// flood of forged handshakes fills this queue and is dropped, while
+	// established agents' packets keep flowing.
+	handshakeQueue = 256
 )
 
 // New checks cfg and opens the relay's sockets: the UDP and TCP listeners
 // on cfg.Listen and the admin endpoint. Nothing is served until Run.
 func New(cfg *Config, log *slog.Logger) (*Relay, error) {
 	r := &Relay{log: log, byIndex: map[uint32]*session{}, live: map[secure.PublicKey]*session{},
-		pending: map[secure.PublicKey]int{}, ports: map[portKey]*session{}}
+		pending: map[secure.PublicKey]int{}, ports: map[portKey]*session{}, handshakes: make(chan initMsg, handshakeQueue)}
 	r.cfg.Store(cfg)
 	uc, tl, err := listenPair(cfg.Listen)
 	if err != nil {
@@ -155,6 +168,7 @@ func (r *Relay) Run(ctx context.Context) error {
 	wg.Go(func() { r.readUDP(ctx) })
 	wg.Go(func() { r.acceptTCP(ctx) })
 	wg.Go(func() { r.refill(ctx) })
+	wg.Go(func() { r.handshakeWorker(ctx) })
 	if r.admin != nil {
 		wg.Go(func() { r.serveAdmin(ctx) })
 	}

@@ -45,7 +45,11 @@ func (r *Relay) handleDatagram(ctx context.Context, b []byte, from netip.AddrPor
 	}
 	switch t {
 	case protocol.TypeHandshakeInit:
-		r.handleInitUDP(ctx, b, from)
+		select {
+		case r.handshakes <- initMsg{b: append([]byte(nil), b...), from: from}:
+		default:
+			r.stats.HandshakeDropped.Add(1)
+		}
 	case protocol.TypeData:
 		if len(b) < protocol.DataHeaderLen {
 			r.stats.Malformed.Add(1)
@@ -63,6 +67,18 @@ func (r *Relay) handleDatagram(ctx context.Context, b []byte, from netip.AddrPor
 		s.pc.Deliver(b, from)
 	default:
 		r.stats.Malformed.Add(1) // responses and refusals never go to a relay
+	}
+}
+
+// handshakeWorker answers queued UDP handshakes until ctx ends.
+func (r *Relay) handshakeWorker(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case m := <-r.handshakes:
+			r.handleInitUDP(ctx, m.b, m.from)
+		}
 	}
 }
 

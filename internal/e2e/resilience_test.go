@@ -165,3 +165,48 @@ func TestGarbageInput(t *testing.T) {
 		t.Fatal("tunnel broken after junk")
 	}
 }
+
+// TestHandshakeFlood: forged handshakes (each costs the relay two X25519
+// operations) arrive as fast as one socket can send them while an agent
+// moves data; the transfer must finish intact, the flood be counted.
+func TestHandshakeFlood(t *testing.T) {
+	p := startPair(t, agent.TransportUDP)
+	stop := make(chan struct{})
+	done := make(chan int)
+	go func() {
+		u, err := net.Dial("udp", p.relay.Addr().String())
+		if err != nil {
+			done <- 0
+			return
+		}
+		defer u.Close()
+		fake := append([]byte{0xA1, 1, 0, 0}, randomBytes(t, 112)...)
+		n := 0
+		for {
+			select {
+			case <-stop:
+				done <- n
+				return
+			default:
+			}
+			fake[5] = byte(n)
+			u.Write(fake)
+			n++
+		}
+	}()
+	payload := randomBytes(t, 4<<20)
+	start := time.Now()
+	got := roundTrip(t, p.tcpPort, payload)
+	took := time.Since(start)
+	close(stop)
+	sent := <-done
+	c := p.relay.Counters()
+	t.Logf("4 MiB echoed in %v during a flood of %d forged handshakes (answered-and-failed %d, dropped %d)",
+		took.Round(time.Millisecond), sent, c["handshake_failed"], c["handshake_dropped"])
+	if sha256.Sum256(got) != sha256.Sum256(payload) {
+		t.Fatalf("transfer during the flood: got %d bytes, want %d intact", len(got), len(payload))
+	}
+	if c["handshake_failed"]+c["handshake_dropped"] == 0 {
+		t.Fatal("the flood was not counted")
+	}
+}
