@@ -47,6 +47,7 @@ type Relay struct {
 
 	refuseTokens atomic.Int64 // Refuse datagrams left this second
 	handshakes   chan initMsg // UDP handshakes waiting for the handshake worker
+	limiter      sourceLimiter
 	stats        Stats
 }
 
@@ -203,7 +204,8 @@ func (r *Relay) Run(ctx context.Context) error {
 	return nil
 }
 
-// refill tops up the Refuse budget once a second.
+// refill tops up the Refuse budget once a second and sweeps idle entries
+// from the handshake rate limiter.
 func (r *Relay) refill(ctx context.Context) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
@@ -212,8 +214,9 @@ func (r *Relay) refill(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case now := <-t.C:
 			r.refuseTokens.Store(refusePerSecond)
+			r.limiter.sweep(now)
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"net"
 	"net/netip"
+	"time"
 
 	"github.com/pinhole/pinhole/internal/link"
 	"github.com/pinhole/pinhole/protocol"
@@ -45,6 +46,10 @@ func (r *Relay) handleDatagram(ctx context.Context, b []byte, from netip.AddrPor
 	}
 	switch t {
 	case protocol.TypeHandshakeInit:
+		if !r.limiter.allow(from.Addr(), time.Now()) {
+			r.stats.HandshakeDropped.Add(1)
+			return
+		}
 		select {
 		case r.handshakes <- initMsg{b: append([]byte(nil), b...), from: from}:
 		default:

@@ -174,7 +174,8 @@ func TestHandshakeFlood(t *testing.T) {
 	stop := make(chan struct{})
 	done := make(chan int)
 	go func() {
-		u, err := net.Dial("udp", p.relay.Addr().String())
+		// The flood comes from another address than the agents.
+		u, err := net.DialUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 2)}, net.UDPAddrFromAddrPort(p.relay.Addr()))
 		if err != nil {
 			done <- 0
 			return
@@ -198,11 +199,23 @@ func TestHandshakeFlood(t *testing.T) {
 	start := time.Now()
 	got := roundTrip(t, p.tcpPort, payload)
 	took := time.Since(start)
+
+	// A new agent must still get in while the flood goes on.
+	port := testenv.FreePort(t)
+	acfg := testenv.AgentConfig(t, p.relay.Addr().String(), p.relayKey, agent.Exposure{Name: "late", Proto: protocol.ProtoTCP, Local: testenv.EchoTCP(t), RemotePort: port})
+	acfg.Transport = agent.TransportUDP
+	cfg := *p.relayCfg
+	testenv.Allow(&cfg, acfg, port)
+	p.relay.Reload(&cfg)
+	joinStart := time.Now()
+	testenv.StartAgent(t, acfg)
+	testenv.WaitFor(t, 15*time.Second, "a new agent registered during the flood", func() bool { return testenv.Exposed(p.relay, "late") })
+	joined := time.Since(joinStart)
 	close(stop)
 	sent := <-done
 	c := p.relay.Counters()
-	t.Logf("4 MiB echoed in %v during a flood of %d forged handshakes (answered-and-failed %d, dropped %d)",
-		took.Round(time.Millisecond), sent, c["handshake_failed"], c["handshake_dropped"])
+	t.Logf("during a flood of %d forged handshakes (answered-and-failed %d, dropped %d): 4 MiB echoed in %v, a new agent registered in %v",
+		sent, c["handshake_failed"], c["handshake_dropped"], took.Round(time.Millisecond), joined.Round(time.Millisecond))
 	if sha256.Sum256(got) != sha256.Sum256(payload) {
 		t.Fatalf("transfer during the flood: got %d bytes, want %d intact", len(got), len(payload))
 	}

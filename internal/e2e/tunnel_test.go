@@ -17,6 +17,7 @@ import (
 
 	"github.com/pinhole/pinhole/agent"
 	"github.com/pinhole/pinhole/protocol"
+	"github.com/pinhole/pinhole/protocol/secure"
 	"github.com/pinhole/pinhole/relay"
 )
 
@@ -57,6 +58,8 @@ type pair struct {
 	relay            *relay.Relay
 	agent            *agent.Agent
 	tcpPort, udpPort uint16
+	relayCfg         *relay.Config
+	relayKey         secure.PrivateKey
 	relayLog         *testenv.LogBuffer
 	agentLog         *testenv.LogBuffer
 }
@@ -71,6 +74,7 @@ func startPair(t *testing.T, transport agent.Transport) *pair {
 		agent.Exposure{Name: "uecho", Proto: protocol.ProtoUDP, Local: testenv.EchoUDP(t), RemotePort: p.udpPort})
 	acfg.Transport = transport
 	testenv.Allow(rcfg, acfg, p.tcpPort, p.udpPort)
+	p.relayCfg, p.relayKey = rcfg, rcfg.PrivateKey
 	p.relay, p.relayLog, _ = testenv.StartRelay(t, rcfg)
 	acfg.Relays[0].Address = p.relay.Addr().String()
 	p.agent, p.agentLog, _ = testenv.StartAgent(t, acfg)
