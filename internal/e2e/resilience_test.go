@@ -223,3 +223,25 @@ func TestHandshakeFlood(t *testing.T) {
 		t.Fatal("the flood was not counted")
 	}
 }
+
+// TestAgentStartsFirst: the agent starts before its relay exists (and its
+// first relay name does not even resolve); it keeps retrying, never exits,
+// and registers once the relay comes up.
+func TestAgentStartsFirst(t *testing.T) {
+	port, relayPort := testenv.FreePort(t), testenv.FreePort(t)
+	rcfg := testenv.RelayConfig(t, "127.0.0.1:"+strconv.Itoa(int(relayPort)))
+	acfg := testenv.AgentConfig(t, "127.0.0.1:"+strconv.Itoa(int(relayPort)), rcfg.PrivateKey,
+		agent.Exposure{Name: "web", Proto: protocol.ProtoTCP, Local: testenv.EchoTCP(t), RemotePort: port})
+	acfg.Relays = append([]agent.Relay{{Address: "relay.invalid:7700", PublicKey: rcfg.PrivateKey.Public()}}, acfg.Relays...)
+	testenv.Allow(rcfg, acfg, port)
+	a, alog, _ := testenv.StartAgent(t, acfg)
+	time.Sleep(3 * time.Second) // a few failed rounds against both relays
+	if !strings.Contains(alog.String(), "relay unreachable") || a.Status().Connected {
+		t.Fatalf("agent should be retrying, log:\n%s", alog)
+	}
+	r, _, _ := testenv.StartRelay(t, rcfg)
+	testenv.WaitFor(t, 20*time.Second, "agent registered once the relay is up", func() bool { return testenv.Exposed(r, "web") })
+	if got := roundTrip(t, port, []byte("late but fine")); string(got) != "late but fine" {
+		t.Fatalf("echo %q", got)
+	}
+}
