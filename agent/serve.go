@@ -29,7 +29,7 @@ func (a *Agent) serve(ctx context.Context, conn *relaylink.Conn) {
 	}
 	cfg := a.cfg.Load()
 	c := &control{st: ctrl}
-	if c.send(protocol.Hello{Name: cfg.Name, Software: Software}) != nil || c.send(registerMsg(cfg)) != nil {
+	if c.send(protocol.Hello{Name: cfg.Name, Software: Software, Heartbeat: cfg.heartbeat()}) != nil || c.send(registerMsg(cfg)) != nil {
 		log.Warn("relay link failed during registration")
 		conn.Close()
 		return

@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 // controlCases pins each message's wire form in hex; the fuzzers start
@@ -16,7 +17,7 @@ var controlCases = []struct {
 	msg  Message
 	hex  string
 }{
-	{"hello", Hello{Name: "r1", Software: "v1"}, "0100060272310276 31"},
+	{"hello", Hello{Name: "r1", Software: "v1", Heartbeat: 15 * time.Second}, "01000a 027231 027631 00003a98"},
 	{"register", Register{Exposures: []Exposure{{Name: "web", Proto: ProtoTCP, RemotePort: 8080}, {Name: "dns", Proto: ProtoUDP, RemotePort: 5353}}},
 		"02 0010 0002 03776562 01 1f90 03646e73 02 14e9"},
 	{"register-empty", Register{}, "02 0002 0000"},

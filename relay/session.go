@@ -87,7 +87,7 @@ func (s *session) run(ctx context.Context) {
 
 	wdone := make(chan struct{})
 	var wg sync.WaitGroup
-	wg.Go(func() { s.watchdog(wdone) })
+	wg.Go(func() { s.watchdog(wdone, hello.Heartbeat) })
 	defer func() { close(wdone); wg.Wait() }()
 
 	for {
@@ -127,9 +127,14 @@ func (s *session) touch() { s.lastMsg.Store(time.Now().UnixNano()) }
 
 // watchdog closes the session when the agent has been silent longer than
 // agent_timeout: its router may have lost power, and its ports must be
-// freed for its next session.
-func (s *session) watchdog(done <-chan struct{}) {
+// freed for its next session. An agent that announced a long heartbeat
+// interval gets three of its intervals (plus slack) instead.
+func (s *session) watchdog(done <-chan struct{}, heartbeat time.Duration) {
 	timeout := s.r.cfg.Load().agentTimeout()
+	if need := 3*heartbeat + 2*time.Second; need > timeout {
+		s.log.Info("agent heartbeats are slower than agent_timeout allows; waiting longer for it", "heartbeat", heartbeat, "timeout", need)
+		timeout = need
+	}
 	t := time.NewTicker(timeout / 4)
 	defer t.Stop()
 	for {

@@ -2,9 +2,13 @@ package e2e
 
 import (
 	"crypto/sha256"
+	"fmt"
 	"github.com/pinhole/pinhole/internal/testenv"
 	"io"
 	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -128,14 +132,22 @@ func TestAgentGoneFreesPorts(t *testing.T) {
 		t.Error("relay log does not record the goodbye")
 	}
 
-	// A silent death: the agent's socket just stops answering.
-	acfg2 := *acfg
-	acfg2.Heartbeat = time.Hour // the agent stays silent after registering
-	a2, _, _ := testenv.StartAgent(t, &acfg2)
-	testenv.WaitFor(t, 10*time.Second, "exposure open again", func() bool { return testenv.Exposed(r, "web") && a2.Status().Connected })
+	// A silent death: the agent process is killed (SIGKILL, a power cut),
+	// so no goodbye; the relay frees the port after agent_timeout.
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "agent.yaml")
+	os.WriteFile(cfgPath, fmt.Appendf(nil, "name: router1\nprivate_key: %s\nrelays:\n  - address: %s\n    public_key: %s\ntransport: udp\nheartbeat: 1s\nadmin: off\nexpose:\n  - {name: web, local: %q, remote_port: %d}\n",
+		acfg.PrivateKey, r.Addr(), rcfg.PrivateKey.Public(), acfg.Expose[0].Local, port), 0o600)
+	proc := exec.Command(buildPinhole(t), "agent", "-c", cfgPath)
+	if err := proc.Start(); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, 10*time.Second, "exposure open again", func() bool { return testenv.Exposed(r, "web") })
+	proc.Process.Kill()
+	proc.Wait()
 	died := time.Now()
 	testenv.WaitFor(t, 10*time.Second, "port freed after agent_timeout", func() bool { return !testenv.Exposed(r, "web") })
-	t.Logf("silent agent: port freed %v after its last message (agent_timeout 2s)", time.Since(died).Round(time.Millisecond))
+	t.Logf("killed agent: port freed %v after the kill (agent_timeout 2s, heartbeat 1s)", time.Since(died).Round(time.Millisecond))
 	if c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(int(port)), time.Second); err == nil {
 		c.Close()
 		t.Fatal("freed port still accepts connections")

@@ -10,12 +10,39 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/pinhole/pinhole/internal/testenv"
 	"github.com/pinhole/pinhole/protocol/secure"
+)
+
+// buildPinhole builds the binary once per test binary run.
+func buildPinhole(t *testing.T) string {
+	t.Helper()
+	pinholeOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "pinhole-e2e-")
+		if err != nil {
+			pinholeErr = err
+			return
+		}
+		pinholeBin = filepath.Join(dir, "pinhole")
+		if out, err := exec.Command("go", "build", "-o", pinholeBin, "../../cmd/pinhole").CombinedOutput(); err != nil {
+			pinholeErr = fmt.Errorf("build: %v\n%s", err, out)
+		}
+	})
+	if pinholeErr != nil {
+		t.Fatal(pinholeErr)
+	}
+	return pinholeBin
+}
+
+var (
+	pinholeOnce sync.Once
+	pinholeBin  string
+	pinholeErr  error
 )
 
 // TestSIGHUPWithTheBinary runs the real pinhole binary as relay and agent
@@ -25,10 +52,7 @@ import (
 // must stop both cleanly (exit 0).
 func TestSIGHUPWithTheBinary(t *testing.T) {
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "pinhole")
-	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/pinhole").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildPinhole(t)
 	rk, _ := secure.GeneratePrivateKey()
 	ak, _ := secure.GeneratePrivateKey()
 	relayPort, busy, old, added := testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t)
