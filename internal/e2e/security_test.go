@@ -9,7 +9,9 @@ import (
 	"time"
 
 	"github.com/pinhole/pinhole/agent"
+	"github.com/pinhole/pinhole/internal/link"
 	"github.com/pinhole/pinhole/protocol"
+	"github.com/pinhole/pinhole/protocol/secure"
 )
 
 // TestRefusals checks each way an agent is turned away, and that the
@@ -98,4 +100,56 @@ func TestNewerSessionWins(t *testing.T) {
 	if got := roundTrip(t, port, payload); string(got) != string(payload) {
 		t.Fatal("exposure broken after the takeover")
 	}
+}
+
+// TestUnknownVersionRefused: a handshake in a protocol version the relay
+// does not speak gets a Refuse naming the version it does speak, over UDP
+// and over TCP, and the relay logs why.
+func TestUnknownVersionRefused(t *testing.T) {
+	rcfg := testenv.RelayConfig(t, "127.0.0.1:0")
+	r, rlog, _ := testenv.StartRelay(t, rcfg)
+	ak := testenv.Key(t)
+	_, m1, err := secure.Initiate(ak, rcfg.PrivateKey.Public(), 42, secure.Timestamp(time.Now()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m1[1] = protocol.Version + 1 // a future agent
+
+	check := func(via string, b []byte) {
+		ref, err := protocol.ParseRefuse(b)
+		if err != nil || ref.Code != protocol.RefuseVersion || ref.Version != protocol.Version || ref.Index != 42 {
+			t.Fatalf("%s: got %x (%+v, %v), want Refuse{version, speaks %d, index 42}", via, b, ref, err, protocol.Version)
+		}
+	}
+	u, err := net.Dial("udp", r.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Close()
+	u.SetReadDeadline(time.Now().Add(5 * time.Second))
+	u.Write(m1)
+	buf := make([]byte, 64)
+	n, err := u.Read(buf)
+	if err != nil {
+		t.Fatalf("udp: no refusal: %v", err)
+	}
+	check("udp", buf[:n])
+
+	c, err := net.Dial("tcp", r.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if err := link.WriteRecord(c, m1); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := link.ReadRecord(c, make([]byte, 64))
+	if err != nil {
+		t.Fatalf("tcp: no refusal: %v", err)
+	}
+	check("tcp", rec)
+	testenv.WaitFor(t, 2*time.Second, "relay log line", func() bool {
+		return strings.Contains(rlog.String(), "handshake refused: unsupported protocol version") && strings.Contains(rlog.String(), "version=2")
+	})
 }
