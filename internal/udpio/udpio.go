@@ -86,6 +86,21 @@ func (u *Conn) Send(b []byte, to netip.AddrPort) error {
 func (u *Conn) writeLoop() {
 	msgs := make([]ipv4.Message, batch)
 	pending := make([]outPkt, 0, batch)
+	// Destination addresses as x/net wants them, cached so a bulk flow to
+	// one peer does not allocate a *net.UDPAddr per packet. Reset when it
+	// grows past a relay's worth of peers.
+	addrs := map[netip.AddrPort]*net.UDPAddr{}
+	addrOf := func(ap netip.AddrPort) *net.UDPAddr {
+		a := addrs[ap]
+		if a == nil {
+			if len(addrs) >= 4096 {
+				clear(addrs)
+			}
+			a = net.UDPAddrFromAddrPort(ap)
+			addrs[ap] = a
+		}
+		return a
+	}
 	for {
 		select {
 		case <-u.done:
@@ -104,7 +119,7 @@ func (u *Conn) writeLoop() {
 		}
 		for i, p := range pending {
 			msgs[i].Buffers = [][]byte{(*p.buf)[:p.n]}
-			msgs[i].Addr = net.UDPAddrFromAddrPort(p.to)
+			msgs[i].Addr = addrOf(p.to)
 		}
 		for sent := 0; sent < len(pending); {
 			n, err := u.batch.WriteBatch(msgs[sent:len(pending)], 0)
