@@ -46,6 +46,12 @@ func (r *Relay) handleTCP(ctx context.Context, c net.Conn) {
 		c.Close()
 		return
 	}
+	if !r.limiter.allow(from.Addr(), time.Now()) { // same budget as UDP handshakes
+		r.stats.HandshakeDropped.Add(1)
+		r.stats.TCPRejected.Add(1)
+		c.Close()
+		return
+	}
 	sess, entry, m2, _ := r.accept(rec, from, link.TCP, func(ref protocol.Refuse) {
 		link.WriteRecord(c, protocol.AppendRefuse(nil, ref))
 	})
