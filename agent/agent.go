@@ -78,14 +78,6 @@ func wantsIPv6(cfg *Config) bool {
 // LocalAddr returns the agent's UDP socket address.
 func (a *Agent) LocalAddr() string { return a.sock.LocalAddr().String() }
 
-// AdminAddr returns the admin endpoint's address, or "" when off.
-func (a *Agent) AdminAddr() string {
-	if a.adminLn == nil {
-		return ""
-	}
-	return a.adminLn.Addr().String()
-}
-
 // buildServices turns the config's exposures into services, keeping the
 // existing Service of an unchanged exposure so its flow counter survives.
 func buildServices(cfg *Config, old map[string]*expose.Service) *map[string]*expose.Service {

@@ -134,10 +134,3 @@ func (a *Agent) Status() Status {
 	}
 	return st
 }
-
-// Connected reports whether a relay link is up and registered.
-func (a *Agent) Connected() bool {
-	a.state.mu.Lock()
-	defer a.state.mu.Unlock()
-	return a.state.up && len(a.state.exposures) > 0 || a.state.up && len(a.cfg.Load().Expose) == 0
-}

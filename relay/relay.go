@@ -154,14 +154,6 @@ func listenPair(addr string) (net.PacketConn, net.Listener, error) {
 // Addr returns the UDP/TCP port the relay listens on.
 func (r *Relay) Addr() netip.AddrPort { return r.udpAddr }
 
-// AdminAddr returns the admin endpoint's address, or "" when off.
-func (r *Relay) AdminAddr() string {
-	if r.admin == nil {
-		return ""
-	}
-	return r.admin.Addr().String()
-}
-
 // Run serves until ctx ends, then closes every session and port and returns
 // after all of its goroutines have stopped.
 func (r *Relay) Run(ctx context.Context) error {

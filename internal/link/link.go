@@ -94,6 +94,3 @@ func (l *Link) Close() error {
 	})
 	return nil
 }
-
-// Done is closed when smux has stopped, whatever the cause.
-func (l *Link) Done() <-chan struct{} { return l.Mux.CloseChan() }

@@ -65,7 +65,6 @@ func NewPacketConn(sess *secure.Session, peer netip.AddrPort, send Sender, onCon
 	return c
 }
 
-// Session returns the keys this conn seals with.
 func (c *PacketConn) Session() *secure.Session { return c.sess }
 
 // Peer returns the address datagrams currently go to.
@@ -158,9 +157,6 @@ func (c *PacketConn) Close() error {
 	c.once.Do(func() { close(c.closed) })
 	return nil
 }
-
-// Done is closed when the conn is closed.
-func (c *PacketConn) Done() <-chan struct{} { return c.closed }
 
 func (c *PacketConn) LocalAddr() net.Addr                { return &net.UDPAddr{} }
 func (c *PacketConn) SetDeadline(t time.Time) error      { return nil }

@@ -62,7 +62,9 @@ func (t Tuning) kcpMTU() int {
 // Apply configures a fresh KCP session (exported for the raw-KCP benchmark,
 // which must use exactly the tunnel's settings).
 func (t Tuning) Apply(s *kcp.UDPSession) {
-	s.SetStreamMode(true)
+	// Stream mode packs small writes into full segments (smux frames are
+	// small); kcp-go marks the setter deprecated but keeps honouring it.
+	s.SetStreamMode(true) //nolint:staticcheck // SA1019, see above
 	s.SetWriteDelay(false)
 	s.SetNoDelay(t.NoDelay, t.Interval, t.Resend, t.NoCongestion)
 	s.SetWindowSize(t.SendWindow, t.RecvWindow)

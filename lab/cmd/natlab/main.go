@@ -40,7 +40,7 @@ func main() {
 			name, spec, ok := strings.Cut(arg, "=")
 			name = strings.ToLower(name)
 			if !ok || (name != "a" && name != "b") {
-				fatal(fmt.Errorf("%q: want A=behaviour[:options] or B=...", arg))
+				fatal(fmt.Errorf("%q: want A=behaviour[:options] or B=behaviour[:options]", arg))
 			}
 			s, err := lab.ParseSite(spec)
 			if err != nil {
