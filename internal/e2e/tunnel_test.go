@@ -221,3 +221,23 @@ func TestIPv6Relay(t *testing.T) {
 		t.Fatalf("over IPv6: got %d bytes, want %d intact", len(got), len(payload))
 	}
 }
+
+// TestFEC: with KCP forward error correction on both ends (data_shards 10,
+// parity_shards 3) the tunnel still carries data intact.
+func TestFEC(t *testing.T) {
+	port := testenv.FreePort(t)
+	rcfg := testenv.RelayConfig(t, "127.0.0.1:0")
+	rcfg.Tuning.DataShards, rcfg.Tuning.ParityShards = 10, 3
+	acfg := testenv.AgentConfig(t, "", rcfg.PrivateKey, agent.Exposure{Name: "fec", Proto: protocol.ProtoTCP, Local: testenv.EchoTCP(t), RemotePort: port})
+	acfg.Transport = agent.TransportUDP
+	acfg.Tuning.DataShards, acfg.Tuning.ParityShards = 10, 3
+	testenv.Allow(rcfg, acfg, port)
+	r, _, _ := testenv.StartRelay(t, rcfg)
+	acfg.Relays[0].Address = r.Addr().String()
+	testenv.StartAgent(t, acfg)
+	testenv.WaitFor(t, 15*time.Second, "exposure open with FEC", func() bool { return testenv.Exposed(r, "fec") })
+	payload := randomBytes(t, 2<<20)
+	if got := roundTrip(t, port, payload); sha256.Sum256(got) != sha256.Sum256(payload) {
+		t.Fatalf("with FEC: got %d bytes, want %d intact", len(got), len(payload))
+	}
+}
