@@ -65,6 +65,7 @@ type mapping struct {
 	path   string
 	fields map[string]*yaml.Node
 	keys   map[string]*yaml.Node
+	order  []string // keys in file order, so errors come out in a stable order
 	asked  []string
 }
 
@@ -81,6 +82,9 @@ func newMapping(c *collector, n *yaml.Node, path string) *mapping {
 		k, v := n.Content[i], n.Content[i+1]
 		if _, dup := m.fields[k.Value]; dup {
 			c.add(k, m.sub(k.Value), "field given twice")
+		}
+		if _, seen := m.keys[k.Value]; !seen {
+			m.order = append(m.order, k.Value)
 		}
 		m.fields[k.Value] = v
 		m.keys[k.Value] = k
@@ -121,7 +125,8 @@ func (m *mapping) require(name string) *yaml.Node {
 
 // done reports every field that was never asked for.
 func (m *mapping) done() {
-	for name, k := range m.keys {
+	for _, name := range m.order {
+		k := m.keys[name]
 		if !contains(m.asked, name) {
 			msg := "unknown field"
 			if s := closest(name, m.asked); s != "" {

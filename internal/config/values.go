@@ -1,8 +1,10 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"net/netip"
@@ -273,16 +275,27 @@ func (m *mapping) publicKey(name string) secure.PublicKey {
 	return k
 }
 
-// parseDoc decodes the file into its root mapping node.
+// parseDoc decodes the file into its root mapping node. A config is one
+// YAML document: anything after a "---" would otherwise be silently ignored.
 func parseDoc(c *collector, data []byte) *yaml.Node {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		line, msg := 1, strings.TrimPrefix(err.Error(), "yaml: ")
-		if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
-			line, _ = strconv.Atoi(m[1])
-			msg = m[2]
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			c.errs = append(c.errs, &Error{File: c.file, Line: 1, Msg: "the file is empty"})
+			return nil
 		}
-		c.errs = append(c.errs, &Error{File: c.file, Line: line, Msg: "not valid YAML: " + msg})
+		c.errs = append(c.errs, yamlError(c.file, err))
+		return nil
+	}
+	var next yaml.Node
+	switch err := dec.Decode(&next); {
+	case errors.Is(err, io.EOF):
+	case err != nil:
+		c.errs = append(c.errs, yamlError(c.file, err))
+		return nil
+	default:
+		c.errs = append(c.errs, &Error{File: c.file, Line: next.Line, Msg: "a second YAML document (after ---): a config file holds one"})
 		return nil
 	}
 	if doc.Kind == 0 || len(doc.Content) == 0 {
@@ -292,12 +305,23 @@ func parseDoc(c *collector, data []byte) *yaml.Node {
 	return doc.Content[0]
 }
 
+// yamlError turns a yaml.v3 syntax error into a file:line error.
+func yamlError(file string, err error) *Error {
+	line, msg := 1, strings.TrimPrefix(err.Error(), "yaml: ")
+	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
+		line, _ = strconv.Atoi(m[1])
+		msg = m[2]
+	}
+	return &Error{File: file, Line: line, Msg: "not valid YAML: " + msg}
+}
+
 // maxKeyFile bounds a key file: a key is 44 base64 characters, so anything
 // much larger is the wrong file.
 const maxKeyFile = 4096
 
 // readKeyFile reads a key file, refusing anything but a small regular file:
-// reading a FIFO or /dev/stdin would block the agent at boot.
+// reading a FIFO or /dev/stdin would block the agent at boot, and so would
+// files such as /proc/kmsg, which claim size 0 and never end.
 func readKeyFile(path string) ([]byte, error) {
 	st, err := os.Stat(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -312,5 +336,13 @@ func readKeyFile(path string) ([]byte, error) {
 	if st.Size() > maxKeyFile {
 		return nil, fmt.Errorf("%s is %d bytes, too large for a key file", path, st.Size())
 	}
-	return os.ReadFile(path)
+	if st.Size() == 0 {
+		return nil, fmt.Errorf("%s is empty; a key file holds the 44-character key `pinhole keygen` prints", path)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, maxKeyFile))
 }
