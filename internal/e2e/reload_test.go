@@ -19,6 +19,40 @@ import (
 	"github.com/pinhole/pinhole/relay"
 )
 
+// transfer is an echo transfer started before a reload and finished after
+// it, to prove connections survive the reload.
+type transfer struct {
+	c       net.Conn
+	payload []byte
+	result  chan []byte
+}
+
+// startTransfer connects to the echo exposure at port, sends the first
+// quarter of n random bytes and starts reading the echo.
+func startTransfer(t *testing.T, port uint16, n int) *transfer {
+	t.Helper()
+	c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(int(port)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(60 * time.Second))
+	tr := &transfer{c: c, payload: randomBytes(t, n), result: make(chan []byte, 1)}
+	go func() { b, _ := io.ReadAll(c); tr.result <- b }()
+	c.Write(tr.payload[:n/4])
+	return tr
+}
+
+// finish sends the rest and checks the whole echo by sha256.
+func (tr *transfer) finish(t *testing.T, across string) {
+	t.Helper()
+	tr.c.Write(tr.payload[len(tr.payload)/4:])
+	tr.c.(*net.TCPConn).CloseWrite()
+	if got := <-tr.result; sha256.Sum256(got) != sha256.Sum256(tr.payload) {
+		t.Fatalf("transfer across %s: got %d bytes, want %d intact", across, len(got), len(tr.payload))
+	}
+}
+
 // TestAgentReload adds one exposure and removes another while a third
 // carries a transfer: the transfer must finish intact.
 func TestAgentReload(t *testing.T) {
@@ -34,27 +68,14 @@ func TestAgentReload(t *testing.T) {
 	testenv.WaitFor(t, 10*time.Second, "exposures open", func() bool { return testenv.Exposed(r, "busy") && testenv.Exposed(r, "old") })
 
 	// Start a slow transfer on "busy".
-	c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(int(busyPort)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(60 * time.Second))
-	payload := randomBytes(t, 4<<20)
-	result := make(chan []byte, 1)
-	go func() { b, _ := io.ReadAll(c); result <- b }()
-	c.Write(payload[:1<<20])
+	tr := startTransfer(t, busyPort, 4<<20)
 
 	next := *acfg
 	next.Expose = []agent.Exposure{busy, {Name: "new", Proto: protocol.ProtoTCP, Local: testenv.EchoTCP(t), RemotePort: newPort}}
 	a.Reload(&next)
 	testenv.WaitFor(t, 10*time.Second, "new exposure open and old one closed", func() bool { return testenv.Exposed(r, "new") && !testenv.Exposed(r, "old") })
 
-	c.Write(payload[1<<20:])
-	c.(*net.TCPConn).CloseWrite()
-	if got := <-result; sha256.Sum256(got) != sha256.Sum256(payload) {
-		t.Fatalf("transfer across the reload: got %d bytes, want %d intact", len(got), len(payload))
-	}
+	tr.finish(t, "the reload")
 	if got := roundTrip(t, newPort, []byte("hello")); string(got) != "hello" {
 		t.Fatalf("new exposure echoed %q", got)
 	}

@@ -1,9 +1,7 @@
 package e2e
 
 import (
-	"crypto/sha256"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -97,27 +95,14 @@ func TestSIGHUPWithTheBinary(t *testing.T) {
 	}
 	testenv.WaitFor(t, 15*time.Second, "busy and old exposures", func() bool { return reachable(busy) && reachable(old) })
 
-	c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(int(busy)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(60 * time.Second))
-	payload := randomBytes(t, 4<<20)
-	got := make(chan []byte, 1)
-	go func() { b, _ := io.ReadAll(c); got <- b }()
-	c.Write(payload[:1<<20])
+	tr := startTransfer(t, busy, 4<<20)
 
 	os.WriteFile(agentCfg, agentYAML(exp("busy", busy), exp("added", added)), 0o600)
 	agent.Process.Signal(syscall.SIGHUP)
 	testenv.WaitFor(t, 10*time.Second, "added exposure after SIGHUP", func() bool { return reachable(added) })
 	testenv.WaitFor(t, 10*time.Second, "old exposure gone after SIGHUP", func() bool { return !reachable(old) })
 
-	c.Write(payload[1<<20:])
-	c.(*net.TCPConn).CloseWrite()
-	if b := <-got; sha256.Sum256(b) != sha256.Sum256(payload) {
-		t.Fatalf("transfer across SIGHUP: %d of %d bytes intact", len(b), len(payload))
-	}
+	tr.finish(t, "SIGHUP")
 
 	// A broken edit is refused; the running exposures stay.
 	os.WriteFile(agentCfg, append(agentYAML(exp("busy", busy)), []byte("  - {name: bad, local: \"127.0.0.1:1\", remote_port: 99999}\n")...), 0o600)
