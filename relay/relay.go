@@ -96,6 +96,9 @@ func New(cfg *Config, log *slog.Logger) (*Relay, error) {
 	r := &Relay{log: log, byIndex: map[uint32]*session{}, live: map[secure.PublicKey]*session{},
 		pending: map[secure.PublicKey]int{}, ports: map[portKey]*session{}, handshakes: make(chan initMsg, handshakeQueue)}
 	r.cfg.Store(cfg)
+	// A full Refuse budget from the start: right after a restart is when
+	// agents with stale sessions most need their "unknown session" hint.
+	r.refuseTokens.Store(refusePerSecond)
 	uc, tl, err := listenPair(cfg.Listen)
 	if err != nil {
 		return nil, err
@@ -201,7 +204,6 @@ func (r *Relay) Run(ctx context.Context) error {
 func (r *Relay) refill(ctx context.Context) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
-	r.refuseTokens.Store(refusePerSecond)
 	for {
 		select {
 		case <-ctx.Done():
