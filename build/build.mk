@@ -1,5 +1,11 @@
 # Router builds and packages, included by the top Makefile.
-PKGTOOLS := $(CURDIR)/.cache/pkgtools
+#   make cross      static, stripped, reproducible binaries in dist/<arch>/
+#   make packages   dist/*.ipk (OpenWrt <= 24.10) and dist/*.apk (25.12+)
+#   make size       size per target and package, mipsle breakdown, budget
+#   make pkg-test   reproducibility, budget, qemu-user, opkg/apk installs,
+#                   procd (part of `make test`)
+# opkg and apk are built once from ../shared/tools into .cache/pkgtools.
+PKGTOOLS     := $(CURDIR)/.cache/pkgtools
 SHARED_TOOLS ?= $(CURDIR)/../shared/tools
 
 .PHONY: cross size packages pkgtools pkg-test
@@ -11,13 +17,13 @@ pkgtools:
 	@[ -x $(PKGTOOLS)/bin/apk ] && [ -x $(PKGTOOLS)/bin/opkg-cl ] || sh $(SHARED_TOOLS)/build-pkgtools.sh $(PKGTOOLS)
 
 packages: cross pkgtools
+	rm -f dist/pinhole_*.ipk dist/pinhole-*.apk
 	build/package.sh $(PKGTOOLS)/bin
 
 size: packages
 	build/size.sh
 
-# Reproducibility, size budget, qemu runs, opkg/apk install tests, procd.
-pkg-test: pkgtools
-	sh build/pkg-test.sh
+pkg-test:
+	PKGTOOLS=$(PKGTOOLS) SHARED_TOOLS=$(SHARED_TOOLS) VERSION=$(VERSION) COMMIT=$(COMMIT) sh build/pkg-test.sh
 
 TEST_EXTRA += pkg-test

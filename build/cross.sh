@@ -1,20 +1,29 @@
 #!/bin/sh
-# Cross-builds pinhole for every OpenWrt target in build/targets.sh into
-# dist/<arch>/pinhole: static (CGO off), -trimpath, stripped, no build id,
-# version and commit stamped, so two builds of one commit are identical.
+# Cross-builds pinhole for the OpenWrt targets in build/targets.sh into
+# $DIST/<arch>/pinhole (DIST defaults to dist): static (CGO off), -trimpath,
+# stripped, no build id, no VCS stamp (a stray untracked file would flip
+# vcs.modified), version and commit stamped with -X, so two builds of one
+# commit are byte-identical wherever they run.
 # Usage: build/cross.sh [VERSION] [COMMIT]
+#   ONLY="mipsel_24kc x86_64"  build only these architectures
+#   DIST=dir                   output directory (default dist)
 set -eu
 cd "$(dirname "$0")/.."
 . build/targets.sh
 version=${1:-$(git describe --tags --always --dirty 2>/dev/null || echo dev)}
 commit=${2:-$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)}
+out=${DIST:-dist}
 ldflags="-s -w -buildid= -X main.version=$version -X main.commit=$commit"
 echo "$PINHOLE_TARGETS" | while read -r arch goarch sub; do
 	[ -n "$arch" ] || continue
-	mkdir -p "dist/$arch"
-	env CGO_ENABLED=0 GOOS=linux GOARCH="$goarch" \
-		$( [ "$goarch" = arm ] && echo "GOARM=$sub" ) \
-		$( case "$goarch" in mips|mipsle) echo "GOMIPS=$sub";; esac ) \
-		go build -trimpath -ldflags "$ldflags" -o "dist/$arch/pinhole" ./cmd/pinhole
-	printf '%-26s %8d bytes\n' "$arch" "$(wc -c < "dist/$arch/pinhole")"
+	case " ${ONLY:-$arch} " in *" $arch "*) ;; *) continue;; esac
+	mkdir -p "$out/$arch"
+	goarm=; gomips=
+	case "$goarch" in
+	arm) goarm=$sub;;
+	mips|mipsle) gomips=$sub;;
+	esac
+	env CGO_ENABLED=0 GOOS=linux GOARCH="$goarch" GOARM="$goarm" GOMIPS="$gomips" \
+		go build -trimpath -buildvcs=false -ldflags "$ldflags" -o "$out/$arch/pinhole" ./cmd/pinhole
+	printf '%-26s %8d bytes\n' "$arch" "$(wc -c < "$out/$arch/pinhole")"
 done

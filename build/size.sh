@@ -1,44 +1,87 @@
 #!/bin/sh
-# Prints the stripped size of every target in dist/, the packages' sizes,
-# and the Go packages that contribute most to the mipsle binary; exits 1
-# when the mipsle binary is over the budget (5.5 MiB) or an .ipk is over
-# 2.2 MB. Run build/cross.sh (and build/package.sh) first.
+# Size report (`make size`): the stripped binary of every target in dist/,
+# the packages, where the mipsle bytes go (ELF sections, then the Go
+# packages that contribute most), and the budget check:
+#   mipsle binary <= 5.5 MiB, router .ipk <= 2.2 MB (x86_64 is exempt).
+# Exits 1 when a budget is exceeded. Reads $DIST (default dist): run
+# build/cross.sh (and build/package.sh for the package lines) first.
 set -eu
 cd "$(dirname "$0")/.."
-budget=$((11 * 1024 * 1024 / 2))   # 5.5 MiB
-ipk_budget=2200000                 # 2.2 MB
+budget=5767168        # 5.5 MiB: issue 5, "the whole agent must stay under 5.5 MiB"
+ipk_budget=2200000    # 2.2 MB
+dist=${DIST:-dist}
+mib() { awk -v n="$1" 'BEGIN { printf "%.2f MiB", n / 1048576 }'; }
+
 echo "stripped binaries:"
-for f in dist/*/pinhole; do
-	printf '  %-26s %8d bytes  %5.2f MiB\n' "$(basename "$(dirname "$f")")" "$(wc -c < "$f")" "$(echo "$(wc -c < "$f") / 1048576" | bc -l)"
+for f in "$dist"/*/pinhole; do
+	printf '  %-26s %8d bytes  %s\n' "$(basename "$(dirname "$f")")" "$(wc -c < "$f")" "$(mib "$(wc -c < "$f")")"
 done
-if ls dist/*.ipk dist/*.apk >/dev/null 2>&1; then
+if ls "$dist"/*.ipk "$dist"/*.apk >/dev/null 2>&1; then
 	echo "packages:"
-	for f in dist/*.ipk dist/*.apk; do printf '  %-50s %8d bytes\n' "$(basename "$f")" "$(wc -c < "$f")"; done
+	for f in "$dist"/*.ipk "$dist"/*.apk; do printf '  %-50s %8d bytes\n' "$(basename "$f")" "$(wc -c < "$f")"; done
 fi
-# Contributors: symbol sizes of an unstripped mipsle build, summed by package.
+
+# sections SIZE_FILE: "name size" for each section that occupies the file.
+sections() {
+	readelf -SW "$1" | sed -n 's/^ *\[ *[0-9]*\] //p' | awk '
+		function hex(s,   i, n) { n = 0; s = tolower(s); for (i = 1; i <= length(s); i++) n = n * 16 + index("0123456789abcdef", substr(s, i, 1)) - 1; return n }
+		$2 == "PROGBITS" && hex($3) > 0 { print $1, hex($3), hex($5) }'
+}
+mipsle=$dist/mipsel_24kc/pinhole
+size=$(wc -c < "$mipsle")
+echo "mipsle binary by ELF section (file bytes; the rest is headers and 64 KiB segment alignment):"
+sections "$mipsle" | awk -v total="$size" '
+	{ sum += $3; printf "  %-14s %8d\n", $1, $3 }
+	END { printf "  %-14s %8d\n", "(alignment)", total - sum }'
+
+# Packages: symbol sizes of an unstripped mipsle build, counting only symbols
+# that lie in a section stored in the file (not .bss/.noptrbss, where for
+# example the 32 MiB drbg.memory sits), summed by package path. .gopclntab
+# and most of .rodata (type data, strings) belong to no symbol nm sizes, so
+# the total is below the file size; .text ranks the packages well.
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-CGO_ENABLED=0 GOOS=linux GOARCH=mipsle GOMIPS=softfloat go build -trimpath -o "$tmp/pinhole" ./cmd/pinhole
-echo "top contributors to the mipsle binary (code and data bytes by package):"
-go tool nm -size -sort size "$tmp/pinhole" | awk '
-	$3 == "B" || $3 == "b" || $3 == "U" { next }   # BSS is not in the file
-	$2 > 8388608 { next }   # zero-filled arrays nm labels D (drbg.memory, 32 MiB) are not in the file either
-	{ size=$2; name=$4; for (i=5; i<=NF; i++) name=name " " $i
-	  sub(/^type:\.eq\./, "", name); sub(/^go:itab\./, "", name)
-	  # package path = name up to the first "." after the last "/"
-	  n=split(name, parts, "/"); last=parts[n]; pkg=""
-	  for (i=1; i<n; i++) pkg=pkg parts[i] "/"
-	  split(last, seg, "."); pkg=pkg seg[1]
-	  sum[pkg]+=size }
-	END { for (p in sum) printf "%10d  %s\n", sum[p], p }' | sort -rn | head -25
-size=$(wc -c < dist/mipsel_24kc/pinhole)
+CGO_ENABLED=0 GOOS=linux GOARCH=mipsle GOMIPS=softfloat \
+	go build -trimpath -buildvcs=false -ldflags=-buildid= -o "$tmp/pinhole" ./cmd/pinhole
+sections "$tmp/pinhole" > "$tmp/sections"
+readelf -SW "$tmp/pinhole" | sed -n 's/^ *\[ *[0-9]*\] //p' | awk '$2 == "PROGBITS" { print $1, $3, $5 }' > "$tmp/ranges"
+go tool nm -size "$tmp/pinhole" > "$tmp/nm"
+echo "top contributors to the mipsle binary (bytes of code and data by package):"
+awk '
+	function hex(s,   i, n) { n = 0; s = tolower(s); for (i = 1; i <= length(s); i++) n = n * 16 + index("0123456789abcdef", substr(s, i, 1)) - 1; return n }
+	FILENAME == ARGV[1] { if (hex($2) > 0) { lo[++nr] = hex($2); hi[nr] = hex($2) + hex($3) }; next }
+	{
+		addr = hex($1); size = $2; name = $4
+		for (i = 5; i <= NF; i++) name = name " " $i
+		stored = 0
+		for (r = 1; r <= nr; r++) if (addr >= lo[r] && addr < hi[r]) { stored = 1; break }
+		if (!stored || size == 0) next
+		sub(/^type:\.(eq|hash)\./, "", name); sub(/^go:itab\.\*?/, "", name); sub(/^\*/, "", name)
+		sub(/^go:func\.\*$/, "(funcdata, all packages)", name)
+		# package path: up to the first "." after the last "/"
+		n = split(name, parts, "/"); pkg = ""
+		for (i = 1; i < n; i++) pkg = pkg parts[i] "/"
+		split(parts[n], seg, "."); pkg = pkg seg[1]
+		gsub(/%2e/, ".", pkg)
+		sum[pkg] += size; total += size
+	}
+	END { for (p in sum) printf "%10d  %s\n", sum[p], p; printf "%10d  %s\n", total, "(total in symbols)" > "/dev/stderr" }
+' "$tmp/ranges" "$tmp/nm" 2> "$tmp/total" | sort -rn | head -25
+cat "$tmp/total"
+
 fail=0
 if [ "$size" -gt "$budget" ]; then
-	echo "FAIL: mipsle binary is $size bytes, over the budget of $budget (5.5 MiB)"; fail=1
+	echo "FAIL: mipsle binary is $size bytes ($(mib "$size")), over the budget of $budget (5.5 MiB) by $((size - budget)) bytes"
+	fail=1
 else
-	echo "ok: mipsle binary $size bytes, budget $budget ($(( (budget - size) / 1024 )) KiB left)"
+	echo "ok: mipsle binary $size bytes ($(mib "$size")), budget $budget (5.5 MiB): $(( (budget - size) / 1024 )) KiB left"
 fi
-for f in dist/*mips*.ipk; do   # the budget is for the router packages
+largest=0
+for f in "$dist"/*.ipk; do
 	[ -e "$f" ] || continue
-	if [ "$(wc -c < "$f")" -gt "$ipk_budget" ]; then echo "FAIL: $f is over $ipk_budget bytes"; fail=1; fi
+	case "$f" in *_x86_64.ipk) continue;; esac
+	s=$(wc -c < "$f")
+	[ "$s" -le "$largest" ] || largest=$s
+	if [ "$s" -gt "$ipk_budget" ]; then echo "FAIL: $(basename "$f") is $s bytes, over $ipk_budget"; fail=1; fi
 done
+[ "$largest" = 0 ] || [ "$fail" = 1 ] || echo "ok: router .ipk packages at most $ipk_budget bytes: the largest is $largest"
 exit $fail
