@@ -176,7 +176,7 @@ func (a *Agent) acceptStreams(ctx context.Context, mux *smux.Session, log interf
 				st.Close()
 				return
 			}
-			expose.Serve(ctx, st, h, svc, &a.stats, a.log.With("agent", a.cfg.Load().Name))
+			expose.Serve(ctx, st, h, svc, &a.stats, a.log) // the logger already names the agent
 		})
 	}
 }
