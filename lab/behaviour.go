@@ -6,9 +6,10 @@
 // nothing is configured in the root namespace, and no packet can leave:
 // the segments are veth pairs and bridges that end inside the lab.
 //
-// Before a test trusts a behaviour it can ask the lab to prove it
-// (SelfCheck): mapping, filtering, port allocation, timeouts and hairpin
-// are measured with a probe, and a mislabelled behaviour fails loudly.
+// Before tests trust a behaviour, TestSelfCheck* proves it: mapping,
+// filtering, port allocation, timeouts, hairpin, loss and delay are
+// measured with a probe (lab/cmd/probe), and a mislabelled behaviour
+// fails loudly.
 package lab
 
 import (
@@ -58,7 +59,7 @@ func (b Behaviour) EIM() bool {
 // Site is one site's gateway configuration.
 type Site struct {
 	Behaviour Behaviour
-	Hairpin   bool          // LAN hosts reach each other via the public mapping
+	Hairpin   bool          // LAN hosts reach each other via the public mapping (EIM behaviours)
 	CGNAT     bool          // a second, carrier NAT (port-restricted) above the site NAT
 	Timeout   time.Duration // UDP mapping lifetime (conntrack and map timeouts); 0: 30s
 	LossPct   float64       // random loss in each direction, percent
@@ -126,11 +127,22 @@ func ParseSite(s string) (Site, error) {
 			return site, fmt.Errorf("unknown option %q", opt)
 		}
 	}
-	if site.Delay > 0 && (site.Behaviour == None || site.CGNAT) {
-		return site, fmt.Errorf("delay is built for a site gateway's uplink (not with none or cgnat)")
+	return site, site.Validate()
+}
+
+// Validate reports option combinations the lab does not build.
+func (s Site) Validate() error {
+	if s.Delay > 0 && (s.Behaviour == None || s.CGNAT) {
+		return fmt.Errorf("delay is built for a site gateway's uplink (not with none or cgnat)")
 	}
-	if site.Hairpin && site.Behaviour != FullCone && site.Behaviour != RestrictedCone {
-		return site, fmt.Errorf("hairpin is built for full-cone and restricted-cone gateways only")
+	if s.Delay < 0 || s.Delay > 5*time.Second || s.LossPct < 0 || s.LossPct > 100 || s.Hosts < 0 || s.Hosts > 2 {
+		return fmt.Errorf("site %+v: delay 0-5s, loss 0-100%%, hosts 1 or 2", s)
 	}
-	return site, nil
+	if s.CGNAT && s.Behaviour == None {
+		return fmt.Errorf("cgnat needs a site NAT below it (not with none)")
+	}
+	if s.Hairpin && (!s.Behaviour.EIM() || s.Behaviour == UDPBlocked) {
+		return fmt.Errorf("hairpin is built for endpoint-independent mappings only (full-cone, restricted-cone, port-restricted)")
+	}
+	return nil
 }

@@ -29,21 +29,29 @@ type delayLink struct {
 func startDelay(ns, ifA, ifB string, d time.Duration) (*delayLink, error) {
 	dl := &delayLink{delay: d, stop: make(chan struct{})}
 	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
 	orig, err := os.Open("/proc/thread-self/ns/net")
 	if err != nil {
+		runtime.UnlockOSThread()
 		return nil, err
 	}
 	defer orig.Close()
 	target, err := os.Open("/var/run/netns/" + ns)
 	if err != nil {
+		runtime.UnlockOSThread()
 		return nil, err
 	}
 	defer target.Close()
 	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
+		runtime.UnlockOSThread()
 		return nil, fmt.Errorf("setns %s: %w", ns, err)
 	}
-	defer unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET)
+	defer func() {
+		// A thread that cannot go home stays locked, and the runtime
+		// retires it when this goroutine ends instead of reusing it.
+		if unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET) == nil {
+			runtime.UnlockOSThread()
+		}
+	}()
 	for i, name := range []string{ifA, ifB} {
 		fd, err := packetSocket(name)
 		if err != nil {

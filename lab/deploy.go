@@ -38,8 +38,9 @@ type Deployment struct {
 }
 
 // Deploy writes configs with fresh keys into dir, starts the relay and one
-// agent per host, and returns without waiting for them to connect.
-func Deploy(l *Lab, b Binaries, dir, heartbeat string, hosts ...string) (*Deployment, error) {
+// agent per host, and returns without waiting for them to connect. Its
+// processes end with ctx (or when the lab closes).
+func Deploy(ctx context.Context, l *Lab, b Binaries, dir, heartbeat string, hosts ...string) (*Deployment, error) {
 	d := &Deployment{Lab: l, Dir: dir, Agents: map[string]*Proc{}, bins: b, hosts: hosts}
 	rk, err := secure.GeneratePrivateKey()
 	if err != nil {
@@ -71,7 +72,7 @@ expose:
 	if err := os.WriteFile(filepath.Join(dir, "relay.yaml"), []byte(relayCfg), 0o600); err != nil {
 		return nil, err
 	}
-	if err := d.StartRelay(); err != nil {
+	if err := d.StartRelay(ctx); err != nil {
 		return nil, err
 	}
 	agentCmd := b.Agent
@@ -80,11 +81,11 @@ expose:
 	}
 	for _, h := range hosts {
 		for _, svc := range [][]string{{"tcp-echo", "127.0.0.1:8000"}, {"udp-echo", "127.0.0.1:8001"}} {
-			if _, err := l.Start(h, b.Probe, svc[0], svc[1]); err != nil {
+			if _, err := l.Start(ctx, h, b.Probe, svc[0], svc[1]); err != nil {
 				return nil, err
 			}
 		}
-		p, err := l.Start(h, append(agentCmd, "agent", "-c", filepath.Join(dir, h+".yaml"))...)
+		p, err := l.Start(ctx, h, append(agentCmd, "agent", "-c", filepath.Join(dir, h+".yaml"))...)
 		if err != nil {
 			return nil, err
 		}
@@ -93,11 +94,32 @@ expose:
 	return d, nil
 }
 
-// StartRelay starts (or restarts) the relay process.
-func (d *Deployment) StartRelay() error {
-	p, err := d.Lab.Start("relay", d.bins.Pinhole, "relay", "-c", filepath.Join(d.Dir, "relay.yaml"))
+// StartRelay starts (or restarts) the relay process, which ends with ctx,
+// and waits until it listens on UDP and TCP, so agents started next do not
+// race its startup (their first handshake would go unanswered and be
+// retried a second later, which "time to connect" would count).
+func (d *Deployment) StartRelay(ctx context.Context) error {
+	p, err := d.Lab.Start(ctx, "relay", d.bins.Pinhole, "relay", "-c", filepath.Join(d.Dir, "relay.yaml"))
 	d.Relay = p
-	return err
+	if err != nil {
+		return err
+	}
+	_, port, _ := strings.Cut(RelayAddr, ":")
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		out, err := d.Lab.Run(wctx, "relay", "ss", "-Hlntu", "sport = :"+port)
+		cancel()
+		if err == nil && strings.Count(out, "\n") >= 2 { // one UDP and one TCP socket
+			return nil
+		}
+		select {
+		case <-p.Done():
+			return fmt.Errorf("relay exited: %s", p.Output())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("relay not listening on %s after 10s: %s", RelayAddr, p.Output())
 }
 
 // Exposure returns the public TCP and UDP addresses of host's exposures.

@@ -11,14 +11,27 @@ import (
 )
 
 // Run runs a command in host's namespace and returns its combined output.
-// The command is killed when ctx ends.
+// When ctx ends the command's process group is killed.
 func (l *Lab) Run(ctx context.Context, host string, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", l.NS(host)}, args...)...)
-	out, err := cmd.CombinedOutput()
+	out, err := l.command(ctx, host, args).CombinedOutput()
 	if err != nil {
 		return string(out), fmt.Errorf("%s: %v: %s", host, err, bytes.TrimSpace(out))
 	}
 	return string(out), nil
+}
+
+// command prepares args to run in host's namespace, in a process group of
+// its own that is killed when ctx ends or when this process dies.
+func (l *Lab) command(ctx context.Context, host string, args []string) *exec.Cmd {
+	// ip netns exec enters the namespace and execs the command, so the
+	// process (and its pid) is the command itself.
+	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", l.NS(host)}, args...)...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	// Wait returns at most this long after the process exits, even if a
+	// grandchild still holds its output open.
+	cmd.WaitDelay = 2 * time.Second
+	return cmd
 }
 
 // Proc is a background process in a lab host.
@@ -27,16 +40,16 @@ type Proc struct {
 	cmd  *exec.Cmd
 	out  *syncBuffer
 	done chan struct{}
-	err  error
+	err  error // set before done is closed
 }
 
-// Start runs a command in the background in host's namespace. The lab stops
-// it on Close if the caller has not.
-func (l *Lab) Start(host string, args ...string) (*Proc, error) {
-	cmd := exec.Command("ip", append([]string{"netns", "exec", l.NS(host)}, args...)...)
+// Start runs a command in the background in host's namespace. It runs
+// until it exits, Stop is called, ctx ends (then its process group is
+// killed), or the lab is closed: every lab process has a bounded life.
+func (l *Lab) Start(ctx context.Context, host string, args ...string) (*Proc, error) {
+	cmd := l.command(ctx, host, args)
 	buf := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = buf, buf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start in %s: %w", host, err)
 	}

@@ -6,7 +6,12 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -25,6 +30,18 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
+	reapOrphans()
+	// An interrupted run removes its namespaces on the way out; a run
+	// killed harder (or by the -timeout panic) leaves them for the next
+	// run's reapOrphans.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		s := <-sig
+		Down(runPrefix())
+		fmt.Printf("lab: %v: namespaces removed\n", s)
+		os.Exit(1)
+	}()
 	dir, err := os.MkdirTemp("", "pinhole-lab-")
 	if err != nil {
 		panic(err)
@@ -32,8 +49,10 @@ func TestMain(m *testing.M) {
 	bins.dir = dir
 	bins.probe = filepath.Join(dir, "probe")
 	bins.pinhole = filepath.Join(dir, "pinhole")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
 	for out, pkg := range map[string]string{bins.probe: "./cmd/probe", bins.pinhole: "../cmd/pinhole"} {
-		cmd := exec.Command("go", "build", "-o", out, pkg)
+		cmd := exec.CommandContext(ctx, "go", "build", "-o", out, pkg)
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if b, err := cmd.CombinedOutput(); err != nil {
 			fmt.Printf("build %s: %v\n%s", pkg, err, b)
@@ -46,9 +65,10 @@ func TestMain(m *testing.M) {
 }
 
 // up builds a topology for one test and removes it when the test ends.
+// Its background processes end with the test, or after 5 minutes.
 func up(t *testing.T, sites map[string]Site) *Lab {
 	t.Helper()
-	prefix := fmt.Sprintf("pht%d%02d-", os.Getpid()%10000, testSeq())
+	prefix := fmt.Sprintf("%s%02d-", runPrefix(), seq.Add(1)%100)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	l, err := Up(ctx, prefix, sites)
@@ -59,9 +79,35 @@ func up(t *testing.T, sites map[string]Site) *Lab {
 	return l
 }
 
-var seq int
+var seq atomic.Int32 // numbers the labs of this run
 
-func testSeq() int { seq++; return seq % 100 }
+// testCtx bounds the life of a test's lab processes.
+func testCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// Test namespaces are named phl<pid>-<seq>-<host>, so a run can tell its
+// own from those of a dead run.
+const testPrefix = "phl"
+
+func runPrefix() string { return fmt.Sprintf("%s%d-", testPrefix, os.Getpid()) }
+
+// reapOrphans removes the namespaces of test runs that are no longer
+// running (a run killed by SIGKILL or by go test's -timeout cannot clean
+// up after itself). Runs still alive keep theirs.
+func reapOrphans() {
+	for _, ns := range Namespaces(testPrefix) {
+		pid, _, ok := strings.Cut(strings.TrimPrefix(ns, testPrefix), "-")
+		if !ok {
+			continue
+		}
+		if n, err := strconv.Atoi(pid); err == nil && syscall.Kill(n, 0) == syscall.ESRCH {
+			Down(testPrefix + pid + "-")
+		}
+	}
+}
 
 // probeServers are the responder's three sockets: two ports on the relay's
 // first address and one on its second (RFC 5780 needs both changes).
@@ -69,13 +115,14 @@ var probeServers = []string{RelayIP + ":3478", RelayIP + ":3479", RelayIP2 + ":3
 
 func startResponder(t *testing.T, l *Lab) {
 	t.Helper()
-	if _, err := l.Start("relay", append([]string{bins.probe, "serve"}, probeServers...)...); err != nil {
+	if _, err := l.Start(testCtx(t), "relay", append([]string{bins.probe, "serve"}, probeServers...)...); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(100 * time.Millisecond)
 }
 
-// probe runs the probe client in host and decodes its JSON report.
+// probe runs the probe client in host and decodes its JSON report (the
+// last line it prints).
 func probe(t *testing.T, l *Lab, host string, v any, args ...string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
@@ -84,7 +131,9 @@ func probe(t *testing.T, l *Lab, host string, v any, args ...string) {
 	if err != nil {
 		t.Fatalf("probe %v in %s: %v", args, host, err)
 	}
-	if err := json.Unmarshal([]byte(out), v); err != nil {
+	// A probe may print progress lines first; the report is the last.
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), v); err != nil {
 		t.Fatalf("probe %v: %v in %q", args, err, out)
 	}
 }

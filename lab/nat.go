@@ -6,44 +6,74 @@ import (
 )
 
 // natRules returns the nftables ruleset that gives a gateway its
-// behaviour. wan and lan are interface names, wanIP the gateway's public
-// address. Each rule's comment says which RFC 4787 property it makes.
+// behaviour. The gateway's interfaces are "wan" and "lan"; wanIP is its
+// public address and lanNet the LAN prefix. Each rule's comment says
+// which RFC 4787 property it makes.
 //
-// Linux conntrack NAT is the base: masquerade keeps the source port when it
-// can, so a LAN socket gets the same public port toward every destination
-// (endpoint-independent mapping), and only replies from the exact remote
-// address and port match a conntrack entry (address-and-port-dependent
-// filtering). The cone behaviours widen the filter with a dynamic map of
-// mappings recorded from outbound packets; the symmetric ones break the
-// mapping with per-connection ports.
+// Linux conntrack NAT is the base: a conntrack entry only lets in replies
+// from the exact remote address and port (address-and-port-dependent
+// filtering), and masquerade keeps the source port when it can. Keeping
+// the port is not endpoint-independent mapping: when a tuple is taken (two
+// LAN hosts on the same port, or a remote whose packet arrived first)
+// masquerade picks another port for that destination only. So the
+// endpoint-independent behaviours record each live mapping in two dynamic
+// maps, learned after NAT from the packets that leave:
+//
+//	pub2lan  public port -> LAN address . LAN port   (for inbound dnat)
+//	lan2pub  LAN address . LAN port -> public port   (to reuse the mapping)
+//
+// and every new flow from a LAN endpoint with a live mapping is sent out
+// on that same public port (RFC 4787 REQ-1). The cone behaviours widen the
+// filter with a dnat through pub2lan; the symmetric ones choose a new port
+// for every new destination.
+//
+// Unsolicited packets addressed to the gateway itself are dropped in its
+// input hook, as a router's firewall does. That matters: an inbound packet
+// that nothing accepts would otherwise leave a conntrack entry behind, and
+// that entry both shadows a later dnat and collides with the LAN host's
+// own outbound flow to the same remote, which then gets a new port. Hole
+// punching sends exactly such packets.
 func natRules(b Behaviour, s Site, wanIP, lanNet string) string {
-	t := int(s.timeout().Seconds())
-	var fwd, pre, post []string
-	// mappings: public port -> LAN address and port, learned from outbound
-	// UDP; with port preservation the public port is the LAN source port.
-	learn := fmt.Sprintf(`iifname "lan" meta l4proto udp update @mappings { udp sport timeout %ds : ip saddr . udp sport }`, t)
+	t := fmt.Sprintf("%ds", int(s.timeout().Seconds()))
+	var fwd, pre, post, learn []string
+	eim := b == FullCone || b == RestrictedCone || b == PortRestricted
+	if eim {
+		// Learned after NAT (srcnat + 10): udp sport is the public port.
+		// A flow the LAN host started is in the original direction; a
+		// flow a remote started through a cone's dnat leaves in the reply
+		// direction. Outbound packets refresh the mapping (RFC 4787 REQ-6).
+		learn = append(learn,
+			`oifname "wan" meta l4proto udp ct direction original update @pub2lan { udp sport timeout `+t+` : ct original ip saddr . ct original proto-src }`,
+			`oifname "wan" meta l4proto udp ct direction original update @lan2pub { ct original ip saddr . ct original proto-src timeout `+t+` : udp sport }`,
+			`oifname "wan" meta l4proto udp ct direction reply update @pub2lan { udp sport timeout `+t+` : ct reply ip saddr . ct reply proto-src }`,
+			`oifname "wan" meta l4proto udp ct direction reply update @lan2pub { ct reply ip saddr . ct reply proto-src timeout `+t+` : udp sport }`)
+		// EIM: a LAN endpoint with a live mapping keeps its public port
+		// toward every destination; a lookup miss falls through to
+		// masquerade, which allocates (port-preserving when it can).
+		post = append(post, fmt.Sprintf(`oifname "wan" meta l4proto udp snat ip to %s : ip saddr . udp sport map @lan2pub`, wanIP))
+	}
 	switch b {
 	case FullCone:
-		fwd = append(fwd, learn)
 		// EIF: any remote may send to a live mapping (RFC 4787 §5).
-		pre = append(pre, `iifname "wan" meta l4proto udp dnat ip to udp dport map @mappings`)
+		pre = append(pre, `iifname "wan" meta l4proto udp dnat ip to udp dport map @pub2lan`)
 		post = append(post, `oifname "wan" masquerade`)
 	case RestrictedCone:
-		fwd = append(fwd, learn,
-			fmt.Sprintf(`iifname "lan" meta l4proto udp update @contacted { ip daddr . udp sport timeout %ds }`, t))
-		// ADF: a remote address the LAN socket has sent to may use any port.
-		pre = append(pre, `iifname "wan" meta l4proto udp ip saddr . udp dport @contacted dnat ip to udp dport map @mappings`)
+		// ADF: a remote address the mapping has sent to may use any port.
+		learn = append(learn, `oifname "wan" meta l4proto udp update @contacted { ip daddr . udp sport timeout `+t+` }`)
+		pre = append(pre, `iifname "wan" meta l4proto udp ip saddr . udp dport @contacted dnat ip to udp dport map @pub2lan`)
 		post = append(post, `oifname "wan" masquerade`)
 	case PortRestricted:
-		post = append(post, `oifname "wan" masquerade`) // conntrack alone: EIM + APDF
+		// APDF: conntrack alone lets in only replies from the exact
+		// remote address and port.
+		post = append(post, `oifname "wan" masquerade`)
 	case Symmetric:
 		// EDM: a new random public port for every new destination.
 		post = append(post, `oifname "wan" masquerade random`)
 	case SymmetricSeq:
-		// EDM with sequential allocation: each new connection takes the
-		// next port. numgen counts the first packets the nat hook sees; a
-		// map turns the count into an address and port (a port computed
-		// from numgen directly lands byte-swapped in the NAT register).
+		// EDM with sequential allocation: each new flow takes the next
+		// port. numgen counts the first packets the nat hook sees; a map
+		// turns the count into an address and port (a port computed from
+		// numgen directly lands byte-swapped in the NAT register).
 		post = append(post, fmt.Sprintf(`oifname "wan" meta l4proto udp snat ip to numgen inc mod %d map { %s }`, seqPorts, seqMap(wanIP)),
 			`oifname "wan" masquerade`)
 	case UDPBlocked:
@@ -52,32 +82,46 @@ func natRules(b Behaviour, s Site, wanIP, lanNet string) string {
 	}
 	if s.Hairpin {
 		// Hairpinning (RFC 4787 REQ-9): LAN traffic to our own public
-		// address and a live mapping is turned back into the LAN, with the
-		// source rewritten to the sender's public mapping (the public
-		// address; port preservation keeps the port). The input interface
-		// is unknown in postrouting, so the rule matches by subnet.
-		pre = append(pre, fmt.Sprintf(`iifname "lan" ip daddr %s meta l4proto udp dnat ip to udp dport map @mappings`, wanIP))
-		post = append(post, fmt.Sprintf(`oifname "lan" ip saddr %s ip daddr %s meta l4proto udp snat ip to %s`, lanNet, lanNet, wanIP))
+		// address and a live mapping is turned back into the LAN, and its
+		// source becomes the sender's public mapping (or, for a sender
+		// without one yet, the public address with its own port). The
+		// input interface is unknown in postrouting, so the rules match
+		// by subnet. Hairpinned packets are not filtered.
+		pre = append(pre, fmt.Sprintf(`iifname "lan" ip daddr %s meta l4proto udp dnat ip to udp dport map @pub2lan`, wanIP))
+		post = append(post,
+			fmt.Sprintf(`oifname "lan" ip saddr %s ip daddr %s meta l4proto udp snat ip to %s : ip saddr . udp sport map @lan2pub`, lanNet, lanNet, wanIP),
+			fmt.Sprintf(`oifname "lan" ip saddr %s ip daddr %s meta l4proto udp snat ip to %s`, lanNet, lanNet, wanIP))
 	}
 	if s.LossPct > 0 {
-		permille := int(s.LossPct * 10)
+		permille := int(s.LossPct*10 + 0.5)
 		fwd = append(fwd, fmt.Sprintf(`numgen random mod 1000 < %d counter drop comment "emulated loss %.1f%%"`, permille, s.LossPct))
 	}
 	return fmt.Sprintf(`table ip lab {
-	map mappings { type inet_service : ipv4_addr . inet_service; flags dynamic,timeout; timeout %ds; }
-	set contacted { type ipv4_addr . inet_service; flags dynamic,timeout; timeout %ds; }
+	map pub2lan { type inet_service : ipv4_addr . inet_service; flags dynamic,timeout; timeout %[1]s; }
+	map lan2pub { type ipv4_addr . inet_service : inet_service; flags dynamic,timeout; timeout %[1]s; }
+	set contacted { type ipv4_addr . inet_service; flags dynamic,timeout; timeout %[1]s; }
+	chain input { type filter hook input priority filter; policy accept;
+		iifname { "wan", "lan" } meta l4proto { tcp, udp } drop comment "no services on the gateway; unsolicited packets leave no conntrack entry"
+	}
 	chain forward_filter { type filter hook forward priority filter; policy accept;
-		%s
+		%[2]s
 	}
 	chain prerouting_nat { type nat hook prerouting priority dstnat; policy accept;
-		%s
+		%[3]s
 	}
 	chain postrouting_nat { type nat hook postrouting priority srcnat; policy accept;
-		%s
+		%[4]s
+	}
+	chain learn_mappings { type filter hook postrouting priority srcnat + 10; policy accept;
+		%[5]s
 	}
 }
-`, t, t, strings.Join(fwd, "\n\t\t"), strings.Join(pre, "\n\t\t"), strings.Join(post, "\n\t\t"))
+`, t, strings.Join(fwd, "\n\t\t"), strings.Join(pre, "\n\t\t"), strings.Join(post, "\n\t\t"), strings.Join(learn, "\n\t\t"))
 }
+
+// flushRules empties the dynamic maps, so together with conntrack -F the
+// gateway forgets every mapping, as a rebooted router does.
+const flushRules = "flush map ip lab pub2lan\nflush map ip lab lan2pub\nflush set ip lab contacted\n"
 
 // seqPorts is how many ports the sequential NAT cycles through
 // (30000-31023); the port delta is 1 except at the wrap.

@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -22,7 +24,6 @@ const (
 type Lab struct {
 	Prefix string
 	Spec   map[string]Site // "a" and "b"
-	hosts  map[string]string
 
 	mu     sync.Mutex // guards procs and delays
 	procs  []*Proc
@@ -70,7 +71,15 @@ func (l *Lab) NS(host string) string { return l.Prefix + host }
 
 // Up builds the topology. On error everything built so far is removed.
 func Up(ctx context.Context, prefix string, sites map[string]Site) (_ *Lab, err error) {
-	l := &Lab{Prefix: prefix, Spec: sites, hosts: map[string]string{}}
+	for name, s := range sites {
+		if name != "a" && name != "b" {
+			return nil, fmt.Errorf("site %q: sites are a and b", name)
+		}
+		if err := s.Validate(); err != nil {
+			return nil, fmt.Errorf("site %s: %w", name, err)
+		}
+	}
+	l := &Lab{Prefix: prefix, Spec: sites}
 	Down(prefix) // a crashed earlier run may have left namespaces behind
 	defer func() {
 		if err != nil {
@@ -255,23 +264,90 @@ func (l *Lab) Close() {
 }
 
 // Down removes every namespace whose name starts with prefix, killing any
-// process still inside. It touches nothing else.
+// process still inside (never this process). It touches nothing else and
+// is safe to run twice.
 func Down(prefix string) {
 	if prefix == "" {
 		return
 	}
-	out, _ := exec.Command("ip", "netns", "list").Output()
+	for _, name := range Namespaces(prefix) {
+		for _, pid := range runQuiet("ip", "netns", "pids", name) {
+			if n, err := strconv.Atoi(pid); err == nil && n != os.Getpid() {
+				syscall.Kill(n, syscall.SIGKILL)
+			}
+		}
+		runQuiet("ip", "netns", "del", name)
+	}
+}
+
+// Namespaces lists the network namespaces whose names start with prefix.
+func Namespaces(prefix string) []string {
+	var names []string
+	for _, line := range runQuiet("ip", "netns", "list") {
+		if strings.HasPrefix(line, prefix) {
+			names = append(names, line)
+		}
+	}
+	return names
+}
+
+// runQuiet runs a short housekeeping command with a timeout and returns
+// the first word of each output line.
+func runQuiet(args ...string) []string {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, _ := exec.CommandContext(ctx, args[0], args[1:]...).Output()
+	var words []string
 	for _, line := range strings.Split(string(out), "\n") {
-		name, _, _ := strings.Cut(strings.TrimSpace(line), " ")
-		if name == "" || !strings.HasPrefix(name, prefix) {
+		if f := strings.Fields(line); len(f) > 0 {
+			words = append(words, f[0])
+		}
+	}
+	return words
+}
+
+// FlushMappings makes a site's NAT forget every mapping, as a rebooted
+// router does: conntrack -F and the gateway's dynamic mapping tables, on
+// the site gateway and on its carrier NAT if it has one.
+func (l *Lab) FlushMappings(ctx context.Context, site string) error {
+	gws := []string{"gw" + site}
+	if l.Spec[site].CGNAT {
+		gws = append(gws, "cgn"+site)
+	}
+	for _, gw := range gws {
+		if _, err := l.Run(ctx, gw, "conntrack", "-F"); err != nil {
+			return fmt.Errorf("flush mappings: %w", err)
+		}
+		cmd := exec.CommandContext(ctx, "ip", "netns", "exec", l.NS(gw), "nft", "-f", "-")
+		cmd.Stdin = strings.NewReader(flushRules)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("flush mappings in %s: %v: %s", gw, err, out)
+		}
+	}
+	return nil
+}
+
+// Hosts lists the lab's hosts: relay, client, then for each site its
+// carrier NAT, gateway and LAN hosts (a site with behaviour none has only
+// hosts).
+func (l *Lab) Hosts() []string {
+	hosts := []string{"relay", "client"}
+	for _, site := range []string{"a", "b"} {
+		s, ok := l.Spec[site]
+		if !ok {
 			continue
 		}
-		pids, _ := exec.Command("ip", "netns", "pids", name).Output()
-		for _, p := range strings.Fields(string(pids)) {
-			exec.Command("kill", "-9", p).Run()
+		if s.Behaviour != None {
+			if s.CGNAT {
+				hosts = append(hosts, "cgn"+site)
+			}
+			hosts = append(hosts, "gw"+site)
 		}
-		exec.Command("ip", "netns", "del", name).Run()
+		for i := 1; i <= max(s.Hosts, 1); i++ {
+			hosts = append(hosts, fmt.Sprintf("%s%d", site, i))
+		}
 	}
+	return hosts
 }
 
 // Available reports why the lab cannot run here, or "" when it can.

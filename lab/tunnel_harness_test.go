@@ -26,7 +26,7 @@ func startTunnel(t *testing.T, l *Lab, host string, o tunnelOpts) *tunnel {
 		o.heartbeat = "2s"
 	}
 	start := time.Now()
-	d, err := Deploy(l, Binaries{Pinhole: bins.pinhole, Agent: o.agentCmd, Probe: bins.probe}, t.TempDir(), o.heartbeat, host)
+	d, err := Deploy(testCtx(t), l, Binaries{Pinhole: bins.pinhole, Agent: o.agentCmd, Probe: bins.probe}, t.TempDir(), o.heartbeat, host)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +43,7 @@ func startTunnel(t *testing.T, l *Lab, host string, o tunnelOpts) *tunnel {
 
 func (tu *tunnel) startRelay(t *testing.T) {
 	t.Helper()
-	if err := tu.StartRelay(); err != nil {
+	if err := tu.StartRelay(testCtx(t)); err != nil {
 		t.Fatal(err)
 	}
 	tu.relay = tu.Relay

@@ -48,19 +48,20 @@ func TestTunnelBehindEachNAT(t *testing.T) {
 	}
 }
 
-// TestMappingFlush: the gateway forgets every mapping (conntrack -F); the
-// tunnel must come back by itself. Behind a symmetric NAT the agent's
-// public port changes, so the relay has to follow it.
+// TestMappingFlush: the gateway forgets every mapping (conntrack -F and
+// its mapping tables, as a rebooted router does); the tunnel must come
+// back by itself. Behind a symmetric NAT the agent's public port changes,
+// so the relay has to follow it.
 func TestMappingFlush(t *testing.T) {
-	for _, b := range []Behaviour{PortRestricted, Symmetric} {
+	for _, b := range []Behaviour{FullCone, PortRestricted, Symmetric} {
 		t.Run(b.String(), func(t *testing.T) {
 			l := up(t, map[string]Site{"a": {Behaviour: b}})
 			tu := startTunnel(t, l, "a1", tunnelOpts{heartbeat: "2s"})
 			before := tu.status(t)["public_addr"]
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			if out, err := l.Run(ctx, "gwa", "conntrack", "-F"); err != nil {
-				t.Fatalf("conntrack -F: %v %s", err, out)
+			if err := l.FlushMappings(ctx, "a"); err != nil {
+				t.Fatal(err)
 			}
 			took := tu.waitReachable(t, 30*time.Second)
 			after := tu.status(t)["public_addr"]
@@ -95,7 +96,7 @@ func TestRelayRestartInLab(t *testing.T) {
 func TestLossyLink(t *testing.T) {
 	l := up(t, map[string]Site{"a": {Behaviour: PortRestricted, LossPct: 1, Delay: 20 * time.Millisecond}})
 	tu := startTunnel(t, l, "a1", tunnelOpts{})
-	if _, err := l.Start("relay", bins.probe, "tcp-echo", RelayIP+":8100"); err != nil {
+	if _, err := l.Start(testCtx(t), "relay", bins.probe, "tcp-echo", RelayIP+":8100"); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(100 * time.Millisecond)

@@ -16,12 +16,17 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/pinhole/pinhole/lab"
 )
+
+// prefix names the matrix's namespaces.
+const prefix = "phmx-"
 
 type cell struct {
 	a, b      lab.Behaviour
@@ -42,13 +47,23 @@ func main() {
 		fmt.Fprintln(os.Stderr, "matrix:", why)
 		os.Exit(1)
 	}
+	// Ctrl-C removes the cell's lab on the way out.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-sig
+		lab.Down(prefix)
+		os.Exit(1)
+	}()
 	dir, err := os.MkdirTemp("", "pinhole-matrix-")
 	if err != nil {
 		fatal(err)
 	}
 	defer os.RemoveAll(dir)
 	probe := filepath.Join(dir, "probe")
-	if out, err := exec.Command("go", "build", "-o", probe, "./lab/cmd/probe").CombinedOutput(); err != nil {
+	bctx, bcancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer bcancel()
+	if out, err := exec.CommandContext(bctx, "go", "build", "-o", probe, "./lab/cmd/probe").CombinedOutput(); err != nil {
 		fatal(fmt.Errorf("build probe: %v\n%s", err, out))
 	}
 	pinhole, _ := filepath.Abs(*bin)
@@ -80,9 +95,10 @@ func main() {
 
 func run(bins lab.Binaries, dir string, a, b lab.Behaviour, size int) cell {
 	c := cell{a: a, b: b, path: "relay"}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	// The cell's lab processes die with ctx, whatever happens.
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	l, err := lab.Up(ctx, "phmx-", map[string]lab.Site{"a": {Behaviour: a}, "b": {Behaviour: b}})
+	l, err := lab.Up(ctx, prefix, map[string]lab.Site{"a": {Behaviour: a}, "b": {Behaviour: b}})
 	if err != nil {
 		c.err = err.Error()
 		return c
@@ -90,7 +106,7 @@ func run(bins lab.Binaries, dir string, a, b lab.Behaviour, size int) cell {
 	defer l.Close()
 	cdir, _ := os.MkdirTemp(dir, "cell-")
 	t0 := time.Now()
-	d, err := lab.Deploy(l, bins, cdir, "5s", "a1", "b1")
+	d, err := lab.Deploy(ctx, l, bins, cdir, "5s", "a1", "b1")
 	if err != nil {
 		c.err = err.Error()
 		return c

@@ -7,10 +7,13 @@
 //
 //	probe serve 203.0.113.10:3478 203.0.113.10:3479 203.0.113.11:3478
 //	probe nat 203.0.113.10:3478 203.0.113.10:3479 203.0.113.11:3478
-//	probe expire 203.0.113.10:3478 SECONDS
+//	probe hold PORT WAIT 203.0.113.10:3478 203.0.113.10:3479 203.0.113.11:3478
+//	probe expire 203.0.113.10:3478 SECONDS [FROM-SOCKET]
 //	probe hairpin-listen 203.0.113.10:3478   (then, on another LAN host:)
-//	probe send PUBLIC-MAPPING hairpin
+//	probe hairpin-send PUBLIC-MAPPING 203.0.113.10:3478
+//	probe send ADDR MESSAGE
 //	probe loss 203.0.113.10:3478 COUNT
+//	probe rtt 203.0.113.10:3478 COUNT
 //
 // The wire is a few text words per datagram; this is a test tool.
 package main
@@ -29,7 +32,7 @@ import (
 
 func main() {
 	if len(os.Args) < 3 {
-		fmt.Fprintln(os.Stderr, "usage: probe serve|nat|expire|hairpin|loss ADDR...")
+		fmt.Fprintln(os.Stderr, "usage: probe serve|nat|hold|expire|hairpin-listen|hairpin-send|send|loss|rtt|tcp-echo|udp-echo|tcp-check|udp-check ARGS...")
 		os.Exit(2)
 	}
 	var err error
@@ -39,13 +42,23 @@ func main() {
 		err = serve(args)
 	case "nat":
 		err = report(natProbe(args))
+	case "hold":
+		port, _ := strconv.Atoi(args[0])
+		wait, _ := time.ParseDuration(args[1])
+		err = report(holdProbe(port, wait, args[2:]))
 	case "expire":
 		secs, _ := strconv.Atoi(args[1])
-		err = report(expireProbe(args[0], secs))
+		from := 0
+		if len(args) > 2 {
+			from, _ = strconv.Atoi(args[2])
+		}
+		err = report(expireProbe(args[0], secs, from))
 	case "hairpin-listen":
 		err = hairpinListen(args[0])
 	case "send":
 		err = send(args[0], args[1])
+	case "hairpin-send":
+		err = report(hairpinSend(args[0], args[1]))
 	case "tcp-echo":
 		err = tcpEcho(args[0])
 	case "udp-echo":
@@ -163,10 +176,31 @@ func expect(c *net.UDPConn, token string, wait time.Duration) bool {
 type NATReport struct {
 	Local  string   `json:"local"`
 	Mapped []string `json:"mapped"` // public address seen by each server address
+	FilterReport
+}
+
+// FilterReport is the filtering half of `probe nat`, and what `probe hold`
+// prints.
+type FilterReport struct {
+	// FilterMapped is the filtering socket's mapping, as server 0 saw it.
+	FilterMapped string `json:"filter_mapped"`
 	// Filtering (RFC 4787 §5): which unsolicited senders reach the mapping.
 	FromSame      bool `json:"from_same"`       // the address the client sent to
 	FromOtherPort bool `json:"from_other_port"` // same IP, other port
 	FromOtherIP   bool `json:"from_other_ip"`   // other IP
+	// MappedAfter is the mapping seen by servers 1 and 2 when the socket
+	// sends to them after their unsolicited packets: an endpoint-
+	// independent mapping must not change (RFC 4787 REQ-1), even though
+	// the remote spoke first, as it does in hole punching.
+	MappedAfter []string `json:"mapped_after_inbound"`
+}
+
+func parseServers(servers []string) []netip.AddrPort {
+	var srv []netip.AddrPort
+	for _, s := range servers {
+		srv = append(srv, netip.MustParseAddrPort(s))
+	}
+	return srv
 }
 
 func natProbe(servers []string) (*NATReport, error) {
@@ -174,24 +208,42 @@ func natProbe(servers []string) (*NATReport, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer c.Close()
 	r := &NATReport{Local: c.LocalAddr().String()}
-	var srv []netip.AddrPort
-	for _, s := range servers {
-		srv = append(srv, netip.MustParseAddrPort(s))
-	}
+	srv := parseServers(servers)
 	// Mapping: one socket to each server address (RFC 5780 §4.3).
 	for _, s := range srv {
-		ans := ask(c, s, "map", 700*time.Millisecond)
-		r.Mapped = append(r.Mapped, strings.TrimPrefix(ans, "addr "))
+		r.Mapped = append(r.Mapped, mapped(c, s))
+		if r.Mapped[0] == "" {
+			// No answer at all: UDP does not get through. Report every
+			// mapping and filter opening as absent without waiting more.
+			r.Mapped = make([]string, len(srv))
+			r.MappedAfter = make([]string, len(srv)-1)
+			c.Close()
+			return r, nil
+		}
 	}
-	// Filtering (RFC 5780 §4.4), from a fresh socket that has only ever
-	// talked to srv[0]: the answer comes from srv[0], then srv[1] (other
-	// port), then srv[2] (other IP).
 	c.Close()
+	// Filtering (RFC 5780 §4.4), from a fresh socket that has only ever
+	// talked to srv[0].
 	if c, err = net.ListenUDP("udp4", nil); err != nil {
 		return nil, err
 	}
+	defer c.Close()
+	r.FilterMapped = mapped(c, srv[0])
+	r.FilterReport = filterProbe(c, srv, r.FilterMapped)
+	return r, nil
+}
+
+// mapped asks srv which address c's packets come from ("" if no answer).
+func mapped(c *net.UDPConn, srv netip.AddrPort) string {
+	return strings.TrimPrefix(ask(c, srv, "map", 700*time.Millisecond), "addr ")
+}
+
+// filterProbe asks srv[0] to answer c from srv[0], then from srv[1]
+// (other port), then from srv[2] (other IP), and afterwards sends to
+// srv[1] and srv[2] to see whether those unsolicited packets moved the
+// mapping. c must have talked to srv[0] only.
+func filterProbe(c *net.UDPConn, srv []netip.AddrPort, m0 string) FilterReport {
 	check := func(j int) bool {
 		tok := fmt.Sprintf("tok-%d-%d", j, time.Now().UnixNano())
 		for try := 0; try < 2; try++ {
@@ -202,27 +254,51 @@ func natProbe(servers []string) (*NATReport, error) {
 		}
 		return false
 	}
+	r := FilterReport{FilterMapped: m0}
 	r.FromSame, r.FromOtherPort, r.FromOtherIP = check(0), check(1), check(2)
-	return r, nil
+	r.MappedAfter = []string{mapped(c, srv[1]), mapped(c, srv[2])}
+	return r
+}
+
+// holdProbe is filterProbe on a socket bound to a chosen port: it prints
+// the socket's mapping as a first JSON line, waits, then runs the checks.
+// Two LAN hosts holding the same port at once make the NAT choose a
+// different public port for the second (RFC 4787 §4.2.1 port
+// preservation cannot hold for both); the mapping tables must still send
+// each host its own packets.
+func holdProbe(port int, wait time.Duration, servers []string) (*FilterReport, error) {
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{Port: port})
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	srv := parseServers(servers)
+	m0 := mapped(c, srv[0])
+	json.NewEncoder(os.Stdout).Encode(map[string]string{"mapped": m0})
+	time.Sleep(wait)
+	r := filterProbe(c, srv, m0)
+	return &r, nil
 }
 
 // ExpireReport is what `probe expire` prints.
 type ExpireReport struct {
 	IdleSeconds int  `json:"idle_seconds"`
+	From        int  `json:"from"`  // the server socket that answered
 	Alive       bool `json:"alive"` // the delayed answer came through
 }
 
-// expireProbe asks the server to answer after secs of silence: the answer
-// arrives only if the NAT kept the mapping that long (RFC 5780 §4.6).
-func expireProbe(server string, secs int) (*ExpireReport, error) {
+// expireProbe asks the server to answer after secs of silence, from its
+// socket number from: the answer arrives only if the NAT kept the mapping
+// (and, from another socket, its filter opening) that long (RFC 5780 §4.6).
+func expireProbe(server string, secs, from int) (*ExpireReport, error) {
 	c, err := net.ListenUDP("udp4", nil)
 	if err != nil {
 		return nil, err
 	}
 	defer c.Close()
 	tok := fmt.Sprintf("late-%d", time.Now().UnixNano())
-	c.WriteToUDPAddrPort([]byte(fmt.Sprintf("later %d 0 %s", secs, tok)), netip.MustParseAddrPort(server))
-	return &ExpireReport{IdleSeconds: secs, Alive: expect(c, tok, time.Duration(secs)*time.Second+1500*time.Millisecond)}, nil
+	c.WriteToUDPAddrPort([]byte(fmt.Sprintf("later %d %d %s", secs, from, tok)), netip.MustParseAddrPort(server))
+	return &ExpireReport{IdleSeconds: secs, From: from, Alive: expect(c, tok, time.Duration(secs)*time.Second+1500*time.Millisecond)}, nil
 }
 
 // HairpinReport is what `probe hairpin-listen` prints last.
@@ -232,19 +308,19 @@ type HairpinReport struct {
 }
 
 // hairpinListen learns this socket's public mapping, prints it as a first
-// JSON line, and waits 5 s for "hairpin" from another LAN host sending to
+// JSON line, and waits 3 s for "hairpin" from another LAN host sending to
 // that mapping: it arrives only if the NAT hairpins (RFC 4787 REQ-9).
+// The sender starts at once and is done within a second.
 func hairpinListen(server string) error {
 	a, err := net.ListenUDP("udp4", nil)
 	if err != nil {
 		return err
 	}
 	defer a.Close()
-	mapped := strings.TrimPrefix(ask(a, netip.MustParseAddrPort(server), "map", 700*time.Millisecond), "addr ")
-	json.NewEncoder(os.Stdout).Encode(map[string]string{"mapped": mapped})
+	json.NewEncoder(os.Stdout).Encode(map[string]string{"mapped": mapped(a, netip.MustParseAddrPort(server))})
 	r := &HairpinReport{}
 	buf := make([]byte, 1500)
-	a.SetReadDeadline(time.Now().Add(5 * time.Second))
+	a.SetReadDeadline(time.Now().Add(3 * time.Second))
 	for {
 		n, from, err := a.ReadFromUDPAddrPort(buf)
 		if err != nil {
@@ -256,6 +332,30 @@ func hairpinListen(server string) error {
 		}
 	}
 	return json.NewEncoder(os.Stdout).Encode(r)
+}
+
+// HairpinSend is what `probe hairpin-send` prints.
+type HairpinSend struct {
+	Mapped string `json:"mapped"` // this socket's own public mapping
+}
+
+// hairpinSend learns this socket's public mapping from server, then sends
+// "hairpin" from the same socket to addr (another LAN host's mapping)
+// three times, 100 ms apart. A hairpinning NAT delivers it from Mapped.
+func hairpinSend(addr, server string) (*HairpinSend, error) {
+	c, err := net.ListenUDP("udp4", nil)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	r := &HairpinSend{Mapped: mapped(c, netip.MustParseAddrPort(server))}
+	for range 3 {
+		if _, err := c.WriteToUDPAddrPort([]byte("hairpin"), netip.MustParseAddrPort(addr)); err != nil {
+			return nil, err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return r, nil
 }
 
 // send sends msg to addr three times, 100 ms apart.
