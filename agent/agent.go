@@ -182,7 +182,7 @@ func (a *Agent) dial(ctx context.Context, cfg *Config, r Relay) (*relaylink.Conn
 }
 
 func (a *Agent) dialer(cfg *Config) *relaylink.Dialer {
-	return &relaylink.Dialer{Key: cfg.PrivateKey, Socket: a.sock, Tuning: cfg.Tuning, Log: a.log, UDPWait: cfg.UDPWait}
+	return &relaylink.Dialer{Key: cfg.PrivateKey, Socket: a.sock, Tuning: cfg.Tuning, Log: a.log, UDPWait: cfg.UDPWait, Now: cfg.Clock}
 }
 
 // jitter spreads d by ±20% so a fleet of agents behind one relay restart

@@ -28,6 +28,9 @@ type Config struct {
 	// UDPProbe is how often auto mode on the TCP fallback checks whether
 	// UDP works again (default 60s).
 	UDPProbe time.Duration
+	// Clock is the wall clock for handshake timestamps (nil: time.Now).
+	// Tests give the agent a wrong clock through it.
+	Clock func() time.Time
 }
 
 // Relay is one relay the agent may use.

@@ -18,6 +18,10 @@ import (
 // uplink while still noticing a dead relay within a minute at 15s.
 const missedHeartbeats = 3
 
+// clockWarn is the clock difference to the relay worth a warning; smaller
+// ones are round-trip noise or ordinary drift.
+const clockWarn = 30 * time.Second
+
 // serve runs one link until it ends or ctx is done.
 func (a *Agent) serve(ctx context.Context, conn *relaylink.Conn) {
 	log := a.log.With("relay", conn.Target.Address, "transport", conn.Transport)
@@ -35,7 +39,13 @@ func (a *Agent) serve(ctx context.Context, conn *relaylink.Conn) {
 		return
 	}
 	a.state.connected(conn)
-	log.Info("connected to relay", "addr", conn.Addr, "observed", conn.Observed)
+	log.Info("connected to relay", "addr", conn.Addr, "observed", conn.Observed, "clock_offset", conn.ClockOffset.Round(time.Millisecond))
+	if conn.ClockOffset > clockWarn || conn.ClockOffset < -clockWarn {
+		// Not fatal (the handshake copes), but logs and certificates on
+		// this router are wrong: a router without a real-time clock, or NTP
+		// blocked.
+		log.Warn("this system's clock differs from the relay's", "relay_minus_ours", conn.ClockOffset.Round(time.Second))
+	}
 
 	lctx, cancel := context.WithCancel(ctx)
 	defer cancel()

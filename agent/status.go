@@ -16,6 +16,7 @@ type state struct {
 	transport string
 	addr      netip.AddrPort
 	observed  netip.AddrPort
+	clock     time.Duration // relay clock minus ours, from the last handshake
 	since     time.Time
 	rtt       time.Duration
 	lastPong  time.Time
@@ -28,7 +29,7 @@ type state struct {
 func (s *state) connected(c *relaylink.Conn) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.relay, s.transport, s.addr, s.observed = c.Target.Address, string(c.Transport), c.Addr, c.Observed
+	s.relay, s.transport, s.addr, s.observed, s.clock = c.Target.Address, string(c.Transport), c.Addr, c.Observed, c.ClockOffset
 	s.since, s.up, s.lastErr, s.last = time.Now(), true, "", protocol.Notice{}
 }
 
@@ -87,19 +88,21 @@ func (s *state) setExposures(st []protocol.ExposureStatus) {
 
 // Status is the agent's state as `pinhole status` shows it.
 type Status struct {
-	Role      string            `json:"role"`
-	Name      string            `json:"name"`
-	Connected bool              `json:"connected"`
-	Relay     string            `json:"relay,omitempty"`
-	Transport string            `json:"transport,omitempty"`
-	RelayAddr string            `json:"relay_addr,omitempty"`
-	Observed  string            `json:"public_addr,omitempty"`
-	Since     *time.Time        `json:"connected_since,omitempty"`
-	RTTMillis float64           `json:"rtt_ms,omitempty"`
-	LastError string            `json:"last_error,omitempty"`
-	Local     string            `json:"udp_socket"`
-	Exposures []ExposureReport  `json:"exposures"`
-	Counters  map[string]uint64 `json:"counters"`
+	Role      string     `json:"role"`
+	Name      string     `json:"name"`
+	Connected bool       `json:"connected"`
+	Relay     string     `json:"relay,omitempty"`
+	Transport string     `json:"transport,omitempty"`
+	RelayAddr string     `json:"relay_addr,omitempty"`
+	Observed  string     `json:"public_addr,omitempty"`
+	Since     *time.Time `json:"connected_since,omitempty"`
+	RTTMillis float64    `json:"rtt_ms,omitempty"`
+	// ClockOffsetMillis is the relay's clock minus this system's.
+	ClockOffsetMillis int64             `json:"clock_offset_ms,omitempty"`
+	LastError         string            `json:"last_error,omitempty"`
+	Local             string            `json:"udp_socket"`
+	Exposures         []ExposureReport  `json:"exposures"`
+	Counters          map[string]uint64 `json:"counters"`
 }
 
 // ExposureReport is one exposure and the relay's verdict on it.
@@ -128,6 +131,7 @@ func (a *Agent) Status() Status {
 		since := s.since
 		st.Relay, st.Transport, st.RelayAddr, st.Observed, st.Since = s.relay, s.transport, s.addr.String(), s.observed.String(), &since
 		st.RTTMillis = float64(s.rtt.Microseconds()) / 1000
+		st.ClockOffsetMillis = s.clock.Milliseconds()
 	}
 	for _, e := range s.exposures {
 		st.Exposures = append(st.Exposures, ExposureReport{Name: e.Name, Status: e.Status.String(), Detail: e.Detail})

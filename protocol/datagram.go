@@ -8,7 +8,7 @@ import (
 
 // Version is the wire version this build speaks. A peer with another
 // version is refused with RefuseVersion, never guessed at.
-const Version = 1
+const Version = 2
 
 // Type is the first byte of every pinhole datagram.
 type Type byte
@@ -20,6 +20,7 @@ const (
 	TypeHandshakeResp Type = 0xA2
 	TypeData          Type = 0xA3
 	TypeRefuse        Type = 0xA4
+	TypeCookie        Type = 0xA5
 )
 
 func (t Type) String() string {
@@ -32,6 +33,8 @@ func (t Type) String() string {
 		return "data"
 	case TypeRefuse:
 		return "refuse"
+	case TypeCookie:
+		return "cookie"
 	}
 	return fmt.Sprintf("type(0x%02x)", byte(t))
 }
@@ -61,7 +64,7 @@ func Classify(b []byte) (Type, error) {
 		return 0, ErrShort
 	}
 	switch t := Type(b[0]); t {
-	case TypeHandshakeInit, TypeHandshakeResp, TypeData, TypeRefuse:
+	case TypeHandshakeInit, TypeHandshakeResp, TypeData, TypeRefuse, TypeCookie:
 		return t, nil
 	}
 	return 0, ErrNotPinhole

@@ -14,7 +14,8 @@
 //	HandshakeInit  agent -> relay   Noise IK message 1 (see package secure)
 //	HandshakeResp  relay -> agent   Noise IK message 2
 //	Data           both             sealed KCP packet of an established session
-//	Refuse         relay -> agent   unauthenticated hint: bad version, unknown session
+//	Refuse         relay -> agent   unauthenticated hint: bad version, unknown session or key
+//	CookieReply    relay -> agent   "prove your address / freshness": a cookie for the next HandshakeInit
 //
 // Over the TCP fallback the same datagrams travel length-prefixed
 // (2 bytes, big endian), so one codec and one crypto serve both transports.
@@ -22,8 +23,10 @@
 // # Message flow
 //
 //	agent                                   relay
-//	HandshakeInit (version, e, s, ts) ---->
-//	                                  <---- HandshakeResp (e, observed addr)
+//	HandshakeInit (version, e, s, {ts, cookie}, mac1, mac2) ---->
+//	                                  <---- CookieReply (only under load, or for a stale timestamp)
+//	HandshakeInit again, with the cookie ---->
+//	                                  <---- HandshakeResp (e, observed addr, relay time)
 //	Data{KCP{smux}} <======================> Data{KCP{smux}}
 //	  stream 1 (agent opens): control: Hello, Register, Ping/Pong, Notice
 //	  stream N (relay opens): StreamHeader{kind, exposure, client} then bytes

@@ -17,6 +17,11 @@ const (
 	// not have (it restarted, or expired the agent). The agent should
 	// handshake again now instead of waiting for heartbeats to time out.
 	RefuseUnknownSession RefuseCode = 2
+	// RefuseUnknownKey: the handshake authenticated a static key the relay
+	// does not list. Only the holder of that key can make such a handshake,
+	// so the answer tells the agent nothing it may not know; it lets the
+	// agent say "not listed on the relay" instead of guessing.
+	RefuseUnknownKey RefuseCode = 3
 )
 
 func (c RefuseCode) String() string {
@@ -25,6 +30,8 @@ func (c RefuseCode) String() string {
 		return "unsupported version"
 	case RefuseUnknownSession:
 		return "unknown session"
+	case RefuseUnknownKey:
+		return "agent key not listed on the relay"
 	}
 	return fmt.Sprintf("refuse(%d)", byte(c))
 }
@@ -59,17 +66,42 @@ func ParseRefuse(b []byte) (Refuse, error) {
 // HandshakePayload is what the relay puts in Noise message 2: the agent's
 // address as the relay saw it (its reflexive address, RFC 8489 §14.2's
 // XOR-MAPPED-ADDRESS in spirit), so the agent learns its public mapping
-// from the handshake itself.
+// from the handshake itself, and the relay's clock (Unix nanoseconds), so
+// an agent whose clock is wrong (a router without a real-time clock, NTP
+// blocked) can say by how much.
 type HandshakePayload struct {
-	Observed netip.AddrPort
+	Observed  netip.AddrPort
+	TimeNanos int64
 }
 
 // Append appends the payload.
-func (p HandshakePayload) Append(b []byte) []byte { return appendAddrPort(b, p.Observed) }
+func (p HandshakePayload) Append(b []byte) []byte {
+	b = appendAddrPort(b, p.Observed)
+	return binary.BigEndian.AppendUint64(b, uint64(p.TimeNanos))
+}
 
 // ParseHandshakePayload decodes the payload.
 func ParseHandshakePayload(b []byte) (HandshakePayload, error) {
 	r := &reader{b: b}
-	p := HandshakePayload{Observed: r.addrPort()}
+	p := HandshakePayload{Observed: r.addrPort(), TimeNanos: int64(r.u64())}
 	return p, r.done()
+}
+
+// ReceiverIndex returns the session index at the receiving end that a
+// datagram of type t names: the receiver field of Data, Refuse (which
+// echoes the index of the refused packet, i.e. the refuser's peer's),
+// HandshakeResp and CookieReply. ok is false for other types and for
+// datagrams too short to hold one.
+func ReceiverIndex(t Type, b []byte) (idx uint32, ok bool) {
+	switch t {
+	case TypeData, TypeRefuse, TypeCookie:
+		if len(b) >= 8 {
+			return binary.BigEndian.Uint32(b[4:8]), true
+		}
+	case TypeHandshakeResp:
+		if len(b) >= HandshakeHeaderLen+4 {
+			return binary.BigEndian.Uint32(b[HandshakeHeaderLen:]), true
+		}
+	}
+	return 0, false
 }

@@ -3,60 +3,168 @@ package relay
 import (
 	"errors"
 	"net/netip"
+	"slices"
+	"time"
 
 	"github.com/pinhole/pinhole/internal/link"
 	"github.com/pinhole/pinhole/protocol"
 	"github.com/pinhole/pinhole/protocol/secure"
 )
 
-// accept runs the responder side of a handshake for either transport. It
-// returns the session keys, the agent entry and message 2, or nil and a
-// reason already counted and logged. refuse is called for a wrong version.
-func (r *Relay) accept(msg []byte, from netip.AddrPort, transport link.Transport, refuse func(protocol.Refuse)) (*secure.Session, *AgentEntry, []byte, uint32) {
+// A handshake passes three gates, cheapest first, for UDP and TCP alike:
+//
+//  1. admit (before any Diffie-Hellman work or budget): the version, then
+//     mac1, which only someone who knows the relay's public key can
+//     compute, so blind junk costs nothing and locks nobody out. Then the
+//     per-source budget: a message whose mac2 proves that its sender
+//     receives at its address and port is charged to that address and
+//     port alone; any other is charged to its source IP, and when that
+//     budget is spent the sender gets a cookie to prove its address with.
+//     So a flood from other ports behind the same NAT delays an agent by
+//     one round trip, not for as long as the flood lasts.
+//  2. accept (two X25519 operations, on the handshake worker): the key must
+//     be listed; the timestamp must be newer than the one of the key's last
+//     confirmed session, unless the message echoes a valid cookie (it is
+//     fresh then, whatever the agent's clock says); and there must be room
+//     for another unconfirmed session of the key. A stale timestamp or a
+//     full set of unconfirmed sessions is answered with a cookie, and a
+//     handshake that carries one evicts the oldest unconfirmed session: a
+//     replay never confirms, so replays cannot keep a real agent out.
+//  3. the session's first authenticated packet (session.run): only then is
+//     it live, its timestamp recorded and an older session replaced.
+
+// handshakeVerdict is what admit decided.
+type handshakeVerdict int
+
+const (
+	verdictDrop   handshakeVerdict = iota // dropped (counted, maybe refused)
+	verdictCookie                         // answered with a cookie: the sender may try again
+	verdictOpen                           // charged to the source IP's budget
+	verdictProven                         // mac2 proved the source address
+)
+
+// admit runs gate 1 on msg from from; reply sends an answer to from.
+func (r *Relay) admit(msg []byte, from netip.AddrPort, transport link.Transport, reply func([]byte)) handshakeVerdict {
+	now := time.Now()
+	h, err := protocol.ParseHandshakeHeader(msg)
+	if err == nil && h.Type == protocol.TypeHandshakeInit && h.Version != protocol.Version {
+		r.stats.HandshakeFailed.Add(1)
+		r.drops.logWarn(from, "unsupported protocol version", "transport", transport, "version", h.Version, "want", protocol.Version)
+		r.refuse(protocol.Refuse{Code: protocol.RefuseVersion, Version: protocol.Version, Index: h.Sender}, reply)
+		return verdictDrop
+	}
+	if !r.macs.Load().CheckMAC1(msg) {
+		// Garbage, or an agent that pinned another relay key: mac1 is
+		// keyed by the relay's public key, so the relay cannot tell which.
+		r.stats.HandshakeJunk.Add(1)
+		r.drops.log(from, "bad mac1 (junk, or an agent that pinned another relay key)", "transport", transport)
+		return verdictDrop
+	}
+	if r.macs.Load().CheckMAC2(msg, from, now) {
+		if !r.limiter.allowProven(from, now) {
+			r.stats.HandshakeDropped.Add(1)
+			r.drops.log(from, "handshake rate from this address and port", "transport", transport)
+			return verdictDrop
+		}
+		return verdictProven
+	}
+	if r.limiter.allow(from.Addr(), now) {
+		return verdictOpen
+	}
+	r.stats.HandshakeDropped.Add(1)
+	r.drops.log(from, "handshake rate from this address: answering with a cookie", "transport", transport)
+	r.sendCookie(msg, from, protocol.CookieLoad, reply)
+	return verdictCookie
+}
+
+// sendCookie answers msg with a cookie. Cookie replies are smaller than
+// the message they answer and share the Refuse budget, so the relay is
+// no amplifier for spoofed sources.
+func (r *Relay) sendCookie(msg []byte, from netip.AddrPort, reason protocol.CookieReason, reply func([]byte)) {
+	if r.refuseTokens.Add(-1) < 0 {
+		return
+	}
+	r.stats.CookiesSent.Add(1)
+	reply(r.macs.Load().CookieReply(msg, from, reason, time.Now()))
+}
+
+// accept runs gate 2 for either transport. It returns the session keys,
+// the agent entry, message 2 and the decrypted message 1, or nil after
+// counting, logging and answering the reason; then the verdict says
+// whether the answer was a cookie.
+func (r *Relay) accept(msg []byte, from netip.AddrPort, transport link.Transport, reply func([]byte)) (*secure.Session, *AgentEntry, []byte, *secure.Response, handshakeVerdict) {
 	cfg := r.cfg.Load()
 	resp, err := secure.Consume(cfg.PrivateKey, msg)
 	if err != nil {
 		r.stats.HandshakeFailed.Add(1)
-		if errors.Is(err, secure.ErrVersion) {
-			h, _ := protocol.ParseHandshakeHeader(msg)
-			r.log.Warn("handshake refused: unsupported protocol version", "addr", from, "transport", transport, "version", h.Version, "want", protocol.Version)
-			refuse(protocol.Refuse{Code: protocol.RefuseVersion, Version: protocol.Version, Index: h.Sender})
-			return nil, nil, nil, 0
+		if !errors.Is(err, secure.ErrVersion) {
+			r.drops.log(from, "handshake does not decrypt", "transport", transport, "err", err)
 		}
-		// Garbage, or an agent that pinned another relay key: with Noise
-		// IK the relay cannot tell which, nor who sent it.
-		r.log.Debug("handshake failed (not for this relay's key, or garbage)", "addr", from, "transport", transport, "err", err)
-		return nil, nil, nil, 0
+		return nil, nil, nil, nil, verdictDrop
 	}
 	entry := cfg.agentByKey(resp.Peer)
 	if entry == nil {
 		r.stats.UnknownAgent.Add(1)
-		r.log.Warn("handshake refused: agent key not listed in relay config", "addr", from, "transport", transport, "key", resp.Peer.String())
-		return nil, nil, nil, 0
+		r.drops.logWarn(from, "agent key not listed in relay config", "transport", transport, "key", resp.Peer.String())
+		r.refuse(protocol.Refuse{Code: protocol.RefuseUnknownKey, Version: protocol.Version, Index: resp.PeerIndex}, reply)
+		return nil, nil, nil, nil, verdictDrop
 	}
-	if !r.replay.Accept(resp.Peer, resp.Timestamp) {
+	fresh := r.macs.Load().ValidCookie(resp.Cookie, from, time.Now())
+	if !fresh && !r.replay.Fresh(resp.Peer, resp.Timestamp) {
 		r.stats.Replayed.Add(1)
-		r.log.Warn("handshake refused: replayed or clock went backwards", "agent", entry.Name, "addr", from, "transport", transport)
-		return nil, nil, nil, 0
+		r.drops.log(from, "timestamp not newer than the last session's (replay, or clock behind): answering with a cookie",
+			"agent", entry.Name, "transport", transport)
+		r.sendCookie(msg, from, protocol.CookieStale, reply)
+		return nil, nil, nil, nil, verdictCookie
 	}
 	r.mu.Lock()
-	if r.pending[resp.Peer] >= maxPendingPerKey || len(r.byIndex) >= maxPending+len(r.live) {
-		r.mu.Unlock()
-		r.stats.PendingDiscarded.Add(1)
-		r.log.Debug("handshake dropped: too many unconfirmed sessions", "agent", entry.Name)
-		return nil, nil, nil, 0
+	var evict *session
+	if p := r.pending[resp.Peer]; len(p) >= maxPendingPerKey || len(r.byIndex) >= maxPending+len(r.live) {
+		if !fresh || len(p) == 0 {
+			r.mu.Unlock()
+			r.stats.PendingDiscarded.Add(1)
+			r.drops.log(from, "unconfirmed sessions of this key pending: answering with a cookie", "agent", entry.Name)
+			r.sendCookie(msg, from, protocol.CookieBusy, reply)
+			return nil, nil, nil, nil, verdictCookie
+		}
+		// The oldest: a replay, or an attempt its agent gave up on. It
+		// leaves the pending set now, under mu, so it can no longer be
+		// activated even if its first packet is being read right now.
+		evict = p[0]
+		evict.evicted = true
+		r.dropPendingLocked(evict)
 	}
 	idx := r.newIndexLocked()
 	r.byIndex[idx] = nil // reserve
 	r.mu.Unlock()
-	payload := protocol.HandshakePayload{Observed: from}.Append(nil)
+	if evict != nil {
+		r.stats.PendingDiscarded.Add(1)
+		evict.shutdown("evicted by a fresher handshake")
+	}
+	payload := protocol.HandshakePayload{Observed: from, TimeNanos: time.Now().UnixNano()}.Append(nil)
 	sess, m2, err := resp.Respond(idx, payload)
 	if err != nil {
 		r.mu.Lock()
 		delete(r.byIndex, idx)
 		r.mu.Unlock()
-		return nil, nil, nil, 0
+		return nil, nil, nil, nil, verdictDrop
 	}
 	r.stats.Handshakes.Add(1)
-	return sess, entry, m2, resp.PeerIndex
+	return sess, entry, m2, resp, verdictOpen
+}
+
+// addPendingLocked registers s, not yet confirmed, in the maps.
+func (r *Relay) addPendingLocked(s *session) {
+	r.byIndex[s.index] = s
+	r.pending[s.key] = append(r.pending[s.key], s)
+}
+
+// dropPendingLocked forgets s among its key's unconfirmed sessions.
+func (r *Relay) dropPendingLocked(s *session) {
+	p := slices.DeleteFunc(r.pending[s.key], func(x *session) bool { return x == s })
+	if len(p) == 0 {
+		delete(r.pending, s.key)
+	} else {
+		r.pending[s.key] = p
+	}
 }

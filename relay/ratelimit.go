@@ -6,25 +6,31 @@ import (
 	"time"
 )
 
-// Handshake rate per source address: a router reconnecting needs one
-// handshake a second at most (its retry interval); the rest is for
+// Handshake budgets. A router reconnecting needs one handshake a second
+// at most (its retry interval); the rest of the per-IP budget is for
 // carrier-grade NATs that put many agents behind one address (after a relay
-// restart, 100 of them are all back within about 5 s).
+// restart, 100 of them are all back within about 5 s). A handshake whose
+// mac2 proves its address and port is charged to that address and port
+// instead (see handshake.go): one agent, so a smaller budget.
 const (
-	handshakeRate  = 10.0 // tokens per second per source address
+	handshakeRate  = 10.0 // tokens per second per source IP
 	handshakeBurst = 50.0
-	// limiterMaxAddrs bounds the table; when a spoofed-source flood fills
-	// it, new addresses share one bucket until the next sweep.
+	provenRate     = 2.0 // tokens per second per proven source address and port
+	provenBurst    = 5.0
+	// limiterMaxAddrs bounds each table; when a spoofed-source flood fills
+	// it, new sources share one bucket until the next sweep.
 	limiterMaxAddrs = 65536
 )
 
-// sourceLimiter is a token bucket per source address, consulted before a
-// handshake is queued, so one flooding address cannot keep the handshake
-// queue full and lock every other agent out. mu guards buckets.
+// sourceLimiter is a token bucket per source, consulted before a handshake
+// is queued, so one flooding address cannot keep the handshake queue full
+// and lock every other agent out. mu guards every field.
 type sourceLimiter struct {
-	mu      sync.Mutex
-	buckets map[netip.Addr]*bucket
-	shared  bucket // for addresses beyond limiterMaxAddrs
+	mu       sync.Mutex
+	byIP     map[netip.Addr]*bucket
+	byPort   map[netip.AddrPort]*bucket
+	sharedIP bucket // for sources beyond limiterMaxAddrs
+	sharedAP bucket
 }
 
 type bucket struct {
@@ -32,11 +38,11 @@ type bucket struct {
 	last   time.Time
 }
 
-func (b *bucket) take(now time.Time) bool {
+func (b *bucket) take(now time.Time, rate, burst float64) bool {
 	if b.last.IsZero() {
-		b.tokens, b.last = handshakeBurst, now
+		b.tokens, b.last = burst, now
 	}
-	b.tokens = min(handshakeBurst, b.tokens+now.Sub(b.last).Seconds()*handshakeRate)
+	b.tokens = min(burst, b.tokens+now.Sub(b.last).Seconds()*rate)
 	b.last = now
 	if b.tokens < 1 {
 		return false
@@ -45,31 +51,56 @@ func (b *bucket) take(now time.Time) bool {
 	return true
 }
 
-// allow reports whether a handshake from addr may be queued now.
+func (b *bucket) full(now time.Time, rate, burst float64) bool {
+	return now.Sub(b.last).Seconds()*rate+b.tokens >= burst
+}
+
+// bucketFor returns the bucket of k in m, or shared when m is full.
+func bucketFor[K comparable](m map[K]*bucket, k K, shared *bucket) *bucket {
+	if b := m[k]; b != nil {
+		return b
+	}
+	if len(m) >= limiterMaxAddrs {
+		return shared
+	}
+	b := &bucket{}
+	m[k] = b
+	return b
+}
+
+// allow reports whether an unproven handshake from addr may be queued now.
 func (l *sourceLimiter) allow(addr netip.Addr, now time.Time) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.buckets == nil {
-		l.buckets = map[netip.Addr]*bucket{}
+	if l.byIP == nil {
+		l.byIP = map[netip.Addr]*bucket{}
 	}
-	b := l.buckets[addr]
-	if b == nil {
-		if len(l.buckets) >= limiterMaxAddrs {
-			return l.shared.take(now)
-		}
-		b = &bucket{}
-		l.buckets[addr] = b
-	}
-	return b.take(now)
+	return bucketFor(l.byIP, addr, &l.sharedIP).take(now, handshakeRate, handshakeBurst)
 }
 
-// sweep forgets addresses whose bucket has refilled: they are idle.
+// allowProven reports whether a handshake whose mac2 proved it comes from
+// ap may be queued now.
+func (l *sourceLimiter) allowProven(ap netip.AddrPort, now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.byPort == nil {
+		l.byPort = map[netip.AddrPort]*bucket{}
+	}
+	return bucketFor(l.byPort, ap, &l.sharedAP).take(now, provenRate, provenBurst)
+}
+
+// sweep forgets sources whose bucket has refilled: they are idle.
 func (l *sourceLimiter) sweep(now time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for a, b := range l.buckets {
-		if now.Sub(b.last).Seconds()*handshakeRate+b.tokens >= handshakeBurst {
-			delete(l.buckets, a)
+	for a, b := range l.byIP {
+		if b.full(now, handshakeRate, handshakeBurst) {
+			delete(l.byIP, a)
+		}
+	}
+	for a, b := range l.byPort {
+		if b.full(now, provenRate, provenBurst) {
+			delete(l.byPort, a)
 		}
 	}
 }

@@ -31,6 +31,8 @@ type Relay struct {
 	log    *slog.Logger
 	cfg    atomic.Pointer[Config]
 	replay secure.Replay
+	macs   atomic.Pointer[secure.MACChecker] // follows the private key across reloads
+	drops  dropLog
 
 	udp     net.PacketConn // what readUDP/sendUDP use when uio is nil (tests wrap it)
 	uio     *udpio.Conn    // batched I/O on the real socket
@@ -41,12 +43,13 @@ type Relay struct {
 	mu       sync.Mutex // guards the maps below
 	byIndex  map[uint32]*session
 	live     map[secure.PublicKey]*session
-	pending  map[secure.PublicKey]int
+	pending  map[secure.PublicKey][]*session // unconfirmed, oldest first
 	ports    map[portKey]*session
 	sessions sync.WaitGroup
 
 	refuseTokens atomic.Int64 // Refuse datagrams left this second
 	handshakes   chan initMsg // UDP handshakes waiting for the handshake worker
+	proven       chan initMsg // the same, for handshakes whose mac2 proved their source
 	limiter      sourceLimiter
 	stats        Stats
 }
@@ -60,15 +63,17 @@ type initMsg struct {
 // Stats are the relay's counters, shown by the admin endpoint.
 type Stats struct {
 	Handshakes       atomic.Uint64 // accepted
-	HandshakeFailed  atomic.Uint64 // garbage, wrong relay key, bad version
+	HandshakeJunk    atomic.Uint64 // failed mac1: junk, or made for another relay key
+	HandshakeFailed  atomic.Uint64 // passed mac1 but did not decrypt, or bad version
 	UnknownAgent     atomic.Uint64 // authenticated but not listed
-	Replayed         atomic.Uint64 // stale timestamp
+	Replayed         atomic.Uint64 // stale timestamp without a valid cookie
+	CookiesSent      atomic.Uint64 // handshakes answered with a cookie
 	Malformed        atomic.Uint64 // datagrams of no known type or too short
 	UnknownSession   atomic.Uint64 // Data for no session
 	TCPRejected      atomic.Uint64 // TCP connections that failed the handshake
 	Replaced         atomic.Uint64 // sessions closed by a newer one
 	PendingDiscarded atomic.Uint64 // unconfirmed sessions dropped
-	HandshakeDropped atomic.Uint64 // handshake queue full (a flood)
+	HandshakeDropped atomic.Uint64 // over a source's budget, or handshake queue full (a flood)
 }
 
 const (
@@ -94,7 +99,10 @@ const (
 // on cfg.Listen and the admin endpoint. Nothing is served until Run.
 func New(cfg *Config, log *slog.Logger) (*Relay, error) {
 	r := &Relay{log: log, byIndex: map[uint32]*session{}, live: map[secure.PublicKey]*session{},
-		pending: map[secure.PublicKey]int{}, ports: map[portKey]*session{}, handshakes: make(chan initMsg, handshakeQueue)}
+		pending: map[secure.PublicKey][]*session{}, ports: map[portKey]*session{},
+		handshakes: make(chan initMsg, handshakeQueue), proven: make(chan initMsg, handshakeQueue),
+		drops: dropLog{lg: log}}
+	r.macs.Store(secure.NewMACChecker(cfg.PrivateKey))
 	r.cfg.Store(cfg)
 	// A full Refuse budget from the start: right after a restart is when
 	// agents with stale sessions most need their "unknown session" hint.
@@ -211,6 +219,7 @@ func (r *Relay) refill(ctx context.Context) {
 		case now := <-t.C:
 			r.refuseTokens.Store(refusePerSecond)
 			r.limiter.sweep(now)
+			r.drops.sweep(now)
 		}
 	}
 }
@@ -219,6 +228,9 @@ func (r *Relay) refill(ctx context.Context) {
 // changed allow-lists are enforced on open exposures at once.
 func (r *Relay) Reload(cfg *Config) {
 	old := r.cfg.Swap(cfg)
+	if old.PrivateKey != cfg.PrivateKey {
+		r.macs.Store(secure.NewMACChecker(cfg.PrivateKey))
+	}
 	if old.Listen != cfg.Listen {
 		r.log.Warn("listen address change needs a restart; keeping the old one", "old", old.Listen, "new", cfg.Listen)
 	}

@@ -30,6 +30,8 @@ type session struct {
 	pc        *link.PacketConn // UDP only
 	link      *link.Link
 	started   time.Time
+	ts        [secure.TimestampLen]byte // of the handshake, recorded on confirmation
+	evicted   bool                      // by a fresher handshake, before confirmation; guarded by r.mu
 
 	ctrlMu sync.Mutex // serialises control writes
 	ctrl   *smux.Stream
@@ -45,8 +47,8 @@ type session struct {
 	done      chan struct{}
 }
 
-func newSession(r *Relay, entry *AgentEntry, index uint32, t link.Transport, addr netip.AddrPort) *session {
-	s := &session{r: r, key: entry.PublicKey, index: index, transport: t, addr: addr, started: time.Now(),
+func newSession(r *Relay, entry *AgentEntry, index uint32, t link.Transport, addr netip.AddrPort, ts [secure.TimestampLen]byte) *session {
+	s := &session{r: r, key: entry.PublicKey, index: index, transport: t, addr: addr, started: time.Now(), ts: ts,
 		exposures: map[string]*exposure{}, done: make(chan struct{}),
 		log: r.log.With("agent", entry.Name, "transport", t)}
 	s.entry.Store(entry)
@@ -71,7 +73,9 @@ func (s *session) run(ctx context.Context) {
 	s.link.Mux.SetDeadline(time.Time{})
 	s.ctrl = ctrl
 	s.confirmed.Store(true)
-	s.r.activate(s)
+	if !s.r.activate(s) {
+		return
+	}
 
 	ctrl.SetReadDeadline(time.Now().Add(10 * time.Second))
 	m, err := protocol.ReadMessage(ctrl)
@@ -199,11 +203,15 @@ func (s *session) shutdown(reason string) {
 
 // activate makes s the live session of its key; an older one is closed
 // first (its ports freed), so two sessions never hold the same agent's ports.
-func (r *Relay) activate(s *session) {
+// It reports false when s was evicted before it could be confirmed.
+func (r *Relay) activate(s *session) bool {
 	r.mu.Lock()
-	if r.pending[s.key] > 0 {
-		r.pending[s.key]--
+	if s.evicted {
+		r.mu.Unlock()
+		return false
 	}
+	r.dropPendingLocked(s)
+	r.replay.Confirm(s.key, s.ts)
 	old := r.live[s.key]
 	r.live[s.key] = s
 	r.mu.Unlock()
@@ -215,6 +223,7 @@ func (r *Relay) activate(s *session) {
 		// then returns at once): wait until its ports are free.
 		<-old.done
 	}
+	return true
 }
 
 // release forgets s in every map.
@@ -224,8 +233,8 @@ func (r *Relay) release(s *session) {
 	if cur, ok := r.byIndex[s.index]; ok && (cur == s || cur == nil) {
 		delete(r.byIndex, s.index)
 	}
-	if !s.confirmed.Load() && r.pending[s.key] > 0 {
-		r.pending[s.key]--
+	if !s.confirmed.Load() {
+		r.dropPendingLocked(s)
 	}
 	if r.live[s.key] == s {
 		delete(r.live, s.key)

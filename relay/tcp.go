@@ -9,6 +9,7 @@ import (
 
 	"github.com/pinhole/pinhole/internal/link"
 	"github.com/pinhole/pinhole/protocol"
+	"github.com/pinhole/pinhole/protocol/secure"
 )
 
 // tcpHandshakeTimeout bounds how long a TCP connection may take to send a
@@ -29,38 +30,56 @@ func (r *Relay) acceptTCP(ctx context.Context) {
 	}
 }
 
+// tcpHandshakeTries bounds the initiations one TCP connection may send:
+// the first, and one more after each cookie.
+const tcpHandshakeTries = 3
+
 func (r *Relay) handleTCP(ctx context.Context, c net.Conn) {
 	from := netip.MustParseAddrPort(c.RemoteAddr().String())
 	from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
 	c.SetDeadline(time.Now().Add(tcpHandshakeTimeout))
 	br := bufio.NewReaderSize(c, 32<<10)
-	rec, err := link.ReadRecord(br, make([]byte, 1024))
-	if err != nil {
-		r.stats.TCPRejected.Add(1)
-		c.Close()
+	reply := func(b []byte) { link.WriteRecord(c, b) }
+	buf := make([]byte, 1024)
+	for try := 0; ; try++ {
+		rec, err := link.ReadRecord(br, buf)
+		if err != nil || try == tcpHandshakeTries {
+			r.stats.TCPRejected.Add(1)
+			c.Close()
+			return
+		}
+		if t, err := protocol.Classify(rec); err != nil || t != protocol.TypeHandshakeInit {
+			r.stats.TCPRejected.Add(1)
+			r.stats.Malformed.Add(1)
+			c.Close()
+			return
+		}
+		// Same gates and budgets as UDP; a cookie answer leaves the
+		// connection open for the agent's next try.
+		v := r.admit(rec, from, link.TCP, reply)
+		var sess *secure.Session
+		var entry *AgentEntry
+		var m2 []byte
+		var resp *secure.Response
+		if v == verdictOpen || v == verdictProven {
+			sess, entry, m2, resp, v = r.accept(rec, from, link.TCP, reply)
+		}
+		if v == verdictCookie {
+			continue
+		}
+		if sess == nil {
+			r.stats.TCPRejected.Add(1)
+			c.Close()
+			return
+		}
+		r.serveTCP(ctx, c, br, from, sess, entry, m2, resp)
 		return
 	}
-	if t, err := protocol.Classify(rec); err != nil || t != protocol.TypeHandshakeInit {
-		r.stats.TCPRejected.Add(1)
-		r.stats.Malformed.Add(1)
-		c.Close()
-		return
-	}
-	if !r.limiter.allow(from.Addr(), time.Now()) { // same budget as UDP handshakes
-		r.stats.HandshakeDropped.Add(1)
-		r.stats.TCPRejected.Add(1)
-		c.Close()
-		return
-	}
-	sess, entry, m2, _ := r.accept(rec, from, link.TCP, func(ref protocol.Refuse) {
-		link.WriteRecord(c, protocol.AppendRefuse(nil, ref))
-	})
-	if sess == nil {
-		r.stats.TCPRejected.Add(1)
-		c.Close()
-		return
-	}
-	s := newSession(r, entry, sess.LocalIndex, link.TCP, from)
+}
+
+func (r *Relay) serveTCP(ctx context.Context, c net.Conn, br *bufio.Reader, from netip.AddrPort,
+	sess *secure.Session, entry *AgentEntry, m2 []byte, resp *secure.Response) {
+	s := newSession(r, entry, sess.LocalIndex, link.TCP, from, resp.Timestamp)
 	if err := link.WriteRecord(c, m2); err != nil {
 		r.release(s)
 		c.Close()
@@ -74,8 +93,7 @@ func (r *Relay) handleTCP(ctx context.Context, c net.Conn) {
 	}
 	s.link = l
 	r.mu.Lock()
-	r.byIndex[s.index] = s // TCP sessions hold an index only to count as pending
-	r.pending[s.key]++
+	r.addPendingLocked(s) // TCP sessions hold an index only to count as pending
 	r.mu.Unlock()
 	s.run(ctx)
 }

@@ -2,10 +2,8 @@ package relay
 
 import (
 	"context"
-	"encoding/binary"
 	"net"
 	"net/netip"
-	"time"
 
 	"github.com/pinhole/pinhole/internal/link"
 	"github.com/pinhole/pinhole/protocol"
@@ -46,52 +44,69 @@ func (r *Relay) handleDatagram(ctx context.Context, b []byte, from netip.AddrPor
 	}
 	switch t {
 	case protocol.TypeHandshakeInit:
-		if !r.limiter.allow(from.Addr(), time.Now()) {
-			r.stats.HandshakeDropped.Add(1)
+		q := r.handshakes
+		switch r.admit(b, from, link.UDP, r.replyTo(from)) {
+		case verdictDrop, verdictCookie:
 			return
+		case verdictProven:
+			q = r.proven
 		}
 		select {
-		case r.handshakes <- initMsg{b: append([]byte(nil), b...), from: from}:
+		case q <- initMsg{b: append([]byte(nil), b...), from: from}:
 		default:
 			r.stats.HandshakeDropped.Add(1)
 		}
 	case protocol.TypeData:
-		if len(b) < protocol.DataHeaderLen {
+		idx, ok := protocol.ReceiverIndex(t, b)
+		if !ok || len(b) < protocol.DataHeaderLen {
 			r.stats.Malformed.Add(1)
 			return
 		}
-		idx := binary.BigEndian.Uint32(b[4:8])
 		r.mu.Lock()
 		s := r.byIndex[idx]
 		r.mu.Unlock()
 		if s == nil || s.pc == nil {
 			r.stats.UnknownSession.Add(1)
-			r.refuse(protocol.Refuse{Code: protocol.RefuseUnknownSession, Version: protocol.Version, Index: idx}, from)
+			r.refuse(protocol.Refuse{Code: protocol.RefuseUnknownSession, Version: protocol.Version, Index: idx}, r.replyTo(from))
 			return
 		}
 		s.pc.Deliver(b, from)
 	default:
-		r.stats.Malformed.Add(1) // responses and refusals never go to a relay
+		r.stats.Malformed.Add(1) // responses, refusals and cookies never go to a relay
 	}
 }
 
-// handshakeWorker answers queued UDP handshakes until ctx ends.
+// handshakeWorker answers queued UDP handshakes until ctx ends; those
+// whose source address is proven go first.
 func (r *Relay) handshakeWorker(ctx context.Context) {
 	for {
+		var m initMsg
 		select {
-		case <-ctx.Done():
-			return
-		case m := <-r.handshakes:
-			r.handleInitUDP(ctx, m.b, m.from)
+		case m = <-r.proven:
+		default:
+			select {
+			case <-ctx.Done():
+				return
+			case m = <-r.proven:
+			case m = <-r.handshakes:
+			}
 		}
+		r.handleInitUDP(ctx, m.b, m.from)
 	}
 }
 
-func (r *Relay) refuse(ref protocol.Refuse, to netip.AddrPort) {
+// replyTo returns a function that sends a datagram to addr.
+func (r *Relay) replyTo(addr netip.AddrPort) func([]byte) {
+	return func(b []byte) { r.sendUDP(b, addr) }
+}
+
+// refuse sends a Refuse hint, within the shared budget for unsolicited
+// answers.
+func (r *Relay) refuse(ref protocol.Refuse, reply func([]byte)) {
 	if r.refuseTokens.Add(-1) < 0 {
 		return
 	}
-	r.sendUDP(protocol.AppendRefuse(nil, ref), to)
+	reply(protocol.AppendRefuse(nil, ref))
 }
 
 func (r *Relay) sendUDP(b []byte, to netip.AddrPort) error {
@@ -103,23 +118,22 @@ func (r *Relay) sendUDP(b []byte, to netip.AddrPort) error {
 }
 
 func (r *Relay) handleInitUDP(ctx context.Context, msg []byte, from netip.AddrPort) {
-	sess, entry, m2, conv := r.accept(msg, from, link.UDP, func(ref protocol.Refuse) { r.refuse(ref, from) })
+	sess, entry, m2, resp, _ := r.accept(msg, from, link.UDP, r.replyTo(from))
 	if sess == nil {
 		return
 	}
-	s := newSession(r, entry, sess.LocalIndex, link.UDP, from)
+	s := newSession(r, entry, sess.LocalIndex, link.UDP, from, resp.Timestamp)
 	s.pc = link.NewPacketConn(sess, from, r.sendUDP, nil, func(to netip.AddrPort) {
 		s.log.Info("agent address changed (NAT rebinding)", "addr", to)
 	})
-	l, err := link.NewUDPLink(s.pc, conv, r.cfg.Load().Tuning, true)
+	l, err := link.NewUDPLink(s.pc, resp.PeerIndex, r.cfg.Load().Tuning, true)
 	if err != nil {
 		r.release(s)
 		return
 	}
 	s.link = l
 	r.mu.Lock()
-	r.byIndex[s.index] = s
-	r.pending[s.key]++
+	r.addPendingLocked(s)
 	r.mu.Unlock()
 	r.sendUDP(m2, from)
 	r.sessions.Go(func() { s.run(ctx) })

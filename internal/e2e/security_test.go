@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"github.com/pinhole/pinhole/internal/testenv"
 	"net"
 	"strconv"
@@ -109,7 +110,7 @@ func TestUnknownVersionRefused(t *testing.T) {
 	rcfg := testenv.RelayConfig(t, "127.0.0.1:0")
 	r, rlog, _ := testenv.StartRelay(t, rcfg)
 	ak := testenv.Key(t)
-	_, m1, err := secure.Initiate(ak, rcfg.PrivateKey.Public(), 42, secure.Timestamp(time.Now()))
+	_, m1, err := secure.Initiate(ak, rcfg.PrivateKey.Public(), 42, secure.Timestamp(time.Now()), secure.Cookie{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,6 +151,6 @@ func TestUnknownVersionRefused(t *testing.T) {
 	}
 	check("tcp", rec)
 	testenv.WaitFor(t, 2*time.Second, "relay log line", func() bool {
-		return strings.Contains(rlog.String(), "handshake refused: unsupported protocol version") && strings.Contains(rlog.String(), "version=2")
+		return strings.Contains(rlog.String(), "handshake refused: unsupported protocol version") && strings.Contains(rlog.String(), fmt.Sprintf("version=%d", protocol.Version+1))
 	})
 }

@@ -14,7 +14,7 @@ func sessions(t *testing.T) (agent, relay *secure.Session) {
 	t.Helper()
 	ak, _ := secure.GeneratePrivateKey()
 	rk, _ := secure.GeneratePrivateKey()
-	in, m1, err := secure.Initiate(ak, rk.Public(), 1, secure.Timestamp(time.Now()))
+	in, m1, err := secure.Initiate(ak, rk.Public(), 1, secure.Timestamp(time.Now()), secure.Cookie{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,7 @@ import (
 // never panic and never accept a message it did not authenticate.
 func FuzzConsume(f *testing.F) {
 	agent, relay := mustKey(f), mustKey(f)
-	_, m1, _ := Initiate(agent, relay.Public(), 1, Timestamp(time.Unix(1700000000, 0)))
+	_, m1, _ := Initiate(agent, relay.Public(), 1, Timestamp(time.Unix(1700000000, 0)), Cookie{})
 	f.Add(m1)
 	f.Add(m1[:20])
 	f.Add([]byte{0xA1, 1, 0, 0})
@@ -24,7 +24,7 @@ func FuzzConsume(f *testing.F) {
 // FuzzFinish feeds arbitrary message 2 bytes to the initiator.
 func FuzzFinish(f *testing.F) {
 	agent, relay := mustKey(f), mustKey(f)
-	in, m1, _ := Initiate(agent, relay.Public(), 1, Timestamp(time.Unix(1700000000, 0)))
+	in, m1, _ := Initiate(agent, relay.Public(), 1, Timestamp(time.Unix(1700000000, 0)), Cookie{})
 	r, _ := Consume(relay, m1)
 	_, m2, _ := r.Respond(2, []byte("x"))
 	f.Add(m2)
@@ -37,7 +37,7 @@ func FuzzFinish(f *testing.F) {
 // FuzzOpen feeds arbitrary Data datagrams to an established session.
 func FuzzOpen(f *testing.F) {
 	agent, relay := mustKey(f), mustKey(f)
-	in, m1, _ := Initiate(agent, relay.Public(), 1, Timestamp(time.Unix(1700000000, 0)))
+	in, m1, _ := Initiate(agent, relay.Public(), 1, Timestamp(time.Unix(1700000000, 0)), Cookie{})
 	r, _ := Consume(relay, m1)
 	rs, m2, _ := r.Respond(2, nil)
 	as, _, _ := in.Finish(m2)

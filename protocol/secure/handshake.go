@@ -10,11 +10,14 @@ import (
 )
 
 // Sizes of the handshake messages. Message 1: header, e, sealed s, sealed
-// timestamp. Message 2: header, receiver index, e, sealed payload.
+// payload (timestamp and cookie echo), mac1, mac2. Message 2: header,
+// receiver index, e, sealed payload.
 const (
 	TimestampLen = 12
 	tagLen       = chacha20poly1305.Overhead
-	InitLen      = protocol.HandshakeHeaderLen + KeySize + KeySize + tagLen + TimestampLen + tagLen
+	initPayload  = TimestampLen + CookieLen
+	noiseInitLen = protocol.HandshakeHeaderLen + KeySize + KeySize + tagLen + initPayload + tagLen
+	InitLen      = noiseInitLen + 2*MACLen
 	respFixedLen = protocol.HandshakeHeaderLen + 4 + KeySize + tagLen
 	// MaxRespPayload bounds the responder's payload.
 	MaxRespPayload = 64
@@ -36,20 +39,22 @@ type Initiation struct {
 	ephemeral PrivateKey
 	peer      PublicKey
 	index     uint32
+	mac1      [MACLen]byte
 }
 
 // Initiate builds message 1 to the responder whose static key is peer.
 // index is the initiator's session index; ts is the replay-protection
-// timestamp (Timestamp(time.Now())).
-func Initiate(static PrivateKey, peer PublicKey, index uint32, ts [TimestampLen]byte) (*Initiation, []byte, error) {
+// timestamp (Timestamp(now)); cookie is the last cookie the responder
+// handed out (zero for none), echoed encrypted and used for mac2.
+func Initiate(static PrivateKey, peer PublicKey, index uint32, ts [TimestampLen]byte, cookie Cookie) (*Initiation, []byte, error) {
 	e, err := GeneratePrivateKey()
 	if err != nil {
 		return nil, nil, err
 	}
-	return initiateWith(static, peer, index, ts, e)
+	return initiateWith(static, peer, index, ts, cookie, e)
 }
 
-func initiateWith(static PrivateKey, peer PublicKey, index uint32, ts [TimestampLen]byte, e PrivateKey) (*Initiation, []byte, error) {
+func initiateWith(static PrivateKey, peer PublicKey, index uint32, ts [TimestampLen]byte, cookie Cookie, e PrivateKey) (*Initiation, []byte, error) {
 	in := &Initiation{static: static, ephemeral: e, peer: peer, index: index}
 	msg := protocol.AppendHandshakeHeader(make([]byte, 0, InitLen),
 		protocol.HandshakeHeader{Type: protocol.TypeHandshakeInit, Version: protocol.Version, Sender: index})
@@ -75,9 +80,15 @@ func initiateWith(static PrivateKey, peer PublicKey, index uint32, ts [Timestamp
 		return nil, nil, fmt.Errorf("handshake with relay key: %w", err)
 	}
 	in.ss.mixKey(k)
-	msg = in.ss.encryptAndHash(msg, ts[:])
+	msg = in.ss.encryptAndHash(msg, append(ts[:], cookie[:]...))
+	msg = appendMACs(msg, peer, cookie)
+	in.mac1 = MAC1(msg)
 	return in, msg, nil
 }
+
+// MAC1 returns the mac1 of the message 1 this initiation sent: the
+// associated data of a CookieReply answering it.
+func (in *Initiation) MAC1() [MACLen]byte { return in.mac1 }
 
 // Finish consumes message 2 and returns the established session and the
 // responder's payload.
@@ -127,11 +138,15 @@ type Response struct {
 	Peer      PublicKey // the initiator's authenticated static key
 	PeerIndex uint32
 	Timestamp [TimestampLen]byte
+	Cookie    Cookie // echoed cookie; zero when the initiator had none
 	re        []byte
 }
 
 // Consume reads message 1 with the responder's static key. The caller must
-// then check that Peer is allowed and Timestamp is fresh before Respond.
+// first check mac1 (MACChecker) and then that Peer is allowed and that
+// Timestamp is fresh, or Cookie valid, before Respond. Consume does not
+// check the MACs: they concern the address a message came from, which only
+// the caller knows.
 func Consume(static PrivateKey, msg []byte) (*Response, error) {
 	h, err := protocol.ParseHandshakeHeader(msg)
 	if err != nil {
@@ -146,6 +161,7 @@ func Consume(static PrivateKey, msg []byte) (*Response, error) {
 	if len(msg) != InitLen {
 		return nil, protocol.ErrShort
 	}
+	msg = msg[:noiseInitLen]
 	r := &Response{PeerIndex: h.Sender}
 	r.ss.initialize(prologue)
 	spub := static.Public()
@@ -174,7 +190,8 @@ func Consume(static PrivateKey, msg []byte) (*Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	copy(r.Timestamp[:], ts)
+	copy(r.Timestamp[:], ts[:TimestampLen])
+	copy(r.Cookie[:], ts[TimestampLen:])
 	return r, nil
 }
 

@@ -22,7 +22,7 @@ func mustKey(t testing.TB) PrivateKey {
 
 func handshake(t *testing.T, agent, relay PrivateKey) (*Session, *Session) {
 	t.Helper()
-	in, m1, err := Initiate(agent, relay.Public(), 7, Timestamp(time.Now()))
+	in, m1, err := Initiate(agent, relay.Public(), 7, Timestamp(time.Now()), Cookie{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,13 +79,13 @@ func TestHandshakeRefusals(t *testing.T) {
 	agent, relay, other := mustKey(t), mustKey(t), mustKey(t)
 
 	// The agent pins the wrong relay key: the relay cannot read message 1.
-	_, m1, _ := Initiate(agent, other.Public(), 1, Timestamp(time.Now()))
+	_, m1, _ := Initiate(agent, other.Public(), 1, Timestamp(time.Now()), Cookie{})
 	if _, err := Consume(relay, m1); err == nil {
 		t.Fatal("message 1 for another relay key was accepted")
 	}
 
 	// A response from a relay with the wrong key fails at the agent.
-	in, m1, _ := Initiate(agent, relay.Public(), 1, Timestamp(time.Now()))
+	in, m1, _ := Initiate(agent, relay.Public(), 1, Timestamp(time.Now()), Cookie{})
 	r, err := Consume(relay, m1)
 	if err != nil {
 		t.Fatal(err)
@@ -100,20 +100,23 @@ func TestHandshakeRefusals(t *testing.T) {
 		t.Fatalf("real message 2 after a forged one: %v", err)
 	}
 
-	// Every flipped bit of message 1 (after the header) is detected.
-	for i := protocol.HandshakeHeaderLen; i < len(m1); i++ {
+	// Every flipped bit of message 1 (after the header) is detected: in
+	// the Noise part by Consume, in mac1 by the MAC check (mac2 is only
+	// checked against a cookie; see cookie_test.go).
+	mc := NewMACChecker(relay)
+	for i := protocol.HandshakeHeaderLen; i < InitLen-MACLen; i++ {
 		bad := append([]byte(nil), m1...)
 		bad[i] ^= 0x40
-		if _, err := Consume(relay, bad); err == nil {
+		if _, err := Consume(relay, bad); err == nil && mc.CheckMAC1(bad) {
 			t.Fatalf("message 1 with byte %d flipped accepted", i)
 		}
 	}
 
 	// Unknown version is refused by name.
 	v2 := append([]byte(nil), m1...)
-	v2[1] = 2
+	v2[1] = protocol.Version + 1
 	if _, err := Consume(relay, v2); !errors.Is(err, ErrVersion) {
-		t.Fatalf("version 2: got %v, want ErrVersion", err)
+		t.Fatalf("another version: got %v, want ErrVersion", err)
 	}
 }
 
@@ -121,22 +124,36 @@ func TestReplayedInitiationRefused(t *testing.T) {
 	agent, relay := mustKey(t), mustKey(t)
 	var replay Replay
 	now := time.Now()
-	_, m1, _ := Initiate(agent, relay.Public(), 1, Timestamp(now))
+	_, m1, _ := Initiate(agent, relay.Public(), 1, Timestamp(now), Cookie{})
 	r, err := Consume(relay, m1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !replay.Accept(r.Peer, r.Timestamp) {
+	if !replay.Fresh(r.Peer, r.Timestamp) {
 		t.Fatal("first handshake refused")
 	}
-	r2, _ := Consume(relay, m1)
-	if replay.Accept(r2.Peer, r2.Timestamp) {
-		t.Fatal("replayed message 1 accepted")
+	// Not confirmed yet: a replay of it is still "fresh" (it can only make
+	// an unconfirmed session, which the relay bounds).
+	if !replay.Fresh(r.Peer, r.Timestamp) {
+		t.Fatal("unconfirmed timestamp recorded")
 	}
-	_, m1b, _ := Initiate(agent, relay.Public(), 2, Timestamp(now.Add(time.Millisecond)))
+	replay.Confirm(r.Peer, r.Timestamp)
+	r2, _ := Consume(relay, m1)
+	if replay.Fresh(r2.Peer, r2.Timestamp) {
+		t.Fatal("replayed message 1 accepted after its session was confirmed")
+	}
+	_, m1b, _ := Initiate(agent, relay.Public(), 2, Timestamp(now.Add(time.Millisecond)), Cookie{})
 	r3, _ := Consume(relay, m1b)
-	if !replay.Accept(r3.Peer, r3.Timestamp) {
+	if !replay.Fresh(r3.Peer, r3.Timestamp) {
 		t.Fatal("newer handshake refused")
+	}
+	// A clock that ran ahead: the next confirmed session, older, replaces
+	// the mark, so the agent is not locked out until its clock catches up.
+	_, m1c, _ := Initiate(agent, relay.Public(), 3, Timestamp(now.Add(-time.Hour)), Cookie{})
+	r4, _ := Consume(relay, m1c)
+	replay.Confirm(r4.Peer, r4.Timestamp)
+	if !replay.Fresh(r.Peer, Timestamp(now.Add(-time.Minute))) {
+		t.Fatal("mark not replaced by the newest confirmed session")
 	}
 }
 
@@ -150,17 +167,17 @@ func TestInteropFlynnNoise(t *testing.T) {
 	ts := Timestamp(time.Now())
 
 	t.Run("we initiate", func(t *testing.T) {
-		in, m1, _ := Initiate(agent, relay.Public(), 5, ts)
+		in, m1, _ := Initiate(agent, relay.Public(), 5, ts, Cookie{})
 		resp, err := noise.NewHandshakeState(noise.Config{CipherSuite: suite, Pattern: noise.HandshakeIK,
 			Prologue: prologue, StaticKeypair: kp(relay)})
 		if err != nil {
 			t.Fatal(err)
 		}
-		payload, _, _, err := resp.ReadMessage(nil, m1[protocol.HandshakeHeaderLen:])
+		payload, _, _, err := resp.ReadMessage(nil, m1[protocol.HandshakeHeaderLen:noiseInitLen])
 		if err != nil {
 			t.Fatalf("flynn could not read our message 1: %v", err)
 		}
-		if !bytes.Equal(payload, ts[:]) || !bytes.Equal(resp.PeerStatic(), func() []byte { p := agent.Public(); return p[:] }()) {
+		if !bytes.Equal(payload, append(ts[:], make([]byte, CookieLen)...)) || !bytes.Equal(resp.PeerStatic(), func() []byte { p := agent.Public(); return p[:] }()) {
 			t.Fatal("flynn saw the wrong payload or static key")
 		}
 		body, recvCS, sendCS, err := resp.WriteMessage(nil, []byte("hi"))
@@ -194,17 +211,21 @@ func TestInteropFlynnNoise(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		body, _, _, err := ini.WriteMessage(nil, ts[:])
+		ck := Cookie{1, 2, 3}
+		body, _, _, err := ini.WriteMessage(nil, append(ts[:], ck[:]...))
 		if err != nil {
 			t.Fatal(err)
 		}
 		m1 := protocol.AppendHandshakeHeader(nil, protocol.HandshakeHeader{Type: protocol.TypeHandshakeInit, Version: protocol.Version, Sender: 8})
-		m1 = append(m1, body...)
+		m1 = appendMACs(append(m1, body...), relay.Public(), ck)
+		if !NewMACChecker(relay).CheckMAC1(m1) {
+			t.Fatal("mac1 over flynn's message 1 does not check")
+		}
 		r, err := Consume(relay, m1)
 		if err != nil {
 			t.Fatalf("consume flynn's message 1: %v", err)
 		}
-		if r.Peer != agent.Public() || r.Timestamp != ts {
+		if r.Peer != agent.Public() || r.Timestamp != ts || r.Cookie != ck {
 			t.Fatal("wrong peer or timestamp from flynn's message 1")
 		}
 		_, m2, _ := r.Respond(9, []byte("ok"))

@@ -20,28 +20,37 @@ func Timestamp(t time.Time) [TimestampLen]byte {
 	return ts
 }
 
-// Replay remembers, per initiator key, the newest handshake timestamp
-// accepted, and refuses any message 1 that is not newer. It bounds memory by
-// the number of distinct keys the caller lets through (the relay only asks
-// about keys it lists). The zero value is ready; mu guards last.
+// Replay remembers, per initiator key, the timestamp of the last handshake
+// whose session was confirmed (its initiator proved it holds the session
+// keys), and reports whether a new message 1 is newer. Recording only
+// confirmed sessions matters: a replayed message 1 never confirms, so it
+// cannot move the mark; and a mark set by an agent whose clock ran ahead is
+// replaced by the agent's next confirmed session, whatever its clock says
+// then (that session got in with a cookie, see cookie.go), so a wrong
+// clock never locks an agent out. It bounds memory by the number of
+// distinct keys the caller records (the relay only records keys it lists).
+// The zero value is ready; mu guards last.
 type Replay struct {
 	mu   sync.Mutex
 	last map[PublicKey][TimestampLen]byte
 }
 
-// Accept records ts for key and reports whether it is newer than any
-// timestamp seen before for that key.
-func (r *Replay) Accept(key PublicKey, ts [TimestampLen]byte) bool {
+// Fresh reports whether ts is newer than the last confirmed timestamp of key.
+func (r *Replay) Fresh(key PublicKey, ts [TimestampLen]byte) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	prev, ok := r.last[key]
+	return !ok || bytes.Compare(ts[:], prev[:]) > 0
+}
+
+// Confirm records ts as the timestamp of key's newest confirmed session.
+func (r *Replay) Confirm(key PublicKey, ts [TimestampLen]byte) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.last == nil {
 		r.last = make(map[PublicKey][TimestampLen]byte)
 	}
-	if prev, ok := r.last[key]; ok && bytes.Compare(ts[:], prev[:]) <= 0 {
-		return false
-	}
 	r.last[key] = ts
-	return true
 }
 
 // Forget drops the memory of key (its agent was removed from the config).

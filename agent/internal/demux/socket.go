@@ -121,21 +121,6 @@ func isSTUN(b []byte) bool {
 	return len(b) >= 20 && b[0]&0xC0 == 0 && binary.BigEndian.Uint32(b[4:8]) == 0x2112A442
 }
 
-// indexOf returns the local session index a datagram is addressed to.
-func indexOf(t protocol.Type, b []byte) (uint32, bool) {
-	switch t {
-	case protocol.TypeData, protocol.TypeRefuse:
-		if len(b) >= 8 {
-			return binary.BigEndian.Uint32(b[4:8]), true
-		}
-	case protocol.TypeHandshakeResp:
-		if len(b) >= protocol.HandshakeHeaderLen+4 {
-			return binary.BigEndian.Uint32(b[protocol.HandshakeHeaderLen:]), true
-		}
-	}
-	return 0, false
-}
-
 func (s *Socket) readLoop() {
 	defer close(s.done)
 	s.conn.ReadLoop(s.dispatch)
@@ -158,7 +143,7 @@ func (s *Socket) dispatch(b []byte, from netip.AddrPort) {
 		s.Malformed.Add(1)
 		return
 	}
-	idx, ok := indexOf(t, b)
+	idx, ok := protocol.ReceiverIndex(t, b)
 	if !ok {
 		s.Malformed.Add(1)
 		return

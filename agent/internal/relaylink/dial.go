@@ -52,6 +52,16 @@ type Dialer struct {
 	UDPWait time.Duration
 	// Resolver looks up relay host names (default net.DefaultResolver).
 	Resolver *net.Resolver
+	// Now is the wall clock for handshake timestamps (default time.Now);
+	// tests give agents wrong clocks through it.
+	Now func() time.Time
+}
+
+func (d *Dialer) now() time.Time {
+	if d.Now != nil {
+		return d.Now()
+	}
+	return time.Now()
 }
 
 // Conn is an established link to a relay.
@@ -60,6 +70,9 @@ type Conn struct {
 	Target   Target
 	Addr     netip.AddrPort // the relay address dialed
 	Observed netip.AddrPort // our address as the relay saw it
+	// ClockOffset is the relay's clock minus ours, measured during the
+	// handshake (zero when the relay did not say).
+	ClockOffset time.Duration
 
 	closeOnce sync.Once
 	cleanup   func()
@@ -75,6 +88,9 @@ func (c *Conn) Close() error {
 	})
 	return nil
 }
+
+// tcpHandshakeWait bounds connecting and handshaking over TCP.
+const tcpHandshakeWait = 10 * time.Second
 
 // ErrNoAnswer reports that no handshake response arrived in time.
 var ErrNoAnswer = errors.New("no handshake answer")
@@ -108,17 +124,10 @@ func (d *Dialer) ProbeUDP(ctx context.Context, t Target) bool {
 		return false
 	}
 	idx := randIndex()
-	resp := make(chan []byte, 4)
-	d.Socket.Register(idx, func(typ protocol.Type, b []byte, from netip.AddrPort) {
-		if typ == protocol.TypeHandshakeResp && from == addr {
-			select {
-			case resp <- append([]byte(nil), b...):
-			default:
-			}
-		}
-	})
+	ans := newAnswers(addr)
+	d.Socket.Register(idx, ans.offer)
 	defer d.Socket.Unregister(idx)
-	_, _, err = d.handshakeUDP(ctx, t, addr, idx, resp, nil, d.udpWait())
+	_, _, err = d.handshakeUDP(ctx, t, idx, ans, d.udpWait())
 	return err == nil
 }
 
@@ -166,22 +175,6 @@ func randIndex() uint32 {
 	return binary.BigEndian.Uint32(b[:])
 }
 
-// finishAny completes the handshake with whichever of our initiations the
-// response answers (a late answer to an earlier retry is still good).
-func finishAny(inits []*secure.Initiation, msg []byte) (*secure.Session, protocol.HandshakePayload, error) {
-	err := error(ErrNoAnswer)
-	for i := len(inits) - 1; i >= 0; i-- {
-		sess, payload, ferr := inits[i].Finish(msg)
-		if ferr != nil {
-			err = ferr
-			continue
-		}
-		p, _ := protocol.ParseHandshakePayload(payload)
-		return sess, p, nil
-	}
-	return nil, protocol.HandshakePayload{}, err
-}
-
 // keyHint is the advice for a relay that never completes a handshake: with
 // Noise IK a relay cannot answer an agent it does not know, nor one that
 // pinned another relay key, so the agent can only name both causes.
@@ -195,14 +188,14 @@ func versionError(r protocol.Refuse) error {
 
 func (d *Dialer) dialTCP(ctx context.Context, t Target, addr netip.AddrPort) (*Conn, error) {
 	var nd net.Dialer
-	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	dctx, cancel := context.WithTimeout(ctx, tcpHandshakeWait)
 	defer cancel()
 	c, err := nd.DialContext(dctx, "tcp", addr.String())
 	if err != nil {
 		return nil, fmt.Errorf("dial relay %s over tcp: %w", t.Address, err)
 	}
 	stop := context.AfterFunc(dctx, func() { c.SetDeadline(time.Now()) })
-	sess, payload, br, err := d.handshakeTCP(c, t)
+	sess, payload, br, err := d.handshakeTCP(c, t, addr)
 	if !stop() || err != nil {
 		c.Close()
 		if err == nil {
@@ -214,30 +207,45 @@ func (d *Dialer) dialTCP(ctx context.Context, t Target, addr netip.AddrPort) (*C
 		return nil, fmt.Errorf("handshake with relay %s over tcp: %w", t.Address, err)
 	}
 	c.SetDeadline(time.Time{})
-	st := link.NewStream(c, br, sess, nil)
+	st := link.NewStream(c, br, sess.Session, nil)
 	l, err := link.NewTCPLink(st, d.Tuning, false)
 	if err != nil {
 		return nil, err
 	}
-	return &Conn{Link: l, Target: t, Addr: addr, Observed: payload.Observed}, nil
+	return &Conn{Link: l, Target: t, Addr: addr, Observed: payload.Observed, ClockOffset: sess.clockOffset}, nil
 }
 
-func (d *Dialer) handshakeTCP(c net.Conn, t Target) (*secure.Session, protocol.HandshakePayload, *bufio.Reader, error) {
-	in, m1, err := secure.Initiate(d.Key, t.PublicKey, randIndex(), secure.Timestamp(time.Now()))
-	if err != nil {
-		return nil, protocol.HandshakePayload{}, nil, err
-	}
-	if err := link.WriteRecord(c, m1); err != nil {
-		return nil, protocol.HandshakePayload{}, nil, err
-	}
+// handshakeTCP runs the handshake on a fresh TCP connection: the relay may
+// answer with a cookie first (then the initiation is sent again with it,
+// on the same connection) or with a refusal.
+func (d *Dialer) handshakeTCP(c net.Conn, t Target, addr netip.AddrPort) (*established, protocol.HandshakePayload, *bufio.Reader, error) {
+	h := &initiator{d: d, t: t, index: randIndex()}
 	br := bufio.NewReaderSize(c, 32<<10)
-	rec, err := link.ReadRecord(br, make([]byte, 512))
-	if err != nil {
-		return nil, protocol.HandshakePayload{}, nil, err
+	buf := make([]byte, 512)
+	for try := 0; try < 3; try++ {
+		m1, err := h.next()
+		if err != nil {
+			return nil, protocol.HandshakePayload{}, nil, err
+		}
+		if err := link.WriteRecord(c, m1); err != nil {
+			return nil, protocol.HandshakePayload{}, nil, err
+		}
+		rec, err := link.ReadRecord(br, buf)
+		if err != nil {
+			return nil, protocol.HandshakePayload{}, nil, err
+		}
+		if r, rerr := protocol.ParseRefuse(rec); rerr == nil {
+			if err := refusal(r, d, t); err != nil {
+				return nil, protocol.HandshakePayload{}, nil, err
+			}
+			return nil, protocol.HandshakePayload{}, nil, fmt.Errorf("relay refused: %v", r.Code)
+		}
+		if _, cerr := protocol.ParseCookieHeader(rec); cerr == nil {
+			h.takeCookie(rec)
+			continue
+		}
+		sess, p, err := h.finish(rec)
+		return sess, p, br, err
 	}
-	if r, rerr := protocol.ParseRefuse(rec); rerr == nil {
-		return nil, protocol.HandshakePayload{}, nil, versionError(r)
-	}
-	sess, p, err := finishAny([]*secure.Initiation{in}, rec)
-	return sess, p, br, err
+	return nil, protocol.HandshakePayload{}, nil, h.noSession("tcp", tcpHandshakeWait)
 }

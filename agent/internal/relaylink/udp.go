@@ -4,31 +4,61 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/pinhole/pinhole/internal/link"
 	"github.com/pinhole/pinhole/protocol"
-	"github.com/pinhole/pinhole/protocol/secure"
 )
+
+// answers collects what the relay sends back to one handshake index.
+type answers struct {
+	addr    netip.AddrPort
+	resp    chan []byte
+	cookie  chan []byte
+	refused chan protocol.Refuse
+}
+
+func newAnswers(addr netip.AddrPort) *answers {
+	return &answers{addr: addr, resp: make(chan []byte, 4), cookie: make(chan []byte, 4), refused: make(chan protocol.Refuse, 1)}
+}
+
+// offer queues an answer from the relay; others' datagrams and overflow
+// are dropped (the handshake is retried anyway).
+func (a *answers) offer(typ protocol.Type, b []byte, from netip.AddrPort) {
+	if from != a.addr {
+		return
+	}
+	switch typ {
+	case protocol.TypeHandshakeResp:
+		trySend(a.resp, append([]byte(nil), b...))
+	case protocol.TypeCookie:
+		trySend(a.cookie, append([]byte(nil), b...))
+	case protocol.TypeRefuse:
+		if r, err := protocol.ParseRefuse(b); err == nil {
+			trySend(a.refused, r)
+		}
+	}
+}
+
+func trySend[T any](c chan T, v T) {
+	select {
+	case c <- v:
+	default:
+	}
+}
 
 // dialUDP handshakes over the shared socket, retrying once a second for
 // wait (0: until ctx ends), then starts KCP and smux on the session.
 func (d *Dialer) dialUDP(ctx context.Context, t Target, addr netip.AddrPort, wait time.Duration) (*Conn, error) {
 	idx := randIndex()
-	resp := make(chan []byte, 4)
-	refused := make(chan protocol.Refuse, 1)
+	ans := newAnswers(addr)
 	var pcp atomic.Pointer[link.PacketConn]
 	var connp atomic.Pointer[Conn]
+	var lost sync.Once
 	handler := func(typ protocol.Type, b []byte, from netip.AddrPort) {
 		switch typ {
-		case protocol.TypeHandshakeResp:
-			if from == addr {
-				select {
-				case resp <- append([]byte(nil), b...):
-				default:
-				}
-			}
 		case protocol.TypeData:
 			if pc := pcp.Load(); pc != nil {
 				pc.Deliver(b, from)
@@ -40,24 +70,26 @@ func (d *Dialer) dialUDP(ctx context.Context, t Target, addr netip.AddrPort, wai
 			}
 			if c := connp.Load(); c != nil && r.Code == protocol.RefuseUnknownSession {
 				// The relay lost our session (restart, expiry): reconnect
-				// now instead of waiting for heartbeats to time out.
-				d.Log.Info("relay does not know our session, reconnecting", "relay", t.Address)
-				go c.Close()
+				// now instead of waiting for heartbeats to time out. Every
+				// packet in flight draws its own Refuse: act and log once.
+				lost.Do(func() {
+					d.Log.Info("relay does not know our session, reconnecting", "relay", t.Address)
+					go c.Close()
+				})
 				return
 			}
-			select {
-			case refused <- r:
-			default:
-			}
+			ans.offer(typ, b, from)
+		default:
+			ans.offer(typ, b, from)
 		}
 	}
 	d.Socket.Register(idx, handler)
-	sess, payload, err := d.handshakeUDP(ctx, t, addr, idx, resp, refused, wait)
+	sess, payload, err := d.handshakeUDP(ctx, t, idx, ans, wait)
 	if err != nil {
 		d.Socket.Unregister(idx)
 		return nil, err
 	}
-	pc := link.NewPacketConn(sess, addr, d.Socket.Send, nil, nil)
+	pc := link.NewPacketConn(sess.Session, addr, d.Socket.Send, nil, nil)
 	pcp.Store(pc)
 	d.Socket.RegisterRemote(sess.RemoteIndex, handler)
 	cleanup := func() {
@@ -69,13 +101,15 @@ func (d *Dialer) dialUDP(ctx context.Context, t Target, addr netip.AddrPort, wai
 		cleanup()
 		return nil, err
 	}
-	c := &Conn{Link: l, Target: t, Addr: addr, Observed: payload.Observed, cleanup: cleanup}
+	c := &Conn{Link: l, Target: t, Addr: addr, Observed: payload.Observed, ClockOffset: sess.clockOffset, cleanup: cleanup}
 	connp.Store(c)
 	return c, nil
 }
 
-func (d *Dialer) handshakeUDP(ctx context.Context, t Target, addr netip.AddrPort, idx uint32,
-	resp <-chan []byte, refused <-chan protocol.Refuse, wait time.Duration) (*secure.Session, protocol.HandshakePayload, error) {
+// handshakeUDP sends initiations once a second until one is answered, wait
+// ends (0: never) or ctx ends. A cookie from the relay is put into the
+// next initiation at once.
+func (d *Dialer) handshakeUDP(ctx context.Context, t Target, idx uint32, ans *answers, wait time.Duration) (*established, protocol.HandshakePayload, error) {
 	var deadline <-chan time.Time
 	if wait > 0 {
 		timer := time.NewTimer(wait)
@@ -84,14 +118,13 @@ func (d *Dialer) handshakeUDP(ctx context.Context, t Target, addr netip.AddrPort
 	}
 	retry := time.NewTicker(time.Second)
 	defer retry.Stop()
-	var inits []*secure.Initiation
+	h := &initiator{d: d, t: t, index: idx}
 	send := func() error {
-		in, m1, err := secure.Initiate(d.Key, t.PublicKey, idx, secure.Timestamp(time.Now()))
+		m1, err := h.next()
 		if err != nil {
 			return err
 		}
-		inits = append(inits, in)
-		if err := d.Socket.Send(m1, addr); err != nil {
+		if err := d.Socket.Send(m1, ans.addr); err != nil {
 			// The network may not be up yet: keep trying until wait ends.
 			d.Log.Debug("send handshake", "relay", t.Address, "err", err)
 		}
@@ -105,25 +138,40 @@ func (d *Dialer) handshakeUDP(ctx context.Context, t Target, addr netip.AddrPort
 		case <-ctx.Done():
 			return nil, protocol.HandshakePayload{}, ctx.Err()
 		case <-deadline:
-			return nil, protocol.HandshakePayload{}, fmt.Errorf("relay %s over udp: %w after %v (udp may be blocked; or %s)", t.Address, ErrNoAnswer, wait, d.keyHint())
-		case r := <-refused:
-			if r.Code == protocol.RefuseVersion {
-				return nil, protocol.HandshakePayload{}, versionError(r)
+			return nil, protocol.HandshakePayload{}, h.noSession("udp", wait)
+		case r := <-ans.refused:
+			if err := refusal(r, d, t); err != nil {
+				return nil, protocol.HandshakePayload{}, err
 			}
-		case m := <-resp:
-			sess, p, err := finishAny(inits, m)
+		case b := <-ans.cookie:
+			if h.takeCookie(b) {
+				if err := send(); err != nil {
+					return nil, protocol.HandshakePayload{}, err
+				}
+			}
+		case m := <-ans.resp:
+			sess, p, err := h.finish(m)
 			if err != nil {
 				d.Log.Debug("bad handshake response", "relay", t.Address, "err", err)
 				continue
 			}
 			return sess, p, nil
 		case <-retry.C:
-			if len(inits) >= 64 {
-				inits = inits[1:] // bound memory on very long waits
-			}
 			if err := send(); err != nil {
 				return nil, protocol.HandshakePayload{}, err
 			}
 		}
 	}
+}
+
+// refusal turns a Refuse answering a handshake into the error to report,
+// or nil for a code that does not end the attempt.
+func refusal(r protocol.Refuse, d *Dialer, t Target) error {
+	switch r.Code {
+	case protocol.RefuseVersion:
+		return versionError(r)
+	case protocol.RefuseUnknownKey:
+		return fmt.Errorf("relay %s refused: this agent's public key %s is not listed in the relay's config", t.Address, d.Key.Public())
+	}
+	return nil
 }

@@ -1,0 +1,114 @@
+package relaylink
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/pinhole/pinhole/protocol"
+	"github.com/pinhole/pinhole/protocol/secure"
+)
+
+// cookieLife is how long the agent uses a cookie: a little under the two
+// rotation periods (2 x 2 minutes) the relay accepts it for, the margin
+// covering the round trip.
+const cookieLife = 110 * time.Second
+
+// maxAttempts bounds the initiations remembered on very long waits: an
+// answer to any of the last minute's retries is still taken.
+const maxAttempts = 64
+
+// initiator builds the successive initiations of one handshake and reads
+// what comes back: cookies, which go into the next initiation, and the
+// response, which may answer any recent initiation (a late answer to an
+// earlier retry is still good).
+type initiator struct {
+	d     *Dialer
+	t     Target
+	index uint32
+
+	sent     []attempt
+	cookie   secure.Cookie
+	cookieAt time.Time // monotonic: when the cookie arrived
+	reason   protocol.CookieReason
+}
+
+type attempt struct {
+	in *secure.Initiation
+	at time.Time // monotonic send time, for the round trip
+}
+
+// established is a finished handshake and what it taught about the clocks.
+type established struct {
+	*secure.Session
+	clockOffset time.Duration // relay clock minus ours
+}
+
+// next returns a fresh initiation, carrying the cookie if one is recent.
+func (h *initiator) next() ([]byte, error) {
+	ck := h.cookie
+	if time.Since(h.cookieAt) > cookieLife {
+		ck = secure.Cookie{}
+	}
+	in, m1, err := secure.Initiate(h.d.Key, h.t.PublicKey, h.index, secure.Timestamp(h.d.now()), ck)
+	if err != nil {
+		return nil, err
+	}
+	if len(h.sent) == maxAttempts {
+		h.sent = h.sent[1:]
+	}
+	h.sent = append(h.sent, attempt{in: in, at: time.Now()})
+	return m1, nil
+}
+
+// takeCookie opens a CookieReply answering one of our initiations and
+// reports whether it brought a new cookie (worth an initiation at once).
+func (h *initiator) takeCookie(b []byte) bool {
+	hdr, err := protocol.ParseCookieHeader(b)
+	if err != nil || hdr.Receiver != h.index {
+		return false
+	}
+	for i := len(h.sent) - 1; i >= 0; i-- {
+		ck, err := secure.OpenCookieReply(b, h.t.PublicKey, h.sent[i].in.MAC1())
+		if err != nil {
+			continue
+		}
+		h.reason = hdr.Reason
+		h.d.Log.Debug("relay answered with a cookie", "relay", h.t.Address, "reason", hdr.Reason)
+		isNew := ck != h.cookie
+		h.cookie, h.cookieAt = ck, time.Now()
+		return isNew
+	}
+	return false
+}
+
+// finish completes the handshake with whichever initiation msg answers.
+func (h *initiator) finish(msg []byte) (*established, protocol.HandshakePayload, error) {
+	err := error(ErrNoAnswer)
+	for i := len(h.sent) - 1; i >= 0; i-- {
+		sess, payload, ferr := h.sent[i].in.Finish(msg)
+		if ferr != nil {
+			err = ferr
+			continue
+		}
+		p, _ := protocol.ParseHandshakePayload(payload)
+		e := &established{Session: sess}
+		if p.TimeNanos != 0 {
+			// The relay read its clock about half a round trip ago.
+			rtt := time.Since(h.sent[i].at)
+			e.clockOffset = time.Unix(0, p.TimeNanos).Add(rtt / 2).Sub(h.d.now())
+		}
+		return e, p, nil
+	}
+	return nil, protocol.HandshakePayload{}, err
+}
+
+// noSession describes a handshake that got no session within wait, by
+// what did come back.
+func (h *initiator) noSession(transport string, wait time.Duration) error {
+	if h.reason != 0 {
+		return fmt.Errorf("relay %s over %s: answered with a cookie (%v) but no session within %v", h.t.Address, transport, h.reason, wait)
+	}
+	return fmt.Errorf("relay %s over %s: %w within %v: nothing came back (the relay may be down or unreachable, %s may be blocked, "+
+		"or the relay public_key in the agent config is not this relay's: a relay drops handshakes made for another key unanswered)",
+		h.t.Address, transport, ErrNoAnswer, wait, transport)
+}
