@@ -77,11 +77,12 @@ func (r *Relay) admit(msg []byte, from netip.AddrPort, transport link.Transport,
 	return verdictCookie
 }
 
-// sendCookie answers msg with a cookie. Cookie replies are smaller than
-// the message they answer and share the Refuse budget, so the relay is
-// no amplifier for spoofed sources.
+// sendCookie answers msg with a cookie. A cookie reply is smaller than
+// the message it answers, so the relay is no amplifier for spoofed
+// sources; its budget is its own and generous (a flood of Refuse-worthy
+// junk must not use up the cookies real agents need to get in).
 func (r *Relay) sendCookie(msg []byte, from netip.AddrPort, reason protocol.CookieReason, reply func([]byte)) {
-	if r.refuseTokens.Add(-1) < 0 {
+	if r.cookieTokens.Add(-1) < 0 {
 		return
 	}
 	r.stats.CookiesSent.Add(1)

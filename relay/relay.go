@@ -48,6 +48,7 @@ type Relay struct {
 	sessions sync.WaitGroup
 
 	refuseTokens atomic.Int64 // Refuse datagrams left this second
+	cookieTokens atomic.Int64 // CookieReply datagrams left this second
 	handshakes   chan initMsg // UDP handshakes waiting for the handshake worker
 	proven       chan initMsg // the same, for handshakes whose mac2 proved their source
 	limiter      sourceLimiter
@@ -88,6 +89,10 @@ const (
 	// refusePerSecond limits Refuse datagrams so the relay cannot be used
 	// to reflect traffic at a spoofed address.
 	refusePerSecond = 200
+	// cookiesPerSecond limits CookieReply datagrams. They are smaller than
+	// the handshakes they answer (no amplification), so the budget only
+	// bounds the relay's own work under a flood.
+	cookiesPerSecond = 5000
 	// handshakeQueue bounds UDP handshakes waiting for the worker. Each
 	// costs two X25519 operations, so they run off the socket reader: a
 	// flood of forged handshakes fills this queue and is dropped, while
@@ -107,6 +112,7 @@ func New(cfg *Config, log *slog.Logger) (*Relay, error) {
 	// A full Refuse budget from the start: right after a restart is when
 	// agents with stale sessions most need their "unknown session" hint.
 	r.refuseTokens.Store(refusePerSecond)
+	r.cookieTokens.Store(cookiesPerSecond)
 	uc, tl, err := listenPair(cfg.Listen)
 	if err != nil {
 		return nil, err
@@ -218,6 +224,7 @@ func (r *Relay) refill(ctx context.Context) {
 			return
 		case now := <-t.C:
 			r.refuseTokens.Store(refusePerSecond)
+			r.cookieTokens.Store(cookiesPerSecond)
 			r.limiter.sweep(now)
 			r.drops.sweep(now)
 		}

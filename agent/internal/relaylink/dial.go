@@ -105,7 +105,13 @@ func (d *Dialer) Dial(ctx context.Context, t Target, mode Mode) (*Conn, error) {
 	case TCPOnly:
 		return d.dialTCP(ctx, t, addr)
 	case UDPOnly:
-		return d.dialUDP(ctx, t, addr, 0)
+		// No fallback to wait for: keep trying for most of the caller's
+		// deadline, then say what came back (nothing, cookies, ...).
+		wait := 20 * time.Second
+		if dl, ok := ctx.Deadline(); ok {
+			wait = max(time.Until(dl)*3/4, time.Second)
+		}
+		return d.dialUDP(ctx, t, addr, wait)
 	}
 	c, err := d.dialUDP(ctx, t, addr, d.udpWait())
 	if err == nil || !errors.Is(err, ErrNoAnswer) || ctx.Err() != nil {
