@@ -126,4 +126,50 @@ func TestDatagramHeaders(t *testing.T) {
 			t.Fatalf("Classify(%x) accepted a non-pinhole datagram", b)
 		}
 	}
+	ck := AppendCookieHeader(nil, CookieHeader{Reason: CookieStale, Receiver: 0x0a0b0c0d})
+	if want := unhex(t, "a5020000 0a0b0c0d"); !bytes.Equal(ck, want) {
+		t.Fatalf("cookie header: got %x, want %x", ck, want)
+	}
+	full := append(ck, make([]byte, CookieReplyLen-CookieHeaderLen)...)
+	if h, err := ParseCookieHeader(full); err != nil || h.Reason != CookieStale || h.Receiver != 0x0a0b0c0d {
+		t.Fatalf("cookie header: got %+v, %v", h, err)
+	}
+	if _, err := ParseCookieHeader(ck); err == nil {
+		t.Fatal("cookie reply of the wrong length accepted")
+	}
+}
+
+// TestReceiverIndex pins where each datagram type carries the index of the
+// session it is addressed to.
+func TestReceiverIndex(t *testing.T) {
+	resp := AppendHandshakeHeader(nil, HandshakeHeader{Type: TypeHandshakeResp, Version: Version, Sender: 1})
+	resp = append(resp, 0, 0, 0, 7)
+	cases := []struct {
+		name string
+		b    []byte
+		want uint32
+		ok   bool
+	}{
+		{"data", AppendDataHeader(nil, DataHeader{Receiver: 5, Counter: 1}), 5, true},
+		{"refuse", AppendRefuse(nil, Refuse{Code: RefuseUnknownSession, Index: 6}), 6, true},
+		{"handshake response", resp, 7, true},
+		{"cookie", AppendCookieHeader(nil, CookieHeader{Receiver: 8}), 8, true},
+		{"initiation", AppendHandshakeHeader(nil, HandshakeHeader{Type: TypeHandshakeInit, Sender: 9}), 0, false},
+		{"short response", resp[:10], 0, false},
+		{"short data", []byte{byte(TypeData), 0, 0}, 0, false},
+	}
+	for _, c := range cases {
+		typ, _ := Classify(c.b)
+		if got, ok := ReceiverIndex(typ, c.b); got != c.want || ok != c.ok {
+			t.Errorf("%s: got %d, %v; want %d, %v", c.name, got, ok, c.want, c.ok)
+		}
+	}
+}
+
+func TestHandshakePayload(t *testing.T) {
+	p := HandshakePayload{Observed: netip.MustParseAddrPort("203.0.113.9:40000"), TimeNanos: 1_800_000_000_123_456_789}
+	got, err := ParseHandshakePayload(p.Append(nil))
+	if err != nil || got != p {
+		t.Fatalf("payload round trip: got %+v, %v; want %+v", got, err, p)
+	}
 }

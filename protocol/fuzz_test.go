@@ -49,12 +49,18 @@ func FuzzDatagram(f *testing.F) {
 	f.Add(unhex(f, "a3000000 01020304 0000000000000005"))
 	f.Add(AppendRefuse(nil, Refuse{Code: RefuseVersion, Version: 1}))
 	f.Add(AppendHandshakeHeader(nil, HandshakeHeader{Type: TypeHandshakeInit, Version: 1, Sender: 3}))
+	f.Add(append(AppendCookieHeader(nil, CookieHeader{Reason: CookieLoad, Receiver: 4}), make([]byte, CookieReplyLen-CookieHeaderLen)...))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		typ, err := Classify(b)
 		if err != nil {
 			return
 		}
+		_, _ = ReceiverIndex(typ, b)
 		switch typ {
+		case TypeCookie:
+			if h, err := ParseCookieHeader(b); err == nil && !bytes.Equal(AppendCookieHeader(nil, h), b[:CookieHeaderLen]) && b[2]|b[3] == 0 {
+				t.Fatalf("cookie header %x does not round trip", b[:CookieHeaderLen])
+			}
 		case TypeData:
 			if h, err := ParseDataHeader(b); err == nil && !bytes.Equal(AppendDataHeader(nil, h), b[:DataHeaderLen]) && b[1]|b[2]|b[3] == 0 {
 				t.Fatalf("data header %x does not round trip", b[:DataHeaderLen])

@@ -9,10 +9,17 @@
 // No secret ever crosses the wire.
 //
 // Replays: the initiator's first payload is a 12-byte TAI64N-style timestamp
-// and the responder refuses any that is not newer than the last one it
-// accepted for that key (Replay). A replayed message cannot produce a usable
-// session anyway (the replayer has no keys), and callers treat a session as
-// live only after its first authenticated Data packet.
+// and a cookie echo. The responder refuses a timestamp not newer than that of
+// the key's last confirmed session (Replay) unless the echoed cookie is one
+// it handed to that address within the last two rotation periods (cookie.go):
+// then the message is fresh whatever the initiator's clock says. A replayed
+// message cannot produce a usable session anyway (the replayer has no keys),
+// and callers treat a session as live only after its first authenticated
+// Data packet, recording its timestamp only then.
+//
+// Denial of service: message 1 ends in mac1 and mac2 (WireGuard's scheme):
+// junk fails mac1 before any Diffie-Hellman work, and under load mac2 with a
+// cookie proves the sender receives at its source address (cookie.go).
 //
 // Transport: each Data datagram is sealed with ChaCha20-Poly1305, chosen
 // because router CPUs (MIPS 24Kc, Cortex-A7) have no AES instructions. The

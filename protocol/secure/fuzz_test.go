@@ -1,8 +1,11 @@
 package secure
 
 import (
+	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/pinhole/pinhole/protocol"
 )
 
 // FuzzConsume feeds arbitrary message 1 bytes to the responder: it must
@@ -48,5 +51,28 @@ func FuzzOpen(f *testing.F) {
 		if got, err := rs.Open(nil, b); err == nil && string(got) != "payload" {
 			t.Fatalf("forged packet opened to %q", got)
 		}
+	})
+}
+
+// FuzzCookieReply feeds arbitrary bytes to the cookie and MAC checks of
+// both ends: no panic, and no forged reply opens.
+func FuzzCookieReply(f *testing.F) {
+	agent, relay := mustKey(f), mustKey(f)
+	mc := NewMACChecker(relay)
+	from := netip.MustParseAddrPort("192.0.2.1:1000")
+	now := time.Unix(1800000000, 0)
+	in, m1, _ := Initiate(agent, relay.Public(), 1, Timestamp(now), Cookie{})
+	reply := mc.CookieReply(m1, from, protocol.CookieLoad, now)
+	f.Add(reply, m1)
+	f.Add(reply[:10], m1[:20])
+	f.Fuzz(func(t *testing.T, b, msg []byte) {
+		if ck, err := OpenCookieReply(b, relay.Public(), in.MAC1()); err == nil && string(b) != string(reply) {
+			t.Fatalf("forged cookie reply opened to %x", ck)
+		}
+		if mc.CheckMAC1(msg) && len(msg) != InitLen {
+			t.Fatal("mac1 accepted a message of the wrong length")
+		}
+		_ = mc.CheckMAC2(msg, from, now)
+		_ = MAC1(msg)
 	})
 }
