@@ -41,7 +41,7 @@ func (t Type) String() string {
 
 // Sizes of the fixed parts of each datagram.
 const (
-	// DataHeaderLen: type, 3 reserved, receiver index (4), counter (8).
+	// DataHeaderLen: type, kind, 2 reserved, receiver index (4), counter (8).
 	DataHeaderLen = 16
 	// HandshakeHeaderLen: type, version, 2 reserved, sender index (4).
 	HandshakeHeaderLen = 8
@@ -72,15 +72,36 @@ func Classify(b []byte) (Type, error) {
 
 // DataHeader is the clear part of a Data datagram. The receiver index names
 // the session at the receiving end; the counter is the AEAD nonce and the
-// replay-window position.
+// replay-window position; the kind says what the sealed payload is. The
+// whole header is the AEAD's associated data, so the kind is authenticated.
 type DataHeader struct {
+	Kind     DataKind
 	Receiver uint32
 	Counter  uint64
 }
 
+// DataKind is the second byte of a Data datagram.
+type DataKind byte
+
+const (
+	// DataKCP: a KCP packet of the session (the common case).
+	DataKCP DataKind = 0
+	// DataPathChallenge: 8 random bytes the receiver must echo in a
+	// DataPathResponse sent to the address the challenge came from. A
+	// session moves its peer to a new address only after that address
+	// answers (RFC 9000 §8.2, path validation), so a packet withheld on
+	// the path and replayed from elsewhere cannot redirect the traffic.
+	DataPathChallenge DataKind = 1
+	// DataPathResponse echoes a DataPathChallenge's 8 bytes.
+	DataPathResponse DataKind = 2
+)
+
+// PathTokenLen is the size of a path challenge's payload.
+const PathTokenLen = 8
+
 // AppendDataHeader appends the 16-byte header.
 func AppendDataHeader(b []byte, h DataHeader) []byte {
-	b = append(b, byte(TypeData), 0, 0, 0)
+	b = append(b, byte(TypeData), byte(h.Kind), 0, 0)
 	b = binary.BigEndian.AppendUint32(b, h.Receiver)
 	return binary.BigEndian.AppendUint64(b, h.Counter)
 }
@@ -94,6 +115,7 @@ func ParseDataHeader(b []byte) (DataHeader, error) {
 		return DataHeader{}, ErrNotPinhole
 	}
 	return DataHeader{
+		Kind:     DataKind(b[1]),
 		Receiver: binary.BigEndian.Uint32(b[4:8]),
 		Counter:  binary.BigEndian.Uint64(b[8:16]),
 	}, nil

@@ -58,6 +58,11 @@ func (r *Relay) Status() Status {
 		"cookies_sent":      r.stats.CookiesSent.Load(),
 	}}
 	for _, s := range r.liveSessions() {
+		if s.pc != nil {
+			ch, mv := s.pc.PathStats()
+			st.Counter["path_challenges"] += ch
+			st.Counter["path_moves"] += mv
+		}
 		as := AgentStatus{Name: s.entry.Load().Name, Transport: string(s.transport), Addr: s.addr.String(),
 			Since: s.started, Streams: s.link.Mux.NumStreams(), Exposures: []ExposureStatus{}}
 		if s.pc != nil {

@@ -35,7 +35,8 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, protocol.MaxDatagram
 // parallel); WriteTo seals KCP's packets and hands them to the Sender.
 //
 // ReadFrom and WriteTo always name the same fixed peer address to kcp-go;
-// the real address can change under it (Roam) without KCP noticing.
+// the real address can change under it (roaming, see path.go) without KCP
+// noticing.
 type PacketConn struct {
 	sess   *secure.Session
 	send   Sender
@@ -46,15 +47,18 @@ type PacketConn struct {
 
 	confirmed   atomic.Bool
 	onConfirm   func()               // first authenticated packet; may be nil
-	onRoam      func(netip.AddrPort) // authenticated packet from a new address; may be nil
-	lastRecv    atomic.Int64         // unix nanos of the last authenticated packet
-	Dropped     atomic.Uint64        // inbox full
-	AuthFailed  atomic.Uint64        // failed authentication or replay
+	onRoam      func(netip.AddrPort) // peer moved to a validated new address; nil: never move
+	path        pathValidator
+	lastRecv    atomic.Int64  // unix nanos of the last authenticated packet
+	Dropped     atomic.Uint64 // inbox full
+	AuthFailed  atomic.Uint64 // failed authentication or replay
 	virtualAddr net.Addr
 }
 
-// NewPacketConn wraps sess. peer is the address datagrams go to until an
-// authenticated packet arrives from elsewhere.
+// NewPacketConn wraps sess. peer is the address datagrams go to. With
+// onRoam set, the conn follows its peer to a new address once that address
+// has answered a path challenge (NAT rebinding); with onRoam nil the peer
+// address is fixed (the agent's relay).
 func NewPacketConn(sess *secure.Session, peer netip.AddrPort, send Sender, onConfirm func(), onRoam func(netip.AddrPort)) *PacketConn {
 	c := &PacketConn{
 		sess: sess, send: send, inbox: make(chan inbound, inboxLen), closed: make(chan struct{}),
@@ -108,27 +112,30 @@ func (c *PacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
 			return 0, nil, net.ErrClosed
 		case in = <-c.inbox:
 		}
+		kind := protocol.DataKind((*in.buf)[1]) // authenticated by Open
 		out, err := c.sess.Open(p[:0], (*in.buf)[:in.n])
 		bufPool.Put(in.buf)
 		if err != nil {
 			c.AuthFailed.Add(1)
 			continue
 		}
-		c.authenticated(in.from)
-		return len(out), c.virtualAddr, nil
+		c.authenticated()
+		switch kind {
+		case protocol.DataKCP:
+			c.maybeValidate(in.from)
+			return len(out), c.virtualAddr, nil
+		case protocol.DataPathChallenge:
+			c.answerChallenge(out, in.from)
+		case protocol.DataPathResponse:
+			c.checkResponse(out, in.from)
+		}
 	}
 }
 
-func (c *PacketConn) authenticated(from netip.AddrPort) {
+func (c *PacketConn) authenticated() {
 	c.lastRecv.Store(time.Now().UnixNano())
 	if !c.confirmed.Load() && c.confirmed.CompareAndSwap(false, true) && c.onConfirm != nil {
 		c.onConfirm()
-	}
-	if from.IsValid() && from != *c.peer.Load() {
-		c.peer.Store(&from)
-		if c.onRoam != nil {
-			c.onRoam(from)
-		}
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pinhole/pinhole/protocol"
 	"github.com/pinhole/pinhole/protocol/secure"
 )
 
@@ -47,13 +48,23 @@ func (w *wire) send(b []byte, to netip.AddrPort) error {
 
 func TestPacketConnSealOpenRoam(t *testing.T) {
 	as, rs := sessions(t)
+	relayAddr := netip.MustParseAddrPort("203.0.113.1:7700")
 	first := netip.MustParseAddrPort("198.51.100.1:4000")
 	moved := netip.MustParseAddrPort("198.51.100.1:4999")
+	attacker := netip.MustParseAddrPort("192.0.2.66:5000")
 	var aw, rw wire
 	var roamed []netip.AddrPort
 	confirmed := 0
-	a := NewPacketConn(as, netip.MustParseAddrPort("203.0.113.1:7700"), aw.send, nil, nil)
+	a := NewPacketConn(as, relayAddr, aw.send, nil, nil)
 	r := NewPacketConn(rs, first, rw.send, func() { confirmed++ }, func(p netip.AddrPort) { roamed = append(roamed, p) })
+	buf := make([]byte, 2048)
+	read := func(c *PacketConn, want string) {
+		t.Helper()
+		n, _, err := c.ReadFrom(buf)
+		if err != nil || string(buf[:n]) != want {
+			t.Fatalf("ReadFrom: got %q, %v; want %q", buf[:n], err, want)
+		}
+	}
 
 	a.WriteTo([]byte("kcp packet 1"), nil)
 	a.WriteTo([]byte("kcp packet 2"), nil)
@@ -61,26 +72,68 @@ func TestPacketConnSealOpenRoam(t *testing.T) {
 	r.Deliver([]byte{0xA3, 0, 0, 0, 0, 0, 0, 2, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9}, moved) // forged
 	r.Deliver(aw.pkts[0], moved)                                                                                                   // replay from elsewhere
 	r.Deliver(aw.pkts[1], moved)                                                                                                   // genuine, NAT rebinding
-
-	buf := make([]byte, 2048)
-	for _, want := range []string{"kcp packet 1", "kcp packet 2"} {
-		n, _, err := r.ReadFrom(buf)
-		if err != nil || string(buf[:n]) != want {
-			t.Fatalf("ReadFrom: got %q, %v; want %q", buf[:n], err, want)
-		}
-	}
+	read(r, "kcp packet 1")
+	read(r, "kcp packet 2")
 	if got := r.AuthFailed.Load(); got != 2 {
 		t.Errorf("AuthFailed = %d, want 2 (one forged, one replayed)", got)
 	}
 	if confirmed != 1 {
 		t.Errorf("confirm callback ran %d times, want 1", confirmed)
 	}
+	// The genuine packet from the new address earned it a challenge, not
+	// the traffic: replies still go to the validated address.
+	if len(roamed) != 0 || r.Peer() != first {
+		t.Fatalf("moved to %v before validation (peer %v)", roamed, r.Peer())
+	}
+	if len(rw.to) != 1 || rw.to[0] != moved || rw.pkts[0][1] != byte(protocol.DataPathChallenge) {
+		t.Fatalf("want one path challenge sent to %v, got %d packets to %v", moved, len(rw.to), rw.to)
+	}
+	challenge := rw.pkts[0]
+
+	// The agent answers the challenge to where it came from (through the
+	// NAT, the relay sees the answer arrive from the new mapping).
+	a.Deliver(challenge, relayAddr)
+	r.WriteTo([]byte("down"), nil)
+	a.Deliver(rw.pkts[len(rw.pkts)-1], relayAddr)
+	read(a, "down")
+	if n := len(aw.pkts); n != 3 || aw.to[2] != relayAddr || aw.pkts[2][1] != byte(protocol.DataPathResponse) {
+		t.Fatalf("agent sent %d packets (last to %v), want a path response to %v", n, aw.to[n-1], relayAddr)
+	}
+	response := aw.pkts[2]
+
+	// The response from any other address does not validate (and the
+	// replay window takes each response once)...
+	a.WriteTo([]byte("kcp packet 3"), nil)
+	r.Deliver(response, attacker)
+	r.Deliver(aw.pkts[3], first)
+	read(r, "kcp packet 3")
+	if len(roamed) != 0 {
+		t.Fatalf("a response from %v moved the peer", attacker)
+	}
+	// ...from the challenged address it does, at once: the next packet
+	// from there draws a new challenge, which the agent answers.
+	time.Sleep(challengeEvery)
+	a.WriteTo([]byte("kcp packet 4"), nil)
+	r.Deliver(aw.pkts[4], moved)
+	read(r, "kcp packet 4")
+	a.Deliver(rw.pkts[len(rw.pkts)-1], relayAddr)
+	r.WriteTo([]byte("down 2"), nil)
+	a.Deliver(rw.pkts[len(rw.pkts)-1], relayAddr)
+	read(a, "down 2")
+	a.WriteTo([]byte("kcp packet 5"), nil)
+	r.Deliver(aw.pkts[len(aw.pkts)-2], moved) // the response
+	r.Deliver(aw.pkts[len(aw.pkts)-1], moved)
+	read(r, "kcp packet 5")
 	if len(roamed) != 1 || roamed[0] != moved || r.Peer() != moved {
-		t.Errorf("roamed %v, peer %v; want one move to %v (forged and replayed packets must not move it)", roamed, r.Peer(), moved)
+		t.Fatalf("roamed %v, peer %v; want one move to %v", roamed, r.Peer(), moved)
 	}
 	r.WriteTo([]byte("reply"), nil)
-	if rw.to[0] != moved {
-		t.Errorf("reply went to %v, want the new address %v", rw.to[0], moved)
+	if to := rw.to[len(rw.to)-1]; to != moved {
+		t.Errorf("reply went to %v, want the new address %v", to, moved)
+	}
+	// The agent's conn has no roaming: its peer (the relay) is fixed.
+	if a.Peer() != relayAddr {
+		t.Errorf("agent's peer moved to %v", a.Peer())
 	}
 }
 

@@ -63,6 +63,9 @@ func (s *Stream) Read(p []byte) (int, error) {
 			return 0, err
 		}
 		s.lastRecv.Store(time.Now().UnixNano())
+		if protocol.DataKind(rec[1]) != protocol.DataKCP {
+			continue // path probes have no meaning on TCP, which does not roam
+		}
 		if !s.confirmed.Load() && s.confirmed.CompareAndSwap(false, true) && s.onConfirm != nil {
 			s.onConfirm()
 		}

@@ -59,14 +59,19 @@ func dataNonce(counter uint64) []byte {
 	return nonce[:]
 }
 
-// Seal appends a Data datagram carrying plaintext to dst.
+// Seal appends a Data datagram carrying plaintext (a KCP packet) to dst.
 func (s *Session) Seal(dst, plaintext []byte) ([]byte, error) {
+	return s.SealKind(dst, protocol.DataKCP, plaintext)
+}
+
+// SealKind appends a Data datagram of the given kind carrying plaintext.
+func (s *Session) SealKind(dst []byte, kind protocol.DataKind, plaintext []byte) ([]byte, error) {
 	n := s.sendCount.Add(1) - 1
 	if n >= rejectAfterMessages {
 		return dst, ErrExhausted
 	}
 	start := len(dst)
-	dst = protocol.AppendDataHeader(dst, protocol.DataHeader{Receiver: s.RemoteIndex, Counter: n})
+	dst = protocol.AppendDataHeader(dst, protocol.DataHeader{Kind: kind, Receiver: s.RemoteIndex, Counter: n})
 	hdr := dst[start:]
 	return s.send.Seal(dst, dataNonce(n), plaintext, hdr), nil
 }

@@ -1,0 +1,98 @@
+package link
+
+import (
+	"crypto/rand"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/pinhole/pinhole/protocol"
+)
+
+// Path validation (RFC 9000 §8.2 and §9.3 in spirit). An authenticated
+// packet from a new source address is accepted, but the conn keeps sending
+// to the old address until the new one has answered a challenge: a sealed
+// DataPathChallenge sent there, whose token must come back in a
+// DataPathResponse from that same address. Real NAT rebinding moves within
+// one round trip; a genuine packet withheld on the path and replayed from
+// another address (the replay window takes it once, as it has never been
+// seen) only earns that address a challenge it cannot answer, unless it
+// relays packets to and from the real peer, which makes it a working path.
+
+// challengeEvery bounds how often one candidate address is challenged:
+// every authenticated packet from it would otherwise trigger one.
+const challengeEvery = 200 * time.Millisecond
+
+// pathValidator is the state of the challenge in flight; mu guards it.
+type pathValidator struct {
+	mu        sync.Mutex
+	candidate netip.AddrPort
+	token     [protocol.PathTokenLen]byte
+	sent      time.Time
+	// Challenges counts challenges sent; Moves counts validated moves.
+	challenges, moves uint64
+}
+
+// maybeValidate challenges from when it is not the current peer.
+func (c *PacketConn) maybeValidate(from netip.AddrPort) {
+	if c.onRoam == nil || !from.IsValid() || from == *c.peer.Load() {
+		return
+	}
+	v := &c.path
+	v.mu.Lock()
+	if from == v.candidate && time.Since(v.sent) < challengeEvery {
+		v.mu.Unlock()
+		return
+	}
+	v.candidate, v.sent = from, time.Now()
+	rand.Read(v.token[:])
+	token := v.token
+	v.challenges++
+	v.mu.Unlock()
+	c.sendKind(protocol.DataPathChallenge, token[:], from)
+}
+
+// answerChallenge echoes a challenge to the address it came from: the
+// address being validated is the one that must receive it.
+func (c *PacketConn) answerChallenge(token []byte, from netip.AddrPort) {
+	if len(token) == protocol.PathTokenLen && from.IsValid() {
+		c.sendKind(protocol.DataPathResponse, token, from)
+	}
+}
+
+// checkResponse moves the peer when the response matches the challenge in
+// flight and comes from the address that was challenged.
+func (c *PacketConn) checkResponse(token []byte, from netip.AddrPort) {
+	if c.onRoam == nil {
+		return
+	}
+	v := &c.path
+	v.mu.Lock()
+	ok := v.candidate.IsValid() && from == v.candidate && string(token) == string(v.token[:])
+	if ok {
+		v.candidate = netip.AddrPort{}
+		v.moves++
+	}
+	v.mu.Unlock()
+	if ok && from != *c.peer.Load() {
+		c.peer.Store(&from)
+		c.onRoam(from)
+	}
+}
+
+// sendKind seals a control payload of the given kind to addr.
+func (c *PacketConn) sendKind(kind protocol.DataKind, payload []byte, addr netip.AddrPort) {
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	if pkt, err := c.sess.SealKind((*bp)[:0], kind, payload); err == nil {
+		c.send(pkt, addr)
+	}
+}
+
+// PathStats returns how many path challenges this conn sent and how many
+// moves they validated.
+func (c *PacketConn) PathStats() (challenges, moves uint64) {
+	c.path.mu.Lock()
+	defer c.path.mu.Unlock()
+	return c.path.challenges, c.path.moves
+}
