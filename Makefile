@@ -10,7 +10,7 @@ LDFLAGS  := -s -w -buildid= -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 # and no reproducer (golang/go#51484); a count only runs slower.
 FUZZTIME ?= 100000x
 
-.PHONY: all build test unit vet fmt-check fuzz-smoke demo bench clean
+.PHONY: all build test unit vet fmt-check fuzz-smoke demo bench soak clean
 
 # The lab and packaging fragments append their suites to TEST_EXTRA; they
 # must be read before the test rule, whose prerequisites expand at once.
@@ -47,6 +47,11 @@ demo: build
 
 bench: build
 	$(GO) test -run '^$$' -bench . -benchtime 2x -timeout 20m ./bench/... | tee bin/bench.txt
+
+# soak: the 10-minute churn soak against the real binary (16 clients
+# opening, echoing 64 KiB and closing), outside `make test`.
+soak: build
+	SOAK_DURATION=10m $(GO) test -run '^$$' -bench '^BenchmarkSoak$$' -benchtime 1x -timeout 20m ./bench/... | tee bin/soak.txt
 
 clean:
 	rm -rf bin dist

@@ -44,50 +44,8 @@ func benchProcessRSS(b *testing.B, agentCmd []string, bulkPer int64, conns int) 
 	if agentCmd == nil {
 		agentCmd = []string{bin}
 	}
-	sinkAddr, echoAddr := sink(b), testenv.EchoTCP(b)
-	dir := b.TempDir()
-	rk, _ := secure.GeneratePrivateKey()
-	ak, _ := secure.GeneratePrivateKey()
-	relayPort, bulkPort, echoPort := testenv.FreePort(b), testenv.FreePort(b), testenv.FreePort(b)
-	os.WriteFile(filepath.Join(dir, "relay.yaml"), fmt.Appendf(nil, `listen: 127.0.0.1:%d
-private_key: %s
-bind: 127.0.0.1
-admin: off
-agents:
-  - name: bench
-    public_key: %s
-    allow_ports: [%d, %d]
-`, relayPort, rk, ak.Public(), bulkPort, echoPort), 0o600)
-	os.WriteFile(filepath.Join(dir, "agent.yaml"), fmt.Appendf(nil, `name: bench
-private_key: %s
-relays:
-  - address: 127.0.0.1:%d
-    public_key: %s
-transport: udp
-admin: off
-expose:
-  - name: bulk
-    local: %s
-    remote_port: %d
-  - name: echo
-    local: %s
-    remote_port: %d
-`, ak, relayPort, rk.Public(), sinkAddr, bulkPort, echoAddr, echoPort), 0o600)
-	relay := startProcess(b, []string{bin}, "relay", filepath.Join(dir, "relay.yaml"))
-	agent := startProcess(b, agentCmd, "agent", filepath.Join(dir, "agent.yaml"))
-	bulk := "127.0.0.1:" + strconv.Itoa(int(bulkPort))
-	echo := "127.0.0.1:" + strconv.Itoa(int(echoPort))
-	testenv.WaitFor(b, 20*time.Second, "exposure reachable", func() bool {
-		c, err := net.DialTimeout("tcp", echo, time.Second)
-		if err != nil {
-			return false
-		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(time.Second))
-		c.Write([]byte{1})
-		_, err = c.Read(make([]byte, 1))
-		return err == nil
-	})
+	relay, agent, ports := startTunnelProcesses(b, bin, agentCmd, sink(b), testenv.EchoTCP(b))
+	bulk, echo := ports[0], ports[1]
 	// Idle is measured once, before any load: memory the runtime keeps
 	// after a bulk phase is not what an idle router pays.
 	time.Sleep(2 * time.Second)
@@ -140,6 +98,57 @@ expose:
 	}
 	b.ReportMetric(idleA, "agent-idle-MiB")
 	b.ReportMetric(idleR, "relay-idle-MiB")
+}
+
+// startTunnelProcesses runs the real binary as a relay and an agent
+// (agentCmd, e.g. under qemu) on loopback, exposing each local TCP address
+// on its own relay port; it returns both pids and the public addresses in
+// order, once the last one, which must be an echo service, answers.
+func startTunnelProcesses(b *testing.B, bin string, agentCmd []string, locals ...string) (relayPID, agentPID int, public []string) {
+	dir := b.TempDir()
+	rk, _ := secure.GeneratePrivateKey()
+	ak, _ := secure.GeneratePrivateKey()
+	relayPort := testenv.FreePort(b)
+	var allow, expose []string
+	for i, local := range locals {
+		port := testenv.FreePort(b)
+		allow = append(allow, strconv.Itoa(int(port)))
+		expose = append(expose, fmt.Sprintf("  - name: svc%d\n    local: %s\n    remote_port: %d\n", i, local, port))
+		public = append(public, "127.0.0.1:"+strconv.Itoa(int(port)))
+	}
+	os.WriteFile(filepath.Join(dir, "relay.yaml"), fmt.Appendf(nil, `listen: 127.0.0.1:%d
+private_key: %s
+bind: 127.0.0.1
+admin: off
+agents:
+  - name: bench
+    public_key: %s
+    allow_ports: [%s]
+`, relayPort, rk, ak.Public(), strings.Join(allow, ", ")), 0o600)
+	os.WriteFile(filepath.Join(dir, "agent.yaml"), fmt.Appendf(nil, `name: bench
+private_key: %s
+relays:
+  - address: 127.0.0.1:%d
+    public_key: %s
+transport: udp
+admin: off
+expose:
+%s`, ak, relayPort, rk.Public(), strings.Join(expose, "")), 0o600)
+	relayPID = startProcess(b, []string{bin}, "relay", filepath.Join(dir, "relay.yaml"))
+	agentPID = startProcess(b, agentCmd, "agent", filepath.Join(dir, "agent.yaml"))
+	last := public[len(public)-1]
+	testenv.WaitFor(b, 20*time.Second, "exposure reachable", func() bool {
+		c, err := net.DialTimeout("tcp", last, time.Second)
+		if err != nil {
+			return false
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(time.Second))
+		c.Write([]byte{1})
+		_, err = c.Read(make([]byte, 1))
+		return err == nil
+	})
+	return relayPID, agentPID, public
 }
 
 func buildBinary(b *testing.B, env ...string) string {
