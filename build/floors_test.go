@@ -1,0 +1,94 @@
+package build
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// The package floors of docs/architecture.md, checked with `go list -deps`
+// so a layering mistake fails the build instead of waiting for review:
+//
+//	cmd/pinhole            the one main
+//	agent/, relay/         the two roles; never import each other
+//	internal/{link,udpio,splice,admin}   shared machinery; no role, no config
+//	protocol/...           what both ends agree on; std only (secure: +x/crypto)
+//
+// and the release binary links no test support and no net/http.
+
+const module = "github.com/pinhole/pinhole"
+
+// deps returns the transitive imports of pkg (pkg itself included).
+func deps(t *testing.T, pkg string) []string {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-deps", "-f", "{{.ImportPath}}", module+"/"+pkg).Output()
+	if err != nil {
+		t.Fatalf("go list -deps %s: %v", pkg, err)
+	}
+	return strings.Fields(string(out))
+}
+
+// isStd reports whether an import path belongs to the standard library
+// (no dot in its first element), including its vendored x/ packages.
+func isStd(p string) bool {
+	first, _, _ := strings.Cut(p, "/")
+	return !strings.Contains(first, ".") || strings.HasPrefix(p, "vendor/")
+}
+
+func TestProtocolFloors(t *testing.T) {
+	cases := []struct {
+		pkg     string
+		allowed []string // import path prefixes allowed beyond std
+	}{
+		{"protocol", []string{module + "/protocol"}},
+		{"protocol/secure", []string{module + "/protocol", "golang.org/x/crypto", "golang.org/x/sys/cpu"}},
+	}
+	for _, c := range cases {
+		for _, d := range deps(t, c.pkg) {
+			if isStd(d) || hasPrefix(d, c.allowed) {
+				continue
+			}
+			t.Errorf("%s imports %s: protocol packages stay std-only (secure: x/crypto)", c.pkg, d)
+		}
+	}
+}
+
+func TestSharedMachineryFloors(t *testing.T) {
+	forbidden := []string{module + "/agent", module + "/relay", module + "/internal/config", module + "/cmd"}
+	for _, pkg := range []string{"internal/link", "internal/udpio", "internal/splice", "internal/admin"} {
+		for _, d := range deps(t, pkg) {
+			if hasPrefix(d, forbidden) {
+				t.Errorf("%s imports %s: shared machinery never imports a role or the config", pkg, d)
+			}
+		}
+	}
+}
+
+func TestRolesDoNotImportEachOther(t *testing.T) {
+	for _, c := range [][2]string{{"agent", "relay"}, {"relay", "agent"}} {
+		for _, d := range deps(t, c[0]) {
+			if d == module+"/"+c[1] || strings.HasPrefix(d, module+"/"+c[1]+"/") {
+				t.Errorf("%s imports %s", c[0], d)
+			}
+		}
+	}
+}
+
+func TestReleaseBinaryLinksNoTestSupport(t *testing.T) {
+	for _, d := range deps(t, "cmd/pinhole") {
+		switch {
+		case d == "testing", d == "net/http", strings.HasPrefix(d, "net/http/"),
+			d == module+"/internal/testenv", d == module+"/internal/netsim":
+			t.Errorf("the release binary links %s", d)
+		}
+	}
+}
+
+func hasPrefix(p string, prefixes []string) bool {
+	for _, x := range prefixes {
+		if p == x || strings.HasPrefix(p, x+"/") {
+			return true
+		}
+	}
+	return false
+}
