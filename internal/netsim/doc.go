@@ -23,7 +23,11 @@
 //	client, _ := nat.Inside().AddHost(netip.MustParseAddr("10.0.1.2"))
 //	pc, _ := client.ListenPacket("udp4", ":0")
 //
-// Time is real: mapping timeouts and delays are meant to be set in
-// milliseconds by tests. The simulation owns one goroutine (the delay
-// scheduler); Close stops it and closes every socket.
+// Time is the runtime's clock: mapping timeouts and delays are set in
+// milliseconds by tests, and inside a testing/synctest bubble they run on
+// the bubble's fake clock, so a 30 s lifetime expires instantly and a
+// loaded machine cannot stretch a wait (the self-checks run that way; the
+// agent and relay cannot, as kcp-go's scheduler lives outside the bubble).
+// A simulation owns one goroutine, the delay scheduler; Close stops it and
+// closes every socket.
 package netsim

@@ -12,7 +12,9 @@ import (
 // Options tune a simulation.
 type Options struct {
 	// QueueLen is how many datagrams a socket holds unread before new ones
-	// are dropped, as a full socket buffer drops (default 1024).
+	// are dropped, as a full socket buffer drops. Default 1024: KCP's
+	// window is 1024 packets (link.DefaultTuning), so one full window
+	// fits, as it does in the 4-8 MiB buffers agent and relay ask for.
 	QueueLen int
 }
 
@@ -122,8 +124,10 @@ type Host struct {
 
 // AddHost puts a host with address ip on n.
 func (n *Network) AddHost(ip netip.Addr) (*Host, error) {
-	h := &Host{net: n, ip: ip, ports: map[uint16]*conn{},
-		rng: rand.New(rand.NewPCG(uint64(ip.As4()[3]), uint64(ip.As4()[2])))}
+	// Ephemeral ports are drawn from a generator seeded by the address,
+	// so a failing case picks the same ports when it runs again.
+	a4 := ip.As4()
+	h := &Host{net: n, ip: ip, ports: map[uint16]*conn{}, rng: rand.New(rand.NewPCG(uint64(a4[3]), uint64(a4[2])))}
 	if err := n.attach(ip, h); err != nil {
 		return nil, err
 	}

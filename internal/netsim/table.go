@@ -30,6 +30,8 @@ type table struct {
 }
 
 func newTable(cfg NATConfig) table {
+	// Port choice and the uplink's loss draw from separate streams of the
+	// one seed ("nat", "link"), so adding loss does not move the ports.
 	return table{cfg: cfg, byInside: map[insideKey]*mapping{}, byPort: map[uint16]*mapping{},
 		rng: rand.New(rand.NewPCG(cfg.Seed, 0x6e6174))}
 }
