@@ -50,7 +50,7 @@ func New(cfg *Config, log *slog.Logger) (*Agent, error) {
 	a := &Agent{log: log, reload: make(chan struct{}, 1)}
 	a.cfg.Store(cfg)
 	a.services.Store(buildServices(cfg, nil))
-	sock, err := demux.Listen(cfg.ListenPort, wantsIPv6(cfg))
+	sock, err := demux.ListenWith(cfg.ListenPacket, cfg.ListenPort, wantsIPv6(cfg))
 	if err != nil {
 		return nil, err
 	}

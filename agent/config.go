@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"net"
 	"time"
 
 	"github.com/pinhole/pinhole/internal/link"
@@ -31,6 +32,10 @@ type Config struct {
 	// Clock is the wall clock for handshake timestamps (nil: time.Now).
 	// Tests give the agent a wrong clock through it.
 	Clock func() time.Time
+	// ListenPacket opens the agent's UDP socket (nil: net.ListenPacket).
+	// Tests run the agent on a simulated network (internal/netsim) through
+	// it; batched I/O applies only to a real *net.UDPConn.
+	ListenPacket func(network, address string) (net.PacketConn, error)
 }
 
 // Relay is one relay the agent may use.

@@ -24,6 +24,14 @@ type Config struct {
 	// WrapPacketConn, when set, wraps the relay's UDP socket: tests use it
 	// to drop UDP and prove the TCP fallback.
 	WrapPacketConn func(net.PacketConn) net.PacketConn
+	// ListenPacket opens the UDP socket (nil: net.ListenPacket). Tests run
+	// the relay on a simulated network (internal/netsim) through it;
+	// batched I/O applies only to a real *net.UDPConn.
+	ListenPacket func(network, address string) (net.PacketConn, error)
+	// ListenTCP opens the TCP fallback listener on the UDP socket's port
+	// number (nil: net.Listen). A relay on a simulated network has no real
+	// address for it, so its tests give it a loopback listener.
+	ListenTCP func(network, address string) (net.Listener, error)
 }
 
 // AgentEntry is one agent the relay accepts.

@@ -34,8 +34,8 @@ type Relay struct {
 	macs   atomic.Pointer[secure.MACChecker] // follows the private key across reloads
 	drops  dropLog
 
-	udp     net.PacketConn // what readUDP/sendUDP use when uio is nil (tests wrap it)
-	uio     *udpio.Conn    // batched I/O on the real socket
+	udp     net.PacketConn // the UDP socket: uio, which Run closes
+	uio     *udpio.Conn    // reads and writes, batched on a real socket
 	udpAddr netip.AddrPort
 	tcp     net.Listener
 	admin   net.Listener
@@ -113,7 +113,7 @@ func New(cfg *Config, log *slog.Logger) (*Relay, error) {
 	// agents with stale sessions most need their "unknown session" hint.
 	r.refuseTokens.Store(refusePerSecond)
 	r.cookieTokens.Store(cookiesPerSecond)
-	uc, tl, err := listenPair(cfg.Listen)
+	uc, tl, err := listenPair(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -121,17 +121,15 @@ func New(cfg *Config, log *slog.Logger) (*Relay, error) {
 		_ = u.SetReadBuffer(8 << 20)
 		_ = u.SetWriteBuffer(8 << 20)
 	}
-	r.udpAddr = uc.LocalAddr().(*net.UDPAddr).AddrPort()
+	r.udpAddr, _ = addrPort(uc.LocalAddr())
 	if cfg.WrapPacketConn != nil {
 		uc = cfg.WrapPacketConn(uc)
-	} else {
-		r.uio = udpio.New(uc.(*net.UDPConn))
-		uc = r.uio
 	}
-	r.udp, r.tcp = uc, tl
+	r.uio = udpio.New(uc)
+	r.udp, r.tcp = r.uio, tl
 	if cfg.Admin != "" {
 		if r.admin, err = listenAdmin(cfg.Admin); err != nil {
-			uc.Close()
+			r.uio.Close() // the socket and, on a real one, the writer
 			r.tcp.Close()
 			return nil, err
 		}
@@ -141,7 +139,15 @@ func New(cfg *Config, log *slog.Logger) (*Relay, error) {
 
 // listenPair opens UDP and TCP on the same port number. With port 0 the
 // kernel picks the UDP port, which TCP may already use; then it tries again.
-func listenPair(addr string) (net.PacketConn, net.Listener, error) {
+func listenPair(cfg *Config) (net.PacketConn, net.Listener, error) {
+	addr := cfg.Listen
+	listenUDP, listenTCP := cfg.ListenPacket, cfg.ListenTCP
+	if listenUDP == nil {
+		listenUDP = net.ListenPacket
+	}
+	if listenTCP == nil {
+		listenTCP = net.Listen
+	}
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, nil, fmt.Errorf("listen address %q: %w", addr, err)
@@ -152,12 +158,17 @@ func listenPair(addr string) (net.PacketConn, net.Listener, error) {
 		network = "udp4"
 	}
 	for attempt := 0; ; attempt++ {
-		uc, err := net.ListenPacket(network, addr)
+		uc, err := listenUDP(network, addr)
 		if err != nil {
 			return nil, nil, fmt.Errorf("listen udp %s: %w", addr, err)
 		}
-		p := uc.LocalAddr().(*net.UDPAddr).Port
-		tl, err := net.Listen("tcp", net.JoinHostPort(host, fmt.Sprint(p)))
+		la, err := addrPort(uc.LocalAddr())
+		if err != nil {
+			uc.Close()
+			return nil, nil, fmt.Errorf("listen udp %s: %w", addr, err)
+		}
+		p := la.Port()
+		tl, err := listenTCP("tcp", net.JoinHostPort(host, fmt.Sprint(p)))
 		if err == nil {
 			return uc, tl, nil
 		}
@@ -166,6 +177,14 @@ func listenPair(addr string) (net.PacketConn, net.Listener, error) {
 			return nil, nil, fmt.Errorf("listen tcp %s: %w", net.JoinHostPort(host, fmt.Sprint(p)), err)
 		}
 	}
+}
+
+// addrPort reads a socket's address, a *net.UDPAddr for real sockets.
+func addrPort(a net.Addr) (netip.AddrPort, error) {
+	if ua, ok := a.(*net.UDPAddr); ok {
+		return ua.AddrPort(), nil
+	}
+	return netip.ParseAddrPort(a.String())
 }
 
 // Addr returns the UDP/TCP port the relay listens on.

@@ -2,7 +2,6 @@ package relay
 
 import (
 	"context"
-	"net"
 	"net/netip"
 
 	"github.com/pinhole/pinhole/internal/link"
@@ -13,27 +12,7 @@ import (
 // here, Data datagrams are handed to their session's conn (which decrypts
 // on its own goroutine), anything else is counted and dropped.
 func (r *Relay) readUDP(ctx context.Context) {
-	if r.uio != nil {
-		r.uio.ReadLoop(func(b []byte, from netip.AddrPort) { r.handleDatagram(ctx, b, from) })
-		return
-	}
-	buf := make([]byte, 64<<10)
-	for {
-		n, addr, err := r.udp.ReadFrom(buf)
-		if err != nil {
-			if isClosed(err) || ctx.Err() != nil {
-				return
-			}
-			continue
-		}
-		ua, ok := addr.(*net.UDPAddr)
-		if !ok {
-			continue
-		}
-		from := ua.AddrPort()
-		from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
-		r.handleDatagram(ctx, buf[:n], from)
-	}
+	r.uio.ReadLoop(func(b []byte, from netip.AddrPort) { r.handleDatagram(ctx, b, from) })
 }
 
 func (r *Relay) handleDatagram(ctx context.Context, b []byte, from netip.AddrPort) {
@@ -110,11 +89,7 @@ func (r *Relay) refuse(ref protocol.Refuse, reply func([]byte)) {
 }
 
 func (r *Relay) sendUDP(b []byte, to netip.AddrPort) error {
-	if r.uio != nil {
-		return r.uio.Send(b, to)
-	}
-	_, err := r.udp.WriteTo(b, net.UDPAddrFromAddrPort(to))
-	return err
+	return r.uio.Send(b, to)
 }
 
 func (r *Relay) handleInitUDP(ctx context.Context, msg []byte, from netip.AddrPort) {

@@ -8,6 +8,11 @@
 // single writer batches exactly when it matters: while the writer is in a
 // syscall, the next packets pile up and leave together; an idle link still
 // sends each packet at once.
+//
+// Any net.PacketConn works: batching needs a real AF_INET *net.UDPConn,
+// and every other socket (a test wrapper, an internal/netsim socket) gets
+// plain one-datagram reads and writes through the same two calls, so the
+// agent and relay keep one read path whatever they run on.
 package udpio
 
 import (
@@ -39,27 +44,37 @@ var pool = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b }}
 
 // Conn wraps a UDP socket. Reads go through ReadLoop, writes through Send.
 type Conn struct {
-	*net.UDPConn
-	v4    bool // socket is AF_INET: batching applies to IPv4 peers
-	batch *ipv4.PacketConn
+	net.PacketConn
+	batch *ipv4.PacketConn // nil unless the socket is a real AF_INET *net.UDPConn
+	ap    addrPortConn     // the socket's allocation-free calls, if it has them
 	out   chan outPkt
 	done  chan struct{}
 	once  sync.Once
 	wg    sync.WaitGroup
 }
 
-// New wraps c and starts its writer. Close stops it.
-func New(c *net.UDPConn) *Conn {
-	la, _ := c.LocalAddr().(*net.UDPAddr)
-	u := &Conn{UDPConn: c, out: make(chan outPkt, queueLen), done: make(chan struct{})}
+// addrPortConn is what *net.UDPConn and internal/netsim sockets offer
+// beyond net.PacketConn: reads and writes without a net.Addr per datagram.
+// Wrappers that embed net.PacketConn do not have it, so their ReadFrom
+// and WriteTo are the ones called.
+type addrPortConn interface {
+	ReadFromUDPAddrPort(b []byte) (int, netip.AddrPort, error)
+	WriteToUDPAddrPort(b []byte, addr netip.AddrPort) (int, error)
+}
+
+// New wraps c and, when it batches, starts its writer. Close stops it.
+func New(c net.PacketConn) *Conn {
+	u := &Conn{PacketConn: c, out: make(chan outPkt, queueLen), done: make(chan struct{})}
+	u.ap, _ = c.(addrPortConn)
 	// An AF_INET6 socket (even dual-stack) cannot take the AF_INET
 	// sockaddrs x/net marshals for IPv4 peers, so batch only on IPv4
 	// sockets; others write one datagram at a time.
-	if la != nil && la.IP.To4() != nil {
-		u.v4 = true
-		u.batch = ipv4.NewPacketConn(c)
+	if uc, ok := c.(*net.UDPConn); ok {
+		if la, _ := uc.LocalAddr().(*net.UDPAddr); la != nil && la.IP.To4() != nil {
+			u.batch = ipv4.NewPacketConn(uc)
+			u.wg.Go(u.writeLoop)
+		}
 	}
-	u.wg.Go(u.writeLoop)
 	return u
 }
 
@@ -69,8 +84,7 @@ func (u *Conn) Send(b []byte, to netip.AddrPort) error {
 		return errors.New("datagram too large")
 	}
 	if u.batch == nil || !to.Addr().Unmap().Is4() {
-		_, err := u.WriteToUDPAddrPort(b, to)
-		return err
+		return u.writeOne(b, to)
 	}
 	bp := pool.Get().(*[]byte)
 	n := copy(*bp, b)
@@ -81,6 +95,16 @@ func (u *Conn) Send(b []byte, to netip.AddrPort) error {
 		pool.Put(bp)
 		return net.ErrClosed
 	}
+}
+
+// writeOne writes b at once, without the writer.
+func (u *Conn) writeOne(b []byte, to netip.AddrPort) error {
+	if u.ap != nil {
+		_, err := u.ap.WriteToUDPAddrPort(b, to)
+		return err
+	}
+	_, err := u.WriteTo(b, net.UDPAddrFromAddrPort(to))
+	return err
 }
 
 func (u *Conn) writeLoop() {
@@ -144,7 +168,7 @@ func (u *Conn) ReadLoop(handle func(b []byte, from netip.AddrPort)) error {
 	if u.batch == nil {
 		buf := make([]byte, 64<<10)
 		for {
-			n, from, err := u.ReadFromUDPAddrPort(buf)
+			n, from, err := u.readOne(buf)
 			if err != nil {
 				if errors.Is(err, net.ErrClosed) {
 					return err
@@ -176,11 +200,30 @@ func (u *Conn) ReadLoop(handle func(b []byte, from netip.AddrPort)) error {
 	}
 }
 
+// errNotUDP reports a datagram whose source is no UDP address.
+var errNotUDP = errors.New("source is not a UDP address")
+
+// readOne reads one datagram without batching.
+func (u *Conn) readOne(b []byte) (int, netip.AddrPort, error) {
+	if u.ap != nil {
+		return u.ap.ReadFromUDPAddrPort(b)
+	}
+	n, addr, err := u.ReadFrom(b)
+	if err != nil {
+		return n, netip.AddrPort{}, err
+	}
+	ua, ok := addr.(*net.UDPAddr)
+	if !ok {
+		return 0, netip.AddrPort{}, errNotUDP
+	}
+	return n, ua.AddrPort(), nil
+}
+
 func unmap(a netip.AddrPort) netip.AddrPort { return netip.AddrPortFrom(a.Addr().Unmap(), a.Port()) }
 
 // Close closes the socket and stops the writer.
 func (u *Conn) Close() error {
-	err := u.UDPConn.Close()
+	err := u.PacketConn.Close()
 	u.once.Do(func() { close(u.done) })
 	u.wg.Wait()
 	return err

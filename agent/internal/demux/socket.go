@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strconv"
 	"sync"
 	"sync/atomic"
 
@@ -43,29 +44,47 @@ type Socket struct {
 	done chan struct{}
 }
 
+// ListenFunc opens a UDP socket; it has net.ListenPacket's signature.
+type ListenFunc func(network, address string) (net.PacketConn, error)
+
 // Listen opens the socket on port (0: ephemeral). IPv4 is the default:
 // routers' uplinks and relays are IPv4 first, and only an AF_INET socket
 // gets batched I/O (see package udpio). Set dualStack to reach IPv6 relays.
 func Listen(port int, dualStack bool) (*Socket, error) {
+	return ListenWith(nil, port, dualStack)
+}
+
+// ListenWith is Listen with the socket opened by listen (nil:
+// net.ListenPacket); tests pass a simulated network's (internal/netsim).
+func ListenWith(listen ListenFunc, port int, dualStack bool) (*Socket, error) {
 	network := "udp4"
 	if dualStack {
 		network = "udp"
 	}
-	uc, err := net.ListenUDP(network, &net.UDPAddr{Port: port})
+	if listen == nil {
+		listen = net.ListenPacket
+	}
+	pc, err := listen(network, ":"+strconv.Itoa(port))
 	if err != nil {
 		return nil, fmt.Errorf("listen %s :%d: %w", network, port, err)
 	}
-	// Room for bursts while KCP's reader catches up; the kernel caps it.
-	_ = uc.SetReadBuffer(4 << 20)
-	_ = uc.SetWriteBuffer(4 << 20)
-	s := &Socket{conn: udpio.New(uc), owners: make(map[uint32]Handler), remotes: make(map[uint32]Handler), done: make(chan struct{})}
+	if uc, ok := pc.(*net.UDPConn); ok {
+		// Room for bursts while KCP's reader catches up; the kernel caps it.
+		_ = uc.SetReadBuffer(4 << 20)
+		_ = uc.SetWriteBuffer(4 << 20)
+	}
+	s := &Socket{conn: udpio.New(pc), owners: make(map[uint32]Handler), remotes: make(map[uint32]Handler), done: make(chan struct{})}
 	go s.readLoop()
 	return s, nil
 }
 
 // LocalAddr returns the socket's address.
 func (s *Socket) LocalAddr() netip.AddrPort {
-	return s.conn.LocalAddr().(*net.UDPAddr).AddrPort()
+	if ua, ok := s.conn.LocalAddr().(*net.UDPAddr); ok {
+		return ua.AddrPort()
+	}
+	ap, _ := netip.ParseAddrPort(s.conn.LocalAddr().String())
+	return ap
 }
 
 // Register routes datagrams carrying index to h until Unregister.
