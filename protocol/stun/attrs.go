@@ -3,6 +3,7 @@ package stun
 import (
 	"encoding/binary"
 	"fmt"
+	"strings"
 )
 
 // AttrType is an attribute type (RFC 8489 §14, registry in §18.3). Types
@@ -203,12 +204,13 @@ func (m *Message) fixed(t AttrType, n int) ([]byte, error) {
 
 // text decodes a text value no longer than maxTextBytes. It does not
 // insist on UTF-8: the text is for logs, and a server that gets it wrong
-// still gives a usable answer.
+// still gives a usable answer. Trailing NULs go: coturn 4.6.1 pads its
+// reason phrases with NULs and counts them in the length.
 func text(t AttrType, v []byte) (string, error) {
 	if len(v) > maxTextBytes {
 		return "", fmt.Errorf("%v: %d bytes of text: %w", t, len(v), ErrMalformed)
 	}
-	return string(v), nil
+	return strings.TrimRight(string(v), "\x00"), nil
 }
 
 // clip cuts s to maxTextRunes characters (RFC 8489 §14.8, §14.14; an
