@@ -87,8 +87,8 @@ func TestCoturnInterop(t *testing.T) {
 			}
 			m := p.build(NewTxID(), second.LocalAddr().(*net.UDPAddr).AddrPort().Port())
 			e := exchange{Name: p.name, Client: client.LocalAddr().(*net.UDPAddr).AddrPort(), Server: server, Request: Append(nil, m)}
-			recv := client
-			if _, err := m.ResponsePort(); err == nil && p.name == "response-port" {
+			recv := client // RESPONSE-PORT moves a success, not an error
+			if _, err := m.ResponsePort(); err == nil && wantError(m) == 0 {
 				recv = second
 			}
 			e.To = recv.LocalAddr().(*net.UDPAddr).AddrPort()
@@ -120,7 +120,8 @@ type coturn struct {
 // two ports so that it does RFC 5780, and stops it when the test ends.
 func startCoturn(t *testing.T, bin string, port uint16) *coturn {
 	dir := t.TempDir()
-	out, _ := exec.Command(bin, "--version").Output()
+	ctx, cancel := context.WithTimeout(context.Background(), coturnRunTimeout)
+	out, _ := exec.CommandContext(ctx, bin, "--version").Output()
 	c := &coturn{
 		version: strings.TrimSpace(string(out)),
 		primary: netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port),
@@ -136,10 +137,10 @@ func startCoturn(t *testing.T, bin string, port uint16) *coturn {
 	}
 	logf, err := os.Create(filepath.Join(dir, "turnserver.log"))
 	if err != nil {
+		cancel()
 		t.Fatal(err)
 	}
 	c.log = func() string { b, _ := os.ReadFile(logf.Name()); return string(b) }
-	ctx, cancel := context.WithTimeout(context.Background(), coturnRunTimeout)
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = dieWithParent()
@@ -147,9 +148,14 @@ func startCoturn(t *testing.T, bin string, port uint16) *coturn {
 		cancel()
 		t.Fatalf("start turnserver: %v", err)
 	}
+	// The waiter goroutine ends when turnserver does; Cleanup kills it
+	// and waits for both.
+	exited := make(chan struct{})
+	var waitErr error
+	go func() { waitErr = cmd.Wait(); close(exited) }()
 	t.Cleanup(func() {
 		cmd.Process.Kill()
-		cmd.Wait()
+		<-exited
 		cancel()
 		logf.Close()
 	})
@@ -163,7 +169,12 @@ func startCoturn(t *testing.T, bin string, port uint16) *coturn {
 			if err == nil {
 				break
 			}
-			if time.Now().After(deadline) || cmd.ProcessState != nil {
+			select {
+			case <-exited:
+				t.Fatalf("turnserver %v exited: %v\n%s", args, waitErr, c.log())
+			default:
+			}
+			if time.Now().After(deadline) {
 				t.Fatalf("turnserver %v never answered on %v: %v\n%s", args, to, err, c.log())
 			}
 		}
@@ -210,12 +221,13 @@ func listenUDP(t *testing.T) *net.UDPConn {
 	return c
 }
 
-// freePortPair finds a port p with p and p+1 free on both loopback IPs.
+// freePortPair finds a port p with p and p+1 free on both loopback IPs,
+// below Linux's ephemeral range (32768-60999) so no client socket takes it.
 // Another process can still take them before coturn binds; startCoturn
 // then fails loudly rather than talk to a stranger.
 func freePortPair(t *testing.T) uint16 {
 	for range 50 {
-		p := uint16(20000 + rand.IntN(30000))
+		p := uint16(20000 + rand.IntN(12000))
 		ok := true
 		for _, ip := range []string{"127.0.0.1", "127.0.0.2"} {
 			for _, port := range []uint16{p, p + 1} {

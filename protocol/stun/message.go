@@ -35,7 +35,7 @@ type Attr struct {
 //
 // Attrs keeps every attribute in wire order except FINGERPRINT, which
 // depends on the encoding; Fingerprint records that Parse found a valid one,
-// and makes Append compute a new one. Attributes that protect the bytes
+// and makes Append compute a new one. Attrs must not hold FINGERPRINT. Attributes that protect the bytes
 // before them (MESSAGE-INTEGRITY, RFC 8489 §14.5) are kept but not checked.
 type Message struct {
 	Type        Type

@@ -50,8 +50,10 @@ func TestType(t *testing.T) {
 			}
 		})
 	}
-	if s := TypeBindingSuccess.String(); s != "binding success" {
-		t.Errorf("String: got %q", s)
+	for typ, want := range map[Type]string{TypeBindingSuccess: "binding success", 0x0103: "method 0x003 success"} {
+		if s := typ.String(); s != want {
+			t.Errorf("String: got %q, want %q", s, want)
+		}
 	}
 }
 
