@@ -7,7 +7,6 @@
 package demux
 
 import (
-	"encoding/binary"
 	"fmt"
 	"net"
 	"net/netip"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/pinhole/pinhole/internal/udpio"
 	"github.com/pinhole/pinhole/protocol"
+	"github.com/pinhole/pinhole/protocol/stun"
 )
 
 // Handler receives one datagram. b is only valid during the call; handlers
@@ -134,19 +134,13 @@ func (s *Socket) Close() error {
 	return err
 }
 
-// isSTUN checks the two fixed parts of a STUN header: the top two bits are
-// zero and bytes 4-7 hold the magic cookie (RFC 8489 §5, §6).
-func isSTUN(b []byte) bool {
-	return len(b) >= 20 && b[0]&0xC0 == 0 && binary.BigEndian.Uint32(b[4:8]) == 0x2112A442
-}
-
 func (s *Socket) readLoop() {
 	defer close(s.done)
 	s.conn.ReadLoop(s.dispatch)
 }
 
 func (s *Socket) dispatch(b []byte, from netip.AddrPort) {
-	if isSTUN(b) {
+	if stun.Is(b) {
 		s.mu.RLock()
 		h := s.stun
 		s.mu.RUnlock()

@@ -1,0 +1,7 @@
+//go:build !linux
+
+package stun
+
+import "syscall"
+
+func dieWithParent() *syscall.SysProcAttr { return nil }
