@@ -41,6 +41,7 @@ func TestProtocolFloors(t *testing.T) {
 		allowed []string // import path prefixes allowed beyond std
 	}{
 		{"protocol", []string{module + "/protocol"}},
+		{"protocol/stun", []string{module + "/protocol/stun"}},
 		{"protocol/secure", []string{module + "/protocol", "golang.org/x/crypto", "golang.org/x/sys/cpu"}},
 	}
 	for _, c := range cases {
