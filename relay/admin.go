@@ -56,6 +56,8 @@ func (r *Relay) Status() Status {
 		"handshake_dropped": r.stats.HandshakeDropped.Load(),
 		"handshake_junk":    r.stats.HandshakeJunk.Load(),
 		"cookies_sent":      r.stats.CookiesSent.Load(),
+		"stun_requests":     r.stun.requests.Load(),
+		"stun_dropped":      r.stun.dropped.Load(),
 	}}
 	for _, s := range r.liveSessions() {
 		if s.pc != nil {

@@ -12,7 +12,10 @@ import (
 // Config is the relay's runtime configuration. cmd/pinhole builds it from
 // relay.yaml; tests build it directly.
 type Config struct {
-	Listen       string // host:port, UDP and TCP
+	Listen string // host:port, UDP and TCP
+	// AltListen is another IP of this host and another port (IP:port):
+	// with it the relay answers RFC 5780 NAT behaviour discovery.
+	AltListen    string
 	PrivateKey   secure.PrivateKey
 	Bind         string        // IP the exposed ports listen on ("" = all)
 	Admin        string        // status endpoint, loopback; "" = off

@@ -33,6 +33,7 @@ type Relay struct {
 	replay secure.Replay
 	macs   atomic.Pointer[secure.MACChecker] // follows the private key across reloads
 	drops  dropLog
+	stun   *stunServer
 
 	udp     net.PacketConn // the UDP socket: uio, which Run closes
 	uio     *udpio.Conn    // reads and writes, batched on a real socket
@@ -127,10 +128,16 @@ func New(cfg *Config, log *slog.Logger) (*Relay, error) {
 	}
 	r.uio = udpio.New(uc)
 	r.udp, r.tcp = r.uio, tl
+	if r.stun, err = newSTUNServer(r, cfg); err != nil {
+		r.uio.Close()
+		r.tcp.Close()
+		return nil, err
+	}
 	if cfg.Admin != "" {
 		if r.admin, err = listenAdmin(cfg.Admin); err != nil {
 			r.uio.Close() // the socket and, on a real one, the writer
 			r.tcp.Close()
+			r.stun.close()
 			return nil, err
 		}
 	}
@@ -198,6 +205,7 @@ func (r *Relay) Run(ctx context.Context) error {
 	wg.Go(func() { r.acceptTCP(ctx) })
 	wg.Go(func() { r.refill(ctx) })
 	wg.Go(func() { r.handshakeWorker(ctx) })
+	r.stun.serveAlt(ctx, &wg)
 	if r.admin != nil {
 		wg.Go(func() { r.serveAdmin(ctx) })
 	}
@@ -226,6 +234,7 @@ func (r *Relay) Run(ctx context.Context) error {
 	}
 	bye.Wait()
 	r.udp.Close()
+	r.stun.close()
 	wg.Wait()
 	r.sessions.Wait()
 	r.log.Info("relay stopped")
@@ -246,6 +255,7 @@ func (r *Relay) refill(ctx context.Context) {
 			r.cookieTokens.Store(cookiesPerSecond)
 			r.limiter.sweep(now)
 			r.drops.sweep(now)
+			r.stun.sweep(now)
 		}
 	}
 }

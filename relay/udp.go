@@ -6,6 +6,7 @@ import (
 
 	"github.com/pinhole/pinhole/internal/link"
 	"github.com/pinhole/pinhole/protocol"
+	"github.com/pinhole/pinhole/protocol/stun"
 )
 
 // readUDP is the only reader of the UDP socket: handshakes are answered
@@ -16,6 +17,10 @@ func (r *Relay) readUDP(ctx context.Context) {
 }
 
 func (r *Relay) handleDatagram(ctx context.Context, b []byte, from netip.AddrPort) {
+	if stun.Is(b) {
+		r.stun.handle(b, from, 0)
+		return
+	}
 	t, err := protocol.Classify(b)
 	if err != nil || len(b) > protocol.MaxDatagram+64 {
 		r.stats.Malformed.Add(1)
