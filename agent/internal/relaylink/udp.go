@@ -20,6 +20,7 @@ func (d *Dialer) dialUDP(ctx context.Context, t Target, addr netip.AddrPort, wai
 	refused := make(chan protocol.Refuse, 1)
 	var pcp atomic.Pointer[link.PacketConn]
 	var connp atomic.Pointer[Conn]
+	var lost atomic.Bool // the relay lost our session: said and closed once
 	handler := func(typ protocol.Type, b []byte, from netip.AddrPort) {
 		switch typ {
 		case protocol.TypeHandshakeResp:
@@ -40,9 +41,12 @@ func (d *Dialer) dialUDP(ctx context.Context, t Target, addr netip.AddrPort, wai
 			}
 			if c := connp.Load(); c != nil && r.Code == protocol.RefuseUnknownSession {
 				// The relay lost our session (restart, expiry): reconnect
-				// now instead of waiting for heartbeats to time out.
-				d.Log.Info("relay does not know our session, reconnecting", "relay", t.Address)
-				go c.Close()
+				// now instead of waiting for heartbeats to time out. Every
+				// packet in flight draws its own Refuse: act on the first.
+				if lost.CompareAndSwap(false, true) {
+					d.Log.Info("relay does not know our session, reconnecting", "relay", t.Address)
+					go c.Close()
+				}
 				return
 			}
 			select {
