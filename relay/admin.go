@@ -54,6 +54,7 @@ func (r *Relay) Status() Status {
 		"replaced":          r.stats.Replaced.Load(),
 		"pending_discarded": r.stats.PendingDiscarded.Load(),
 		"handshake_dropped": r.stats.HandshakeDropped.Load(),
+		"duplicate_key":     r.stats.DuplicateKey.Load(),
 	}}
 	for _, s := range r.liveSessions() {
 		as := AgentStatus{Name: s.entry.Load().Name, Transport: string(s.transport), Addr: s.addr.String(),

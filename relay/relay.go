@@ -44,6 +44,7 @@ type Relay struct {
 	pending  map[secure.PublicKey]int
 	ports    map[portKey]*session
 	sessions sync.WaitGroup
+	dups     dupTracker
 
 	refuseTokens atomic.Int64 // Refuse datagrams left this second
 	handshakes   chan initMsg // UDP handshakes waiting for the handshake worker
@@ -69,6 +70,7 @@ type Stats struct {
 	Replaced         atomic.Uint64 // sessions closed by a newer one
 	PendingDiscarded atomic.Uint64 // unconfirmed sessions dropped
 	HandshakeDropped atomic.Uint64 // handshake queue full (a flood)
+	DuplicateKey     atomic.Uint64 // sessions closed or refused because two agents share a key
 }
 
 const (

@@ -3,6 +3,7 @@ package relay
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/netip"
@@ -71,7 +72,9 @@ func (s *session) run(ctx context.Context) {
 	s.link.Mux.SetDeadline(time.Time{})
 	s.ctrl = ctrl
 	s.confirmed.Store(true)
-	s.r.activate(s)
+	if !s.r.activate(s) {
+		return
+	}
 
 	ctrl.SetReadDeadline(time.Now().Add(10 * time.Second))
 	m, err := protocol.ReadMessage(ctrl)
@@ -199,22 +202,43 @@ func (s *session) shutdown(reason string) {
 
 // activate makes s the live session of its key; an older one is closed
 // first (its ports freed), so two sessions never hold the same agent's ports.
-func (r *Relay) activate(s *session) {
+// When two agents share the key (see dupTracker), a newcomer does not
+// displace a healthy session: it is told why and closed, and activate
+// returns false.
+func (r *Relay) activate(s *session) bool {
+	now := time.Now()
 	r.mu.Lock()
 	if r.pending[s.key] > 0 {
 		r.pending[s.key]--
 	}
 	old := r.live[s.key]
+	if old != nil && old != s && !sameAgentAddr(old.peer(), s.peer()) && old.healthy(now) && r.dups.flagged(s.key, now) {
+		r.mu.Unlock()
+		r.stats.DuplicateKey.Add(1)
+		s.log.Debug("second agent with the same key refused", "addr", s.peer(), "live", old.peer())
+		s.notifyAndClose(noticeDuplicateKey(s.peer(), old.peer()))
+		return false
+	}
 	r.live[s.key] = s
 	r.mu.Unlock()
 	if old != nil && old != s {
 		r.stats.Replaced.Add(1)
+		n := protocol.Notice{Code: protocol.NoticeReplaced, Text: "a newer session with the same key connected"}
+		if dup, first := r.dups.replaced(s.key, old.peer(), s.peer(), now); dup {
+			r.stats.DuplicateKey.Add(1)
+			n = noticeDuplicateKey(old.peer(), s.peer())
+			if first {
+				r.log.Warn(fmt.Sprintf("two agents appear to use the key of %s (addresses %s and %s); keeping one", s.entry.Load().Name, old.peer(), s.peer()),
+					"agent", s.entry.Load().Name, "key", s.key.String())
+			}
+		}
 		old.log.Info("session replaced by a newer one", "addr", s.addr)
-		old.notifyAndClose(protocol.Notice{Code: protocol.NoticeReplaced, Text: "a newer session with the same key connected"})
+		old.notifyAndClose(n)
 		// The old session may have been closing already (notifyAndClose
 		// then returns at once): wait until its ports are free.
 		<-old.done
 	}
+	return true
 }
 
 // release forgets s in every map.
