@@ -127,7 +127,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	cfg := a.cfg.Load()
 	a.log.Info("agent up", "name", cfg.Name, "udp", a.sock.LocalAddr(), "relays", len(cfg.Relays), "exposures", len(cfg.Expose))
 	var b backoff
-	first := 0 // index of the relay tried first in the next round
+	first := 0                         // index of the relay tried first in the next round
+	unreachable := map[string]string{} // relay address -> its last logged dial error
 	for ctx.Err() == nil {
 		cfg := a.cfg.Load()
 		served := false
@@ -144,10 +145,18 @@ func (a *Agent) Run(ctx context.Context) error {
 			if err != nil {
 				if ctx.Err() == nil {
 					a.state.setError(err)
-					a.log.Warn("relay unreachable", "relay", r.Address, "err", err)
+					// Retries come every second or two in an outage:
+					// say what changed, not every repeat.
+					if unreachable[r.Address] != err.Error() {
+						unreachable[r.Address] = err.Error()
+						a.log.Warn("relay unreachable", "relay", r.Address, "err", err)
+					} else {
+						a.log.Debug("relay still unreachable", "relay", r.Address, "err", err)
+					}
 				}
 				continue
 			}
+			delete(unreachable, r.Address)
 			end := a.serve(ctx, conn, i)
 			served = true
 			switch end.why {
@@ -168,7 +177,11 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		wait := b.next(time.Now(), cfg.reconnectMax())
 		if !served {
-			a.log.Info("retrying relays", "in", wait.Round(time.Millisecond))
+			lvl := slog.LevelDebug
+			if wait >= 5*time.Second { // a long wait is news; 1-2 s outage retries are not
+				lvl = slog.LevelInfo
+			}
+			a.log.Log(ctx, lvl, "retrying relays", "in", wait.Round(time.Millisecond))
 		}
 		select {
 		case <-ctx.Done():
