@@ -68,9 +68,9 @@ func (a *Agent) serve(ctx context.Context, conn *relaylink.Conn, idx int) linkEn
 	})
 	defer stop()
 
-	var why atomic.Int32 // an endReason; the first to end the link sets it
+	var why atomic.Int32 // 1 + the endReason of the first to end the link (0: none yet)
 	end := func(r endReason) {
-		why.CompareAndSwap(int32(endClosed), int32(r))
+		why.CompareAndSwap(0, int32(r)+1)
 		cancel()
 	}
 	replies := make(chan bool, 1)
@@ -90,7 +90,7 @@ func (a *Agent) serve(ctx context.Context, conn *relaylink.Conn, idx int) linkEn
 	if ctx.Err() == nil {
 		log.Warn("relay link lost", "reason", a.state.lastNotice())
 	}
-	return linkEnd{registered: true, lived: time.Since(start), why: endReason(why.Load())}
+	return linkEnd{registered: true, lived: time.Since(start), why: endReason(max(0, why.Load()-1))}
 }
 
 // control serialises writes on the control stream.
