@@ -35,8 +35,9 @@ type session struct {
 	ctrlMu sync.Mutex // serialises control writes
 	ctrl   *smux.Stream
 
-	expMu     sync.Mutex // guards exposures
+	expMu     sync.Mutex // guards exposures and refused
 	exposures map[string]*exposure
+	refused   map[string]protocol.Status // the last refusal logged per exposure name
 
 	confirmed atomic.Bool
 	noticed   atomic.Bool // a goodbye notice was sent

@@ -12,38 +12,55 @@ import (
 	"github.com/pinhole/pinhole/protocol"
 )
 
-// TestPortInUseRetried: another process holds the exposure's public port
-// on the relay host; the exposure is refused, and comes up by itself
-// (no SIGHUP) within seconds of the port becoming free.
+// TestPortInUseRetried: another process on the relay host, or another
+// agent, holds the exposure's public port; the exposure is refused, and
+// comes up by itself (no SIGHUP) within seconds of the port becoming free.
 func TestPortInUseRetried(t *testing.T) {
-	port := testenv.FreePort(t)
-	squatter, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(int(port)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer squatter.Close()
-	rcfg := testenv.RelayConfig(t, "127.0.0.1:0")
-	acfg := testenv.AgentConfig(t, "", rcfg.PrivateKey, agent.Exposure{Name: "web", Proto: protocol.ProtoTCP, Local: testenv.EchoTCP(t), RemotePort: port})
-	testenv.Allow(rcfg, acfg, port)
-	r, _, _ := testenv.StartRelay(t, rcfg)
-	acfg.Relays[0].Address = r.Addr().String()
-	a, alog, _ := testenv.StartAgent(t, acfg)
-	refused := func() bool {
-		ex := a.Status().Exposures
-		return len(ex) == 1 && ex[0].Status == protocol.StatusPortInUse.String()
-	}
-	testenv.WaitFor(t, 10*time.Second, "exposure refused: port in use", refused)
-	time.Sleep(2 * time.Second) // a few retries while the port stays taken
-	t.Logf("agent status while refused: %+v", a.Status().Exposures)
-	squatter.Close()
-	freed := time.Now()
-	d, ok := waitEchoes("127.0.0.1", port, 15*time.Second)
-	t.Logf("freed port picked up after %v", d.Round(10*time.Millisecond))
-	if !ok || d > 10*time.Second {
-		t.Fatalf("exposure not up %v after the port was freed; agent log:\n%s", time.Since(freed).Round(time.Millisecond), tail(alog.String(), 20))
-	}
-	if n := strings.Count(alog.String(), "exposure refused by relay"); n > 1 {
-		t.Errorf("agent logged the same refusal %d times, want once", n)
+	for _, holder := range []string{"process", "agent"} {
+		t.Run(holder, func(t *testing.T) {
+			port := testenv.FreePort(t)
+			rcfg := testenv.RelayConfig(t, "127.0.0.1:0")
+			acfg := testenv.AgentConfig(t, "", rcfg.PrivateKey, agent.Exposure{Name: "web", Proto: protocol.ProtoTCP, Local: testenv.EchoTCP(t), RemotePort: port})
+			other := testenv.AgentConfig(t, "", rcfg.PrivateKey, agent.Exposure{Name: "squat", Proto: protocol.ProtoTCP, Local: testenv.EchoTCP(t), RemotePort: port})
+			other.Name = "router2"
+			testenv.Allow(rcfg, acfg, port)
+			testenv.Allow(rcfg, other, port)
+			r, rlog, _ := testenv.StartRelay(t, rcfg)
+			acfg.Relays[0].Address, other.Relays[0].Address = r.Addr().String(), r.Addr().String()
+			var free func()
+			if holder == "process" {
+				squatter, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(int(port)))
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer squatter.Close()
+				free = func() { squatter.Close() }
+			} else {
+				_, _, stop := testenv.StartAgent(t, other)
+				testenv.WaitFor(t, 10*time.Second, "other agent holds the port", func() bool { return testenv.Exposed(r, "squat") })
+				free = stop
+			}
+			a, alog, _ := testenv.StartAgent(t, acfg)
+			refused := func() bool {
+				ex := a.Status().Exposures
+				return len(ex) == 1 && ex[0].Status == protocol.StatusPortInUse.String()
+			}
+			testenv.WaitFor(t, 10*time.Second, "exposure refused: port in use", refused)
+			time.Sleep(2 * time.Second) // a few retries while the port stays taken
+			t.Logf("agent status while refused: %+v", a.Status().Exposures)
+			free()
+			d, ok := waitEchoes("127.0.0.1", port, 15*time.Second)
+			t.Logf("freed port picked up after %v", d.Round(10*time.Millisecond))
+			if !ok || d > 10*time.Second {
+				t.Fatalf("exposure not up %v after the port was freed; agent log:\n%s", d, tail(alog.String(), 20))
+			}
+			if n := strings.Count(alog.String(), "exposure refused by relay"); n > 1 {
+				t.Errorf("agent logged the same refusal %d times, want once", n)
+			}
+			if n := strings.Count(rlog.String(), "level=WARN msg=\"exposure refused\""); n > 1 {
+				t.Errorf("relay logged the same refusal %d times at warn, want once", n)
+			}
+		})
 	}
 }
 
