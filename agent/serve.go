@@ -69,28 +69,33 @@ func (a *Agent) serve(ctx context.Context, conn *relaylink.Conn, idx int) linkEn
 	defer stop()
 
 	var why atomic.Int32 // 1 + the endReason of the first to end the link (0: none yet)
-	end := func(r endReason) {
+	finish := func(r endReason) {
 		why.CompareAndSwap(0, int32(r)+1)
 		cancel()
 	}
 	replies := make(chan bool, 1)
 	var wg sync.WaitGroup
-	wg.Go(func() { end(a.readControl(lctx, c, conn, replies, log)) })
-	wg.Go(func() { end(a.heartbeat(lctx, c, conn, log)) })
+	wg.Go(func() { finish(a.readControl(lctx, c, conn, replies, log)) })
+	wg.Go(func() { finish(a.heartbeat(lctx, c, conn, log)) })
 	wg.Go(func() { a.acceptStreams(lctx, conn.Mux, log); cancel() })
 	wg.Go(func() { a.watchReload(lctx, c) })
 	wg.Go(func() { a.retryRefused(lctx, c, replies, log) })
 	tcpFallback := conn.Transport == link.TCP && cfg.Transport == TransportAuto
 	if tcpFallback || (idx > 0 && cfg.Transport != TransportTCP) {
-		wg.Go(func() { end(a.probeUDP(lctx, conn, idx, log)) })
+		wg.Go(func() { finish(a.probeUDP(lctx, conn, idx, log)) })
 	}
 	wg.Wait()
 	conn.Close()
 	a.state.disconnected()
+	end := linkEnd{registered: true, lived: time.Since(start), why: endReason(max(0, why.Load()-1))}
 	if ctx.Err() == nil {
-		log.Warn("relay link lost", "reason", a.state.lastNotice())
+		lvl := slog.LevelWarn
+		if end.why == endDuplicate {
+			lvl = slog.LevelDebug // readControl said it once, at Error level
+		}
+		log.Log(ctx, lvl, "relay link lost", "reason", a.state.lastNotice())
 	}
-	return linkEnd{registered: true, lived: time.Since(start), why: endReason(max(0, why.Load()-1))}
+	return end
 }
 
 // control serialises writes on the control stream.
@@ -170,7 +175,7 @@ func (a *Agent) readControl(ctx context.Context, c *control, conn *relaylink.Con
 				if a.dupWarned.CompareAndSwap(false, true) {
 					log.Error("another agent uses this agent's key: the relay keeps one of them; give each agent its own key (pinhole keygen)", "reason", m.Text)
 				} else {
-					log.Debug("relay refused: another agent uses this agent's key", "reason", m.Text)
+					log.Debug("relay refused the link again: duplicate key", "reason", m.Text)
 				}
 				return endDuplicate
 			}

@@ -40,6 +40,7 @@ type session struct {
 	refused   map[string]protocol.Status // the last refusal logged per exposure name
 
 	confirmed atomic.Bool
+	twin      atomic.Bool // refused: another agent holds the key (closed quietly)
 	noticed   atomic.Bool // a goodbye notice was sent
 	lastMsg   atomic.Int64
 	hello     atomic.Pointer[protocol.Hello]
@@ -196,7 +197,11 @@ func (s *session) shutdown(reason string) {
 		s.r.release(s)
 		close(s.done)
 		if s.confirmed.Load() {
-			s.log.Info("agent disconnected", "reason", reason, "connected_for", time.Since(s.started).Round(time.Second))
+			lvl := slog.LevelInfo
+			if s.twin.Load() {
+				lvl = slog.LevelDebug // the duplicate key was logged once; the twin retries every reconnect_max
+			}
+			s.log.Log(context.Background(), lvl, "agent disconnected", "reason", reason, "connected_for", time.Since(s.started).Round(time.Second))
 		}
 	})
 }
@@ -217,6 +222,7 @@ func (r *Relay) activate(s *session) bool {
 		r.mu.Unlock()
 		r.stats.DuplicateKey.Add(1)
 		s.log.Debug("second agent with the same key refused", "addr", s.peer(), "live", old.peer())
+		s.twin.Store(true)
 		s.notifyAndClose(noticeDuplicateKey(s.peer(), old.peer()))
 		return false
 	}

@@ -71,7 +71,9 @@ func TestDuplicateKeySettles(t *testing.T) {
 	port := testenv.FreePort(t)
 	rcfg := testenv.RelayConfig(t, "127.0.0.1:0")
 	acfg := testenv.AgentConfig(t, "", rcfg.PrivateKey, agent.Exposure{Name: "web", Proto: protocol.ProtoTCP, Local: testenv.EchoTCP(t), RemotePort: port})
-	acfg.ReconnectMax = 30 * time.Second // the default
+	// Short, so the refused twin comes back several times in the test:
+	// the relay must keep refusing it, not let it replace the other.
+	acfg.ReconnectMax = 3 * time.Second
 	testenv.Allow(rcfg, acfg, port)
 	r, rlog, _ := testenv.StartRelay(t, rcfg)
 	acfg.Relays[0].Address = r.Addr().String()
@@ -82,17 +84,18 @@ func TestDuplicateKeySettles(t *testing.T) {
 	_, alog2, _ := testenv.StartAgent(t, &twin)
 
 	time.Sleep(10 * time.Second) // detection and settling
-	before := r.Counters()["replaced"]
+	c0 := r.Counters()
 	time.Sleep(10 * time.Second)
-	after := r.Counters()["replaced"]
-	t.Logf("replacements: %d in the first 10 s, %d in the next 10 s", before, after-before)
-	if after != before {
-		t.Errorf("agents still replace each other: %d replacements in 10 s after settling", after-before)
+	c1 := r.Counters()
+	t.Logf("replacements: %d in the first 10 s, %d in the next 10 s; twin refused %d times in those 10 s",
+		c0["replaced"], c1["replaced"]-c0["replaced"], c1["duplicate_key"]-c0["duplicate_key"])
+	if c1["replaced"] != c0["replaced"] {
+		t.Errorf("agents still replace each other: %d replacements in 10 s after settling", c1["replaced"]-c0["replaced"])
 	}
 	if !strings.Contains(rlog.String(), "two agents appear to use the key") {
 		t.Error("relay log does not name the duplicate key")
 	}
-	const agentLine = "another agent uses this agent's key"
+	const agentLine = "level=ERROR msg=\"another agent uses this agent's key"
 	if !strings.Contains(alog1.String()+alog2.String(), agentLine) {
 		t.Error("no agent log names the duplicate key")
 	}
