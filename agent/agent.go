@@ -11,7 +11,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"net/netip"
 	"sync"
@@ -39,6 +38,8 @@ type Agent struct {
 	adminLn  net.Listener
 	streams  sync.WaitGroup
 	state    state
+	// dupWarned: the relay's "another agent uses this key" was logged.
+	dupWarned atomic.Bool
 }
 
 // New checks cfg and opens the agent's local sockets (the UDP socket and
@@ -125,41 +126,67 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	cfg := a.cfg.Load()
 	a.log.Info("agent up", "name", cfg.Name, "udp", a.sock.LocalAddr(), "relays", len(cfg.Relays), "exposures", len(cfg.Expose))
-	backoff := time.Second
+	var b backoff
+	first := 0                         // index of the relay tried first in the next round
+	unreachable := map[string]string{} // relay address -> its last logged dial error
 	for ctx.Err() == nil {
 		cfg := a.cfg.Load()
 		served := false
-		for _, r := range cfg.Relays {
+		n := len(cfg.Relays)
+		from := 0
+		if n > 0 {
+			from = first % n
+		}
+		first = 0 // after this round the list's order holds again: the first relay is preferred
+		for k := range n {
+			i := (from + k) % n
+			r := cfg.Relays[i]
 			conn, err := a.dial(ctx, cfg, r)
 			if err != nil {
 				if ctx.Err() == nil {
 					a.state.setError(err)
-					a.log.Warn("relay unreachable", "relay", r.Address, "err", err)
+					// Retries come every second or two in an outage:
+					// say what changed, not every repeat.
+					if unreachable[r.Address] != err.Error() {
+						unreachable[r.Address] = err.Error()
+						a.log.Warn("relay unreachable", "relay", r.Address, "err", err)
+					} else {
+						a.log.Debug("relay still unreachable", "relay", r.Address, "err", err)
+					}
 				}
 				continue
 			}
-			start := time.Now()
-			a.serve(ctx, conn)
+			delete(unreachable, r.Address)
+			end := a.serve(ctx, conn, i)
 			served = true
-			if time.Since(start) > 10*time.Second {
-				backoff = 0 // it worked for a while: reconnect at once
+			switch end.why {
+			case endSilent:
+				first = i + 1 // fail over: the silent relay is tried last
+			case endUDP:
+				first = i // back to udp on the same relay
 			}
-			break // after a link ends, start again from the first relay
+			if end.why == endDuplicate {
+				b.holdOff(cfg.reconnectMax())
+			} else if end.registered {
+				b.linkLost(time.Now(), end.lived)
+			}
+			break
 		}
 		if ctx.Err() != nil {
 			break
 		}
-		// A short random pause even for an immediate retry, so agents
-		// dropped together by a relay restart do not return in lockstep.
-		wait := jitter(backoff) + time.Duration(rand.Int64N(int64(250*time.Millisecond)))
+		wait := b.next(time.Now(), cfg.reconnectMax())
 		if !served {
-			a.log.Info("retrying relays", "in", wait.Round(time.Millisecond))
+			lvl := slog.LevelDebug
+			if wait >= 5*time.Second { // a long wait is news; 1-2 s outage retries are not
+				lvl = slog.LevelInfo
+			}
+			a.log.Log(ctx, lvl, "retrying relays", "in", wait.Round(time.Millisecond))
 		}
 		select {
 		case <-ctx.Done():
 		case <-time.After(wait):
 		}
-		backoff = min(max(2*backoff, time.Second), cfg.reconnectMax())
 	}
 	a.streams.Wait()
 	wg.Wait()
@@ -183,10 +210,4 @@ func (a *Agent) dial(ctx context.Context, cfg *Config, r Relay) (*relaylink.Conn
 
 func (a *Agent) dialer(cfg *Config) *relaylink.Dialer {
 	return &relaylink.Dialer{Key: cfg.PrivateKey, Socket: a.sock, Tuning: cfg.Tuning, Log: a.log, UDPWait: cfg.UDPWait, Now: cfg.Clock}
-}
-
-// jitter spreads d by ±20% so a fleet of agents behind one relay restart
-// does not reconnect in lockstep.
-func jitter(d time.Duration) time.Duration {
-	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
 }

@@ -63,24 +63,3 @@ type Exposure struct {
 	IdleTimeout   time.Duration // UDP flows (default 60s)
 	MaxFlows      int           // UDP flows at once (default 256)
 }
-
-func (c *Config) heartbeat() time.Duration {
-	if c.Heartbeat > 0 {
-		return c.Heartbeat
-	}
-	return 15 * time.Second
-}
-
-func (c *Config) reconnectMax() time.Duration {
-	if c.ReconnectMax > 0 {
-		return c.ReconnectMax
-	}
-	return 30 * time.Second
-}
-
-func (c *Config) udpProbe() time.Duration {
-	if c.UDPProbe > 0 {
-		return c.UDPProbe
-	}
-	return time.Minute
-}

@@ -2,8 +2,10 @@ package agent
 
 import (
 	"context"
+	"log/slog"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pinhole/pinhole/agent/internal/expose"
@@ -13,31 +15,47 @@ import (
 	"github.com/xtaci/smux"
 )
 
-// missedHeartbeats is how many heartbeat intervals without any answer from
-// the relay end a link. Three tolerates two lost round trips on a lossy
-// uplink while still noticing a dead relay within a minute at 15s.
-const missedHeartbeats = 3
+// linkEnd says how a link ended, for the reconnect policy in Run.
+type linkEnd struct {
+	registered bool // Hello and Register went out
+	lived      time.Duration
+	why        endReason
+}
 
 // clockWarn is the clock difference to the relay worth a warning; smaller
 // ones are round-trip noise or ordinary drift.
 const clockWarn = 30 * time.Second
 
-// serve runs one link until it ends or ctx is done.
-func (a *Agent) serve(ctx context.Context, conn *relaylink.Conn) {
+// endReason is why a link ended; the first goroutine of serve to end the
+// link sets it.
+type endReason int32
+
+const (
+	endClosed    endReason = iota // the relay or the network closed it (Notice, Refuse, error)
+	endSilent                     // the relay stopped answering
+	endPrimary                    // the first relay of the list answers again
+	endUDP                        // udp works again (leaving the tcp fallback)
+	endDuplicate                  // the relay says another agent uses this agent's key
+)
+
+// serve runs one link, to the relay at index idx of the list, until it
+// ends or ctx is done.
+func (a *Agent) serve(ctx context.Context, conn *relaylink.Conn, idx int) linkEnd {
 	log := a.log.With("relay", conn.Target.Address, "transport", conn.Transport)
 	ctrl, err := conn.Mux.OpenStream()
 	if err != nil {
 		log.Warn("open control stream", "err", err)
 		conn.Close()
-		return
+		return linkEnd{}
 	}
 	cfg := a.cfg.Load()
-	c := &control{st: ctrl}
+	c := &control{st: ctrl, asked: make(chan struct{}, 1)}
 	if c.send(protocol.Hello{Name: cfg.Name, Software: Software, Heartbeat: cfg.heartbeat()}) != nil || c.send(registerMsg(cfg)) != nil {
 		log.Warn("relay link failed during registration")
 		conn.Close()
-		return
+		return linkEnd{}
 	}
+	start := time.Now()
 	a.state.connected(conn)
 	log.Info("connected to relay", "addr", conn.Addr, "observed", conn.Observed, "clock_offset", conn.ClockOffset.Round(time.Millisecond))
 	if conn.ClockOffset > clockWarn || conn.ClockOffset < -clockWarn {
@@ -60,26 +78,51 @@ func (a *Agent) serve(ctx context.Context, conn *relaylink.Conn) {
 	})
 	defer stop()
 
+	var why atomic.Int32 // 1 + the endReason of the first to end the link (0: none yet)
+	finish := func(r endReason) {
+		why.CompareAndSwap(0, int32(r)+1)
+		cancel()
+	}
+	replies := make(chan bool, 1)
 	var wg sync.WaitGroup
-	wg.Go(func() { a.readControl(lctx, c, conn, log); cancel() })
-	wg.Go(func() { a.heartbeat(lctx, c, conn, log); cancel() })
+	wg.Go(func() { finish(a.readControl(lctx, c, conn, replies, log)) })
+	wg.Go(func() { finish(a.heartbeat(lctx, c, conn, log)) })
 	wg.Go(func() { a.acceptStreams(lctx, conn.Mux, log); cancel() })
 	wg.Go(func() { a.watchReload(lctx, c) })
-	if conn.Transport == link.TCP && cfg.Transport == TransportAuto {
-		wg.Go(func() { a.probeUDP(lctx, conn, log); cancel() })
+	wg.Go(func() { a.retryRefused(lctx, c, replies, log) })
+	tcpFallback := conn.Transport == link.TCP && cfg.Transport == TransportAuto
+	if tcpFallback || (idx > 0 && cfg.Transport != TransportTCP) {
+		wg.Go(func() { finish(a.probeUDP(lctx, conn, idx, log)) })
 	}
 	wg.Wait()
 	conn.Close()
 	a.state.disconnected()
+	end := linkEnd{registered: true, lived: time.Since(start), why: endReason(max(0, why.Load()-1))}
 	if ctx.Err() == nil {
-		log.Warn("relay link lost", "reason", a.state.lastNotice())
+		lvl := slog.LevelWarn
+		if end.why == endDuplicate {
+			lvl = slog.LevelDebug // readControl said it once, at Error level
+		}
+		log.Log(ctx, lvl, "relay link lost", "reason", a.state.lastNotice())
 	}
+	return end
 }
 
 // control serialises writes on the control stream.
 type control struct {
-	mu sync.Mutex
-	st *smux.Stream
+	mu    sync.Mutex
+	st    *smux.Stream
+	asked chan struct{} // a request that expects an answer went out (for heartbeat)
+}
+
+// request sends a message the relay answers (a Register), so the heartbeat
+// notices at once if no answer comes.
+func (c *control) request(m protocol.Message) error {
+	select {
+	case c.asked <- struct{}{}:
+	default:
+	}
+	return c.send(m)
 }
 
 func (c *control) send(m protocol.Message) error {
@@ -98,25 +141,35 @@ func registerMsg(cfg *Config) protocol.Register {
 	return r
 }
 
-func (a *Agent) readControl(ctx context.Context, c *control, conn *relaylink.Conn, log interface {
-	Info(string, ...any)
-	Warn(string, ...any)
-}) {
+// readControl handles the relay's control messages until the link ends;
+// it says why it ended. replies gets, after every RegisterReply, whether
+// some exposure waits for a retry.
+func (a *Agent) readControl(ctx context.Context, c *control, conn *relaylink.Conn, replies chan bool, log *slog.Logger) endReason {
+	logged := map[string]protocol.ExposureStatus{} // log each exposure's verdict once per change
 	for {
 		m, err := protocol.ReadMessage(c.st)
 		if err != nil {
-			return
+			return endClosed
 		}
 		switch m := m.(type) {
 		case protocol.RegisterReply:
 			for _, st := range m.Statuses {
+				if prev, ok := logged[st.Name]; ok && prev == st {
+					continue
+				}
+				logged[st.Name] = st
 				if st.Status == protocol.StatusOK {
 					log.Info("exposure registered", "exposure", st.Name)
 				} else {
-					log.Warn("exposure refused by relay", "exposure", st.Name, "status", st.Status, "detail", st.Detail)
+					log.Warn("exposure refused by relay", "exposure", st.Name, "status", st.Status, "detail", st.Detail, "retry", retryable(st.Status))
 				}
 			}
 			a.state.setExposures(m.Statuses)
+			select {
+			case <-replies: // replace an unread older verdict
+			default:
+			}
+			replies <- a.state.refusedRetryable()
 		case protocol.Pong:
 			a.state.pong(time.Duration(time.Now().UnixNano()-m.SentNanos), m.Observed)
 		case protocol.Ping:
@@ -126,41 +179,18 @@ func (a *Agent) readControl(ctx context.Context, c *control, conn *relaylink.Con
 			// The relay is closing this link; leave now rather than
 			// wait for the silence to time out.
 			a.state.notice(m)
+			if m.Code == protocol.NoticeDuplicateKey {
+				// Two agents with one key replace each other on the
+				// relay; only the operator can fix it. Say so once.
+				if a.dupWarned.CompareAndSwap(false, true) {
+					log.Error("another agent uses this agent's key: the relay keeps one of them; give each agent its own key (pinhole keygen)", "reason", m.Text)
+				} else {
+					log.Debug("relay refused the link again: duplicate key", "reason", m.Text)
+				}
+				return endDuplicate
+			}
 			log.Warn("relay is closing the link", "reason", m.Text)
-			return
-		}
-	}
-}
-
-// heartbeat pings the relay every interval (with jitter) and ends the link
-// when nothing authenticated has arrived for missedHeartbeats intervals.
-// The pings also keep the NAT mapping of the agent's socket alive.
-func (a *Agent) heartbeat(ctx context.Context, c *control, conn *relaylink.Conn, log interface{ Warn(string, ...any) }) {
-	var seq uint32
-	start := time.Now()
-	first := true // ping at once: status shows the RTT from the start
-	for {
-		interval := a.cfg.Load().heartbeat()
-		wait := jitter(interval)
-		if first {
-			wait, first = 0, false
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(wait):
-		}
-		last := conn.LastReceive()
-		if last.Before(start) {
-			last = start // nothing received yet: count from the link's start
-		}
-		if silent := time.Since(last); silent > missedHeartbeats*interval {
-			log.Warn("relay silent, reconnecting", "silent", silent.Round(time.Second))
-			return
-		}
-		seq++
-		if err := c.send(protocol.Ping{Seq: seq, SentNanos: time.Now().UnixNano()}); err != nil {
-			return
+			return endClosed
 		}
 	}
 }
@@ -198,29 +228,43 @@ func (a *Agent) watchReload(ctx context.Context, c *control) {
 		case <-ctx.Done():
 			return
 		case <-a.reload:
-			c.send(registerMsg(a.cfg.Load()))
+			c.request(registerMsg(a.cfg.Load()))
 		}
 	}
 }
 
-// probeUDP checks periodically, while on the TCP fallback, whether UDP to
-// the relay works again, and ends the TCP link to move back when no
-// tunneled connection would be cut.
-func (a *Agent) probeUDP(ctx context.Context, conn *relaylink.Conn, log interface{ Info(string, ...any) }) {
+// probeUDP checks periodically whether a better path works again: the
+// first relay of the list while the link is to another one, or UDP to the
+// same relay while on the TCP fallback. It ends the link to move when no
+// tunneled connection would be cut, and says why.
+func (a *Agent) probeUDP(ctx context.Context, conn *relaylink.Conn, idx int, log *slog.Logger) endReason {
 	for {
 		select {
 		case <-ctx.Done():
-			return
+			return endClosed
 		case <-time.After(jitter(a.cfg.Load().udpProbe())):
 		}
-		if !a.dialer(a.cfg.Load()).ProbeUDP(ctx, conn.Target) {
+		cfg := a.cfg.Load()
+		d := a.dialer(cfg)
+		why := endClosed
+		switch {
+		case idx > 0 && len(cfg.Relays) > 0 && cfg.Transport != TransportTCP &&
+			d.ProbeUDP(ctx, relaylink.Target{Address: cfg.Relays[0].Address, PublicKey: cfg.Relays[0].PublicKey}):
+			why = endPrimary
+		case conn.Transport == link.TCP && cfg.Transport == TransportAuto && d.ProbeUDP(ctx, conn.Target):
+			why = endUDP
+		default:
 			continue
 		}
 		if n := conn.Mux.NumStreams(); n > 1 {
-			log.Info("udp reaches the relay again; moving when idle", "streams", n-1)
+			log.Info("a preferred path works again; moving when idle", "primary", why == endPrimary, "streams", n-1)
 			continue
 		}
-		log.Info("udp reaches the relay again, leaving the tcp fallback")
-		return
+		if why == endPrimary {
+			log.Info("the first relay answers again, moving back to it", "primary", cfg.Relays[0].Address)
+		} else {
+			log.Info("udp reaches the relay again, leaving the tcp fallback")
+		}
+		return why
 	}
 }

@@ -23,6 +23,7 @@ type state struct {
 	lastErr   string
 	last      protocol.Notice
 	exposures []protocol.ExposureStatus
+	retryAt   time.Time // when refused exposures are registered again (zero: no retry)
 	up        bool
 }
 
@@ -52,6 +53,31 @@ func (s *state) pong(rtt time.Duration, observed netip.AddrPort) {
 		s.observed = observed
 	}
 	s.mu.Unlock()
+}
+
+// roundTrip is the last measured RTT (zero before the first Pong).
+func (s *state) roundTrip() time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rtt
+}
+
+func (s *state) setRetry(at time.Time) {
+	s.mu.Lock()
+	s.retryAt = at
+	s.mu.Unlock()
+}
+
+// refusedRetryable reports whether an exposure waits for a retry.
+func (s *state) refusedRetryable() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, e := range s.exposures {
+		if retryable(e.Status) {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *state) notice(n protocol.Notice) {
@@ -107,9 +133,10 @@ type Status struct {
 
 // ExposureReport is one exposure and the relay's verdict on it.
 type ExposureReport struct {
-	Name   string `json:"name"`
-	Status string `json:"status"`
-	Detail string `json:"detail,omitempty"`
+	Name    string     `json:"name"`
+	Status  string     `json:"status"`
+	Detail  string     `json:"detail,omitempty"`
+	RetryAt *time.Time `json:"retry_at,omitempty"` // refused for a reason that may pass: registered again then
 }
 
 // Status returns a snapshot of the agent.
@@ -134,7 +161,12 @@ func (a *Agent) Status() Status {
 		st.ClockOffsetMillis = s.clock.Milliseconds()
 	}
 	for _, e := range s.exposures {
-		st.Exposures = append(st.Exposures, ExposureReport{Name: e.Name, Status: e.Status.String(), Detail: e.Detail})
+		r := ExposureReport{Name: e.Name, Status: e.Status.String(), Detail: e.Detail}
+		if retryable(e.Status) && s.up && !s.retryAt.IsZero() {
+			at := s.retryAt
+			r.RetryAt = &at
+		}
+		st.Exposures = append(st.Exposures, r)
 	}
 	return st
 }

@@ -29,6 +29,7 @@ var controlCases = []struct {
 	{"pong-v6", Pong{Seq: 9, Observed: netip.MustParseAddrPort("[2001:db8::1]:53")},
 		"05 001f 00000009 0000000000000000 06 20010db8000000000000000000000001 0035"},
 	{"notice", Notice{Code: NoticeReplaced, Text: "x"}, "06 0003 01 0178"},
+	{"notice-duplicate-key", Notice{Code: NoticeDuplicateKey, Text: "x"}, "06 0003 06 0178"},
 }
 
 func unhex(t testing.TB, s string) []byte {

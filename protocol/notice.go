@@ -11,6 +11,11 @@ const (
 	NoticeShutdown    NoticeCode = 3 // the relay is stopping
 	NoticeBadMessage  NoticeCode = 4 // the agent sent something the relay could not accept
 	NoticeIdleTimeout NoticeCode = 5 // no heartbeat within agent_timeout
+	// NoticeDuplicateKey: sessions with this key keep replacing each other
+	// from two addresses, so two agents appear to share one key. The agent
+	// should say so and stay away for a while instead of reconnecting at
+	// once, which would only replace the other agent again.
+	NoticeDuplicateKey NoticeCode = 6
 )
 
 func (c NoticeCode) String() string {
@@ -25,6 +30,8 @@ func (c NoticeCode) String() string {
 		return "bad message"
 	case NoticeIdleTimeout:
 		return "idle timeout"
+	case NoticeDuplicateKey:
+		return "another agent uses this key"
 	}
 	return fmt.Sprintf("notice(%d)", byte(c))
 }

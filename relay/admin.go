@@ -58,6 +58,7 @@ func (r *Relay) Status() Status {
 		"cookies_sent":      r.stats.CookiesSent.Load(),
 		"stun_requests":     r.stun.requests.Load(),
 		"stun_dropped":      r.stun.dropped.Load(),
+		"duplicate_key":     r.stats.DuplicateKey.Load(),
 	}}
 	for _, s := range r.liveSessions() {
 		if s.pc != nil {

@@ -61,7 +61,7 @@ func (s *session) apply(want []protocol.Exposure) protocol.RegisterReply {
 			st.Status, st.Detail = protocol.StatusInvalid, "bad or duplicate name, or port 0"
 		case !entry.Allows(w.Proto, w.RemotePort):
 			st.Status, st.Detail = protocol.StatusNotAllowed, fmt.Sprintf("%s port %d is not in this agent's allow_ports", w.Proto, w.RemotePort)
-			s.log.Warn("exposure refused: port not allowed", "exposure", w.Name, "port", w.RemotePort, "proto", w.Proto)
+			s.logRefusalLocked(st, "exposure refused: port not allowed", "exposure", w.Name, "port", w.RemotePort, "proto", w.Proto)
 		case s.exposures[w.Name] != nil:
 			st.Status = protocol.StatusOK
 		default:
@@ -69,9 +69,10 @@ func (s *session) apply(want []protocol.Exposure) protocol.RegisterReply {
 			st.Status = status
 			if err != nil {
 				st.Detail = err.Error()
-				s.log.Warn("exposure refused", "exposure", w.Name, "port", w.RemotePort, "proto", w.Proto, "err", err)
+				s.logRefusalLocked(st, "exposure refused", "exposure", w.Name, "port", w.RemotePort, "proto", w.Proto, "err", err)
 			} else {
 				s.exposures[w.Name] = e
+				delete(s.refused, w.Name)
 				s.log.Info("exposure open", "exposure", w.Name, "port", w.RemotePort, "proto", w.Proto)
 			}
 		}
@@ -79,6 +80,21 @@ func (s *session) apply(want []protocol.Exposure) protocol.RegisterReply {
 		reply.Statuses = append(reply.Statuses, st)
 	}
 	return reply
+}
+
+// logRefusalLocked logs a refusal at Warn when it is news for this session
+// and at Debug when the agent merely retries (it re-registers a port in use
+// every few seconds); s.expMu is held.
+func (s *session) logRefusalLocked(st protocol.ExposureStatus, msg string, args ...any) {
+	if s.refused[st.Name] == st.Status {
+		s.log.Debug(msg, args...)
+		return
+	}
+	if s.refused == nil {
+		s.refused = map[string]protocol.Status{}
+	}
+	s.refused[st.Name] = st.Status
+	s.log.Warn(msg, args...)
 }
 
 // reconfigure applies a new allow-list to a live session and tells the

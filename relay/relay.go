@@ -47,6 +47,7 @@ type Relay struct {
 	pending  map[secure.PublicKey][]*session // unconfirmed, oldest first
 	ports    map[portKey]*session
 	sessions sync.WaitGroup
+	dups     dupTracker
 
 	refuseTokens atomic.Int64 // Refuse datagrams left this second
 	cookieTokens atomic.Int64 // CookieReply datagrams left this second
@@ -76,6 +77,7 @@ type Stats struct {
 	Replaced         atomic.Uint64 // sessions closed by a newer one
 	PendingDiscarded atomic.Uint64 // unconfirmed sessions dropped
 	HandshakeDropped atomic.Uint64 // over a source's budget, or handshake queue full (a flood)
+	DuplicateKey     atomic.Uint64 // sessions closed or refused because two agents share a key
 }
 
 const (

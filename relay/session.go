@@ -3,6 +3,7 @@ package relay
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/netip"
@@ -36,10 +37,12 @@ type session struct {
 	ctrlMu sync.Mutex // serialises control writes
 	ctrl   *smux.Stream
 
-	expMu     sync.Mutex // guards exposures
+	expMu     sync.Mutex // guards exposures and refused
 	exposures map[string]*exposure
+	refused   map[string]protocol.Status // the last refusal logged per exposure name
 
 	confirmed atomic.Bool
+	twin      atomic.Bool // refused: another agent holds the key (closed quietly)
 	noticed   atomic.Bool // a goodbye notice was sent
 	lastMsg   atomic.Int64
 	hello     atomic.Pointer[protocol.Hello]
@@ -196,29 +199,54 @@ func (s *session) shutdown(reason string) {
 		s.r.release(s)
 		close(s.done)
 		if s.confirmed.Load() {
-			s.log.Info("agent disconnected", "reason", reason, "connected_for", time.Since(s.started).Round(time.Second))
+			lvl := slog.LevelInfo
+			if s.twin.Load() {
+				lvl = slog.LevelDebug // the duplicate key was logged once; the twin retries every reconnect_max
+			}
+			s.log.Log(context.Background(), lvl, "agent disconnected", "reason", reason, "connected_for", time.Since(s.started).Round(time.Second))
 		}
 	})
 }
 
 // activate makes s the live session of its key; an older one is closed
 // first (its ports freed), so two sessions never hold the same agent's ports.
-// It reports false when s was evicted before it could be confirmed.
+// When two agents share the key (see dupTracker), a newcomer does not
+// displace a healthy session: it is told why and closed, and activate
+// returns false. It also returns false when s was evicted by a fresher
+// handshake before it could be confirmed.
 func (r *Relay) activate(s *session) bool {
+	now := time.Now()
 	r.mu.Lock()
 	if s.evicted {
 		r.mu.Unlock()
 		return false
 	}
 	r.dropPendingLocked(s)
-	r.replay.Confirm(s.key, s.ts)
 	old := r.live[s.key]
+	if old != nil && old != s && !sameAgentAddr(old.peer(), s.peer()) && old.healthy(now) && r.dups.flagged(s.key, now) {
+		r.mu.Unlock()
+		r.stats.DuplicateKey.Add(1)
+		s.log.Debug("second agent with the same key refused", "addr", s.peer(), "live", old.peer())
+		s.twin.Store(true)
+		s.notifyAndClose(noticeDuplicateKey(s.peer(), old.peer()))
+		return false
+	}
 	r.live[s.key] = s
+	r.replay.Confirm(s.key, s.ts)
 	r.mu.Unlock()
 	if old != nil && old != s {
 		r.stats.Replaced.Add(1)
+		n := protocol.Notice{Code: protocol.NoticeReplaced, Text: "a newer session with the same key connected"}
+		if dup, first := r.dups.replaced(s.key, old.peer(), s.peer(), now); dup {
+			r.stats.DuplicateKey.Add(1)
+			n = noticeDuplicateKey(old.peer(), s.peer())
+			if first {
+				r.log.Warn(fmt.Sprintf("two agents appear to use the key of %s (addresses %s and %s); keeping one", s.entry.Load().Name, old.peer(), s.peer()),
+					"agent", s.entry.Load().Name, "key", s.key.String())
+			}
+		}
 		old.log.Info("session replaced by a newer one", "addr", s.addr)
-		old.notifyAndClose(protocol.Notice{Code: protocol.NoticeReplaced, Text: "a newer session with the same key connected"})
+		old.notifyAndClose(n)
 		// The old session may have been closing already (notifyAndClose
 		// then returns at once): wait until its ports are free.
 		<-old.done

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -56,7 +55,7 @@ func (d *Dialer) dialUDP(ctx context.Context, t Target, addr netip.AddrPort, wai
 	ans := newAnswers(addr)
 	var pcp atomic.Pointer[link.PacketConn]
 	var connp atomic.Pointer[Conn]
-	var lost sync.Once
+	var lost atomic.Bool // the relay lost our session: said and closed once
 	handler := func(typ protocol.Type, b []byte, from netip.AddrPort) {
 		switch typ {
 		case protocol.TypeData:
@@ -71,11 +70,11 @@ func (d *Dialer) dialUDP(ctx context.Context, t Target, addr netip.AddrPort, wai
 			if c := connp.Load(); c != nil && r.Code == protocol.RefuseUnknownSession {
 				// The relay lost our session (restart, expiry): reconnect
 				// now instead of waiting for heartbeats to time out. Every
-				// packet in flight draws its own Refuse: act and log once.
-				lost.Do(func() {
+				// packet in flight draws its own Refuse: act on the first.
+				if lost.CompareAndSwap(false, true) {
 					d.Log.Info("relay does not know our session, reconnecting", "relay", t.Address)
 					go c.Close()
-				})
+				}
 				return
 			}
 			ans.offer(typ, b, from)

@@ -1,0 +1,284 @@
+package agent
+
+// All of the agent's timer policy lives here (as in wireguard-go's
+// device/timers.go): how often it pings, when a missed answer makes it
+// probe faster, when a link counts as dead, how reconnects and refused
+// exposures back off. Each number says where it comes from.
+
+import (
+	"context"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"github.com/pinhole/pinhole/agent/internal/relaylink"
+	"github.com/pinhole/pinhole/protocol"
+)
+
+const (
+	// defaultHeartbeat is the Ping interval without a configured one:
+	// inside the 30 s UDP mapping lifetime some home routers use (RFC 4787
+	// REQ-5 asks for at least 2 min, but routers in the field do less).
+	// It no longer bounds failure detection (fast probes do), only how
+	// soon an idle link notices.
+	defaultHeartbeat = 15 * time.Second
+
+	// minAnswerWait is the least time a Ping (or Register) waits for any
+	// authenticated packet back before the agent starts fast probes;
+	// answerRTTs round trips of the measured RTT if that is longer, so a
+	// slow satellite uplink is not taken for a dead relay. KCP
+	// retransmits a lost segment within a few RTOs, well inside this.
+	minAnswerWait = time.Second
+	answerRTTs    = 3
+
+	// fastProbeInterval is the Ping interval once an answer is missed,
+	// and fastProbeWindow how long fast probes go unanswered before the
+	// link is dead: 5 probes, so a lossy uplink that drops one or two
+	// round trips keeps its link, while a dead relay is left
+	// minAnswerWait + fastProbeWindow (6 s) after the first missed answer,
+	// whatever the heartbeat interval.
+	fastProbeInterval = time.Second
+	fastProbeWindow   = 5 * time.Second
+
+	// Reconnect backoff after a registered link is lost: once at once
+	// (plus up to immediateSpread, so agents dropped together by one
+	// relay restart do not return in lockstep), then outageFastEvery
+	// apart for the first outageFast of the outage (a relay restart takes
+	// seconds), outageSlowEvery apart until outageSlow, then doubling up
+	// to reconnect_max. Each dial already re-sends its UDP handshake once
+	// a second while it waits, so a relay that comes back is found within
+	// about a second of either.
+	immediateSpread = 250 * time.Millisecond
+	outageFastEvery = time.Second
+	outageFast      = 10 * time.Second
+	outageSlowEvery = 2 * time.Second
+	outageSlow      = 30 * time.Second
+	// minLinkLife: a link that ended sooner than this does not restart the
+	// schedule small, so a relay that accepts and then drops the agent at
+	// once is not hammered.
+	minLinkLife = time.Second
+
+	// Refused exposures (port in use, listen error) are re-registered
+	// after refusedRetryMin, doubling to refusedRetryMax: another
+	// process's port is usually freed within seconds (a restart) or not
+	// for a long time, and a Register costs the relay one listen call.
+	refusedRetryMin = time.Second
+	refusedRetryMax = 30 * time.Second
+
+	// jitterFraction spreads every periodic timer by ±20 %, so a fleet of
+	// agents does not act in lockstep.
+	jitterFraction = 0.2
+)
+
+func (c *Config) heartbeat() time.Duration {
+	if c.Heartbeat > 0 {
+		return c.Heartbeat
+	}
+	return defaultHeartbeat
+}
+
+func (c *Config) reconnectMax() time.Duration {
+	if c.ReconnectMax > 0 {
+		return c.ReconnectMax
+	}
+	return 30 * time.Second
+}
+
+func (c *Config) udpProbe() time.Duration {
+	if c.UDPProbe > 0 {
+		return c.UDPProbe
+	}
+	return time.Minute
+}
+
+// jitter spreads d by ±jitterFraction.
+func jitter(d time.Duration) time.Duration {
+	return time.Duration(float64(d) * (1 - jitterFraction + 2*jitterFraction*rand.Float64()))
+}
+
+// answerWait is how long a request waits for an answer before fast probes.
+func answerWait(rtt time.Duration) time.Duration {
+	return max(minAnswerWait, answerRTTs*rtt)
+}
+
+// liveness decides, for one link, when to ping and when the relay is dead.
+// It is a plain state machine (no timers, no clock of its own) so that it
+// can be tested with made-up times; heartbeat drives it.
+//
+// While answers arrive it pings once per (jittered) interval and nothing
+// else. A request unanswered (no authenticated packet at all) within
+// answerWait starts fast probes; fastProbeWindow of fast probes without a
+// packet from the relay ends the link.
+type liveness struct {
+	interval time.Duration // from the config
+	nextPing time.Time     // when the next regular Ping is due
+	waiting  time.Time     // when the oldest unanswered request went out (zero: none)
+	probing  time.Time     // when fast probes began (zero: not probing)
+}
+
+// verdict is what the heartbeat does now.
+type verdict int
+
+const (
+	idle verdict = iota
+	sendPing
+	dead
+)
+
+// sent records a request other than a Ping (a Register) that expects an
+// answer, so silence is noticed at once, not at the next heartbeat.
+func (l *liveness) sent(now time.Time) {
+	if l.waiting.IsZero() {
+		l.waiting = now
+	}
+}
+
+// step looks at the link at now (lastRecv: its last authenticated packet,
+// rtt: the measured round trip) and says what to do and when to look again.
+func (l *liveness) step(now, lastRecv time.Time, rtt time.Duration) (verdict, time.Duration) {
+	if !l.waiting.IsZero() && lastRecv.After(l.waiting) {
+		l.waiting, l.probing = time.Time{}, time.Time{} // answered: all is well
+	}
+	switch {
+	case !l.probing.IsZero():
+		left := l.probing.Add(fastProbeWindow).Sub(now)
+		if left <= 0 {
+			return dead, 0
+		}
+		return sendPing, min(fastProbeInterval, left)
+	case !l.waiting.IsZero():
+		wait := l.waiting.Add(answerWait(rtt)).Sub(now)
+		if wait > 0 {
+			return idle, wait
+		}
+		l.probing = now
+		return sendPing, fastProbeInterval
+	case !now.Before(l.nextPing):
+		l.nextPing = now.Add(jitter(l.interval))
+		l.waiting = now
+		return sendPing, answerWait(rtt)
+	}
+	return idle, l.nextPing.Sub(now)
+}
+
+// silentFor reports how long the relay has been silent, for the log line
+// of a dead link.
+func (l *liveness) silentFor(now time.Time) time.Duration { return now.Sub(l.waiting) }
+
+// backoff is the reconnect schedule of agent.Run.
+type backoff struct {
+	outage time.Time     // when the last registered link was lost (zero: none)
+	step   time.Duration // the doubling step when not in a fresh outage
+	now    bool          // the next retry goes at once
+}
+
+// linkLost restarts the schedule small after a registered link that lived
+// long enough ended.
+func (b *backoff) linkLost(now time.Time, lived time.Duration) {
+	if lived < minLinkLife && !b.outage.IsZero() {
+		return // a link that died at once: keep the schedule running
+	}
+	b.outage, b.step, b.now = now, 0, true
+}
+
+// holdOff makes the next wait long: the relay asked the agent to stay
+// away for a while (another agent uses its key).
+func (b *backoff) holdOff(ceiling time.Duration) {
+	b.outage, b.step, b.now = time.Time{}, ceiling, false
+}
+
+// next returns how long to wait before the next round of dials.
+func (b *backoff) next(now time.Time, ceiling time.Duration) time.Duration {
+	if b.now {
+		b.now = false
+		return rand.N(immediateSpread)
+	}
+	if !b.outage.IsZero() {
+		switch in := now.Sub(b.outage); {
+		case in < outageFast:
+			return jitter(outageFastEvery)
+		case in < outageSlow:
+			return jitter(outageSlowEvery)
+		}
+		b.outage, b.step = time.Time{}, outageSlowEvery
+	}
+	b.step = min(ceiling, max(time.Second, 2*b.step))
+	return jitter(b.step)
+}
+
+// heartbeat pings the relay and ends the link when it falls silent (see
+// liveness); it returns endSilent then. The pings also keep the NAT
+// mapping of the agent's socket alive.
+func (a *Agent) heartbeat(ctx context.Context, c *control, conn *relaylink.Conn, log *slog.Logger) endReason {
+	l := liveness{}
+	var seq uint32
+	t := time.NewTimer(0) // ping at once: status shows the RTT from the start
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return endClosed
+		case <-c.asked:
+			l.sent(time.Now())
+		case <-t.C:
+		}
+		l.interval = a.cfg.Load().heartbeat() // a reload may change it
+		now := time.Now()
+		v, wait := l.step(now, conn.LastReceive(), a.state.roundTrip())
+		switch v {
+		case dead:
+			log.Warn("relay silent, reconnecting", "silent", l.silentFor(now).Round(100*time.Millisecond))
+			return endSilent
+		case sendPing:
+			if !l.probing.IsZero() {
+				log.Debug("no answer from the relay, probing", "since", now.Sub(l.waiting).Round(100*time.Millisecond))
+			}
+			seq++
+			if err := c.send(protocol.Ping{Seq: seq, SentNanos: time.Now().UnixNano()}); err != nil {
+				return endClosed
+			}
+		}
+		t.Reset(wait)
+	}
+}
+
+// retryRefused re-sends Register while the relay refuses exposures for a
+// reason that may pass (port in use, listen error), backing off from
+// refusedRetryMin to refusedRetryMax; a reply without such refusals
+// resets it. replies carries that verdict after every RegisterReply.
+func (a *Agent) retryRefused(ctx context.Context, c *control, replies <-chan bool, log *slog.Logger) {
+	t := time.NewTimer(0)
+	t.Stop()
+	defer t.Stop()
+	defer a.state.setRetry(time.Time{})
+	var step time.Duration
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case refused := <-replies:
+			if !refused {
+				step = 0
+				t.Stop()
+				a.state.setRetry(time.Time{})
+				continue
+			}
+			step = min(refusedRetryMax, max(refusedRetryMin, 2*step))
+			wait := jitter(step)
+			a.state.setRetry(time.Now().Add(wait))
+			log.Debug("retrying refused exposures", "in", wait.Round(time.Millisecond))
+			t.Reset(wait)
+		case <-t.C:
+			if c.request(registerMsg(a.cfg.Load())) != nil {
+				return
+			}
+		}
+	}
+}
+
+// retryable reports whether the agent retries an exposure refused with s:
+// a port in use or a failed listen may pass; not allowed or invalid will
+// not until a config changes (a reload re-sends Register anyway).
+func retryable(s protocol.Status) bool {
+	return s == protocol.StatusPortInUse || s == protocol.StatusError
+}

@@ -1,0 +1,116 @@
+package agent
+
+import (
+	"testing"
+	"time"
+)
+
+// TestLiveness drives the heartbeat state machine with made-up times: a
+// ping per interval while answers arrive, fast probes after a missed
+// answer, dead after fastProbeWindow of silence, whatever the interval.
+func TestLiveness(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	at := func(d time.Duration) time.Time { return t0.Add(d) }
+	type step struct {
+		now, lastRecv time.Duration // since t0; lastRecv < 0: nothing received
+		want          verdict
+	}
+	cases := []struct {
+		name     string
+		interval time.Duration
+		steps    []step
+	}{
+		{"answered pings stay quiet", 120 * time.Second, []step{
+			{0, -1, sendPing},
+			{time.Second, 50 * time.Millisecond, idle}, // answered: wait for the next interval
+			{90 * time.Second, 50 * time.Millisecond, idle},
+		}},
+		{"missed answer probes then dies", 120 * time.Second, []step{
+			{0, -1, sendPing},
+			{time.Second, -1, sendPing},     // no answer within 1 s: fast probe
+			{2 * time.Second, -1, sendPing}, // still probing
+			{5 * time.Second, -1, sendPing},
+			{6 * time.Second, -1, dead}, // 5 s of probes, nothing back
+		}},
+		{"late answer recovers", 15 * time.Second, []step{
+			{0, -1, sendPing},
+			{time.Second, -1, sendPing},
+			{2 * time.Second, 1500 * time.Millisecond, idle}, // an answer ends the probes
+			{5 * time.Second, 1500 * time.Millisecond, idle}, // and no extra pings follow
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			l := liveness{interval: c.interval}
+			for i, s := range c.steps {
+				last := time.Time{}
+				if s.lastRecv >= 0 {
+					last = at(s.lastRecv)
+				}
+				if got, _ := l.step(at(s.now), last, 10*time.Millisecond); got != s.want {
+					t.Fatalf("step %d at %v: got %v, want %v", i, s.now, got, s.want)
+				}
+			}
+		})
+	}
+}
+
+// TestLivenessRequest: a Register sent between heartbeats that gets no
+// answer starts the probes at once, not at the next heartbeat.
+func TestLivenessRequest(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	l := liveness{interval: time.Minute}
+	l.step(t0, time.Time{}, 0)
+	l.step(t0.Add(time.Second), t0.Add(10*time.Millisecond), 0) // the first ping was answered
+	l.sent(t0.Add(10 * time.Second))
+	if v, wait := l.step(t0.Add(10*time.Second), t0.Add(10*time.Millisecond), 0); v != idle || wait != minAnswerWait {
+		t.Fatalf("right after the request: got %v in %v, want idle for %v", v, wait, minAnswerWait)
+	}
+	if v, _ := l.step(t0.Add(11*time.Second), t0.Add(10*time.Millisecond), 0); v != sendPing {
+		t.Fatalf("request unanswered: got %v, want a fast probe", v)
+	}
+	if v, _ := l.step(t0.Add(16*time.Second), t0.Add(10*time.Millisecond), 0); v != dead {
+		t.Fatalf("5 s of probes unanswered: got %v, want dead", v)
+	}
+}
+
+// TestBackoff pins the reconnect schedule.
+func TestBackoff(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	within := func(t *testing.T, got, want time.Duration) {
+		t.Helper()
+		if got < time.Duration(float64(want)*(1-jitterFraction)) || got > time.Duration(float64(want)*(1+jitterFraction)) {
+			t.Fatalf("got %v, want %v ±20%%", got, want)
+		}
+	}
+	t.Run("never connected doubles", func(t *testing.T) {
+		var b backoff
+		for _, want := range []time.Duration{1, 2, 4, 8, 16, 30, 30} {
+			within(t, b.next(t0, 30*time.Second), want*time.Second)
+		}
+	})
+	t.Run("lost link retries at once, then stays short", func(t *testing.T) {
+		var b backoff
+		b.linkLost(t0, time.Minute)
+		if got := b.next(t0, 30*time.Second); got >= immediateSpread {
+			t.Fatalf("first retry in %v, want under %v", got, immediateSpread)
+		}
+		within(t, b.next(t0.Add(5*time.Second), 30*time.Second), time.Second)
+		within(t, b.next(t0.Add(20*time.Second), 30*time.Second), 2*time.Second)
+		within(t, b.next(t0.Add(31*time.Second), 30*time.Second), 4*time.Second)
+		within(t, b.next(t0.Add(40*time.Second), 30*time.Second), 8*time.Second)
+	})
+	t.Run("a link that died at once keeps the schedule", func(t *testing.T) {
+		var b backoff
+		b.linkLost(t0, time.Minute)
+		b.next(t0, 30*time.Second)
+		b.linkLost(t0.Add(20*time.Second), 100*time.Millisecond)
+		within(t, b.next(t0.Add(20*time.Second), 30*time.Second), 2*time.Second)
+	})
+	t.Run("duplicate key holds off", func(t *testing.T) {
+		var b backoff
+		b.linkLost(t0, time.Minute)
+		b.holdOff(30 * time.Second)
+		within(t, b.next(t0, 30*time.Second), 30*time.Second)
+	})
+}
