@@ -42,8 +42,11 @@ func (c *Checker) Check(ctx context.Context) (protocol.NATReport, error) {
 	behaviour := err == nil && other.Addr() != c.cfg.Relay.Addr() && other.Port() != c.cfg.Relay.Port()
 
 	// Mapping (RFC 5780 §4.3 tests II and III), on the main socket.
-	if behaviour {
+	switch {
+	case behaviour:
 		r.Mapping = c.mapping(ctx, m1, other)
+	case r.NoNAT():
+		r.Mapping = protocol.MappingEndpointIndependent // no NAT, no mapping to change
 	}
 
 	// Filtering (§4.4) on a fresh mapping, and port allocation from it and

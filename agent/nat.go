@@ -1,0 +1,110 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/pinhole/pinhole/agent/internal/netcheck"
+	"github.com/pinhole/pinhole/protocol"
+)
+
+// NATResult is what `pinhole nat` reports.
+type NATResult struct {
+	protocol.NATReport
+	Relay netip.AddrPort
+	// TCP says whether the relay's TCP port answers; checked only when
+	// UDP does not (the tunnel's fallback).
+	TCP protocol.Tristate
+}
+
+// CheckNAT measures the NAT between this host and the relay at address
+// (host:port) with a socket of its own, as `pinhole nat` does. It returns
+// an error only when the relay cannot be resolved or the socket opened;
+// "no UDP" is a result (UDP = No, with TCP checked).
+func CheckNAT(ctx context.Context, address string) (NATResult, error) {
+	ap, err := resolveRelay(ctx, address)
+	if err != nil {
+		return NATResult{}, err
+	}
+	network := "udp4"
+	if ap.Addr().Is6() {
+		network = "udp6"
+	}
+	main, err := net.ListenUDP(network, nil)
+	if err != nil {
+		return NATResult{}, fmt.Errorf("open udp socket: %w", err)
+	}
+	defer main.Close()
+	// The socket's IP as the kernel picks it toward the relay: a connected
+	// probe tells (no packet is sent by connecting UDP).
+	local := main.LocalAddr().(*net.UDPAddr).AddrPort()
+	if c, err := net.DialUDP(network, nil, net.UDPAddrFromAddrPort(ap)); err == nil {
+		local = netip.AddrPortFrom(c.LocalAddr().(*net.UDPAddr).AddrPort().Addr(), local.Port())
+		c.Close()
+	}
+	chk := netcheck.New(netcheck.Config{Relay: ap, Local: local,
+		Send: func(b []byte, to netip.AddrPort) error {
+			_, err := main.WriteToUDPAddrPort(b, to)
+			return err
+		},
+		Listen: func() (net.PacketConn, error) {
+			return net.ListenUDP(network, &net.UDPAddr{IP: local.Addr().AsSlice()})
+		}})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 1500)
+		for {
+			n, from, err := main.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				return
+			}
+			chk.Deliver(buf[:n], netip.AddrPortFrom(from.Addr().Unmap(), from.Port()))
+		}
+	}()
+	rep, err := chk.Check(ctx)
+	main.Close()
+	<-done
+	res := NATResult{NATReport: rep, Relay: ap}
+	if rep.UDP != protocol.Yes {
+		res.TCP = protocol.No
+		d := net.Dialer{Timeout: 2 * time.Second}
+		if c, err := d.DialContext(ctx, "tcp", ap.String()); err == nil {
+			c.Close()
+			res.TCP = protocol.Yes
+		}
+		return res, nil
+	}
+	return res, err
+}
+
+// resolveRelay turns host:port into an address, IPv4 preferred as the
+// agent's dialer does.
+func resolveRelay(ctx context.Context, address string) (netip.AddrPort, error) {
+	if ap, err := netip.ParseAddrPort(address); err == nil {
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), nil
+	}
+	host, port, err := net.SplitHostPort(address)
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("relay address %q: %w", address, err)
+	}
+	p, err := net.LookupPort("udp", port)
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("relay address %q: %w", address, err)
+	}
+	ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+	if err != nil || len(ips) == 0 {
+		return netip.AddrPort{}, fmt.Errorf("resolve relay %s: %v", host, err)
+	}
+	best := ips[0]
+	for _, ip := range ips {
+		if ip.Unmap().Is4() {
+			best = ip
+			break
+		}
+	}
+	return netip.AddrPortFrom(best.Unmap(), uint16(p)), nil
+}
