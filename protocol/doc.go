@@ -25,7 +25,7 @@
 //	HandshakeInit (version, e, s, ts) ---->
 //	                                  <---- HandshakeResp (e, observed addr)
 //	Data{KCP{smux}} <======================> Data{KCP{smux}}
-//	  stream 1 (agent opens): control: Hello, Register, Ping/Pong, Notice
+//	  stream 1 (agent opens): control: Hello, Register, Ping/Pong, Notice, Reset
 //	  stream N (relay opens): StreamHeader{kind, exposure, client} then bytes
 //
 // The relay treats a session as live only after its first authenticated
