@@ -9,6 +9,7 @@ import (
 	"github.com/pinhole/pinhole/agent/internal/expose"
 	"github.com/pinhole/pinhole/agent/internal/relaylink"
 	"github.com/pinhole/pinhole/internal/link"
+	"github.com/pinhole/pinhole/internal/splice"
 	"github.com/pinhole/pinhole/protocol"
 	"github.com/xtaci/smux"
 )
@@ -37,6 +38,12 @@ func (a *Agent) serve(ctx context.Context, conn *relaylink.Conn) {
 	a.state.connected(conn)
 	log.Info("connected to relay", "addr", conn.Addr, "observed", conn.Observed)
 
+	// tn knows this link's tunneled streams: Resets go both ways on the
+	// control stream, and its Guard bounds what stalled ones may hold.
+	tn := splice.NewTunnels(splice.NewGuard(cfg.Tuning.StallSlots()), &a.stats.Tunnels,
+		func(m protocol.Reset) error { return c.send(m) })
+	defer tn.Wait()
+
 	lctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stop := context.AfterFunc(lctx, func() {
@@ -51,9 +58,9 @@ func (a *Agent) serve(ctx context.Context, conn *relaylink.Conn) {
 	defer stop()
 
 	var wg sync.WaitGroup
-	wg.Go(func() { a.readControl(lctx, c, conn, log); cancel() })
+	wg.Go(func() { a.readControl(lctx, c, tn, log); cancel() })
 	wg.Go(func() { a.heartbeat(lctx, c, conn, log); cancel() })
-	wg.Go(func() { a.acceptStreams(lctx, conn.Mux, log); cancel() })
+	wg.Go(func() { a.acceptStreams(lctx, conn.Mux, tn, log); cancel() })
 	wg.Go(func() { a.watchReload(lctx, c) })
 	if conn.Transport == link.TCP && cfg.Transport == TransportAuto {
 		wg.Go(func() { a.probeUDP(lctx, conn, log); cancel() })
@@ -88,7 +95,7 @@ func registerMsg(cfg *Config) protocol.Register {
 	return r
 }
 
-func (a *Agent) readControl(ctx context.Context, c *control, conn *relaylink.Conn, log interface {
+func (a *Agent) readControl(ctx context.Context, c *control, tn *splice.Tunnels, log interface {
 	Info(string, ...any)
 	Warn(string, ...any)
 }) {
@@ -112,6 +119,8 @@ func (a *Agent) readControl(ctx context.Context, c *control, conn *relaylink.Con
 		case protocol.Ping:
 			hb := protocol.Heartbeat(m)
 			c.send(protocol.Pong(hb))
+		case protocol.Reset:
+			tn.Reset(m.Stream)
 		case protocol.Notice:
 			// The relay is closing this link; leave now rather than
 			// wait for the silence to time out.
@@ -156,7 +165,7 @@ func (a *Agent) heartbeat(ctx context.Context, c *control, conn *relaylink.Conn,
 }
 
 // acceptStreams serves every stream the relay opens.
-func (a *Agent) acceptStreams(ctx context.Context, mux *smux.Session, log interface{ Warn(string, ...any) }) {
+func (a *Agent) acceptStreams(ctx context.Context, mux *smux.Session, tn *splice.Tunnels, log interface{ Warn(string, ...any) }) {
 	for {
 		st, err := mux.AcceptStream()
 		if err != nil {
@@ -173,10 +182,10 @@ func (a *Agent) acceptStreams(ctx context.Context, mux *smux.Session, log interf
 			svc := (*a.services.Load())[h.Exposure]
 			if svc == nil {
 				log.Warn("stream for unknown exposure", "exposure", h.Exposure)
-				st.Close()
+				tn.Refuse(st, protocol.ResetAborted)
 				return
 			}
-			expose.Serve(ctx, st, h, svc, &a.stats, a.log) // the logger already names the agent
+			expose.Serve(ctx, st, h, svc, tn, &a.stats, a.log) // the logger already names the agent
 		})
 	}
 }

@@ -19,6 +19,7 @@ type state struct {
 	since     time.Time
 	rtt       time.Duration
 	lastPong  time.Time
+	pongs     uint64 // heartbeat answers received, ever
 	lastErr   string
 	last      protocol.Notice
 	exposures []protocol.ExposureStatus
@@ -47,6 +48,7 @@ func (s *state) setError(err error) {
 func (s *state) pong(rtt time.Duration, observed netip.AddrPort) {
 	s.mu.Lock()
 	s.rtt, s.lastPong = rtt, time.Now()
+	s.pongs++
 	if observed.IsValid() {
 		s.observed = observed
 	}
@@ -123,6 +125,11 @@ func (a *Agent) Status() Status {
 			"bytes_from_local":    a.stats.BytesOut.Load(),
 			"datagrams_malformed": a.sock.Malformed.Load(),
 			"datagrams_unrouted":  a.sock.Unrouted.Load(),
+
+			"streams_reset_sent":     a.stats.Tunnels.ResetSent.Load(),
+			"streams_reset_received": a.stats.Tunnels.ResetReceived.Load(),
+			"streams_stalled_reset":  a.stats.Tunnels.StalledReset.Load(),
+			"pongs":                  s.pongs,
 		}}
 	if s.up {
 		since := s.since

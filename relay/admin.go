@@ -54,6 +54,10 @@ func (r *Relay) Status() Status {
 		"replaced":          r.stats.Replaced.Load(),
 		"pending_discarded": r.stats.PendingDiscarded.Load(),
 		"handshake_dropped": r.stats.HandshakeDropped.Load(),
+
+		"streams_reset_sent":     r.stats.Tunnels.ResetSent.Load(),
+		"streams_reset_received": r.stats.Tunnels.ResetReceived.Load(),
+		"streams_stalled_reset":  r.stats.Tunnels.StalledReset.Load(),
 	}}
 	for _, s := range r.liveSessions() {
 		as := AgentStatus{Name: s.entry.Load().Name, Transport: string(s.transport), Addr: s.addr.String(),

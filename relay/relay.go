@@ -21,6 +21,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pinhole/pinhole/internal/splice"
 	"github.com/pinhole/pinhole/internal/udpio"
 	"github.com/pinhole/pinhole/protocol"
 	"github.com/pinhole/pinhole/protocol/secure"
@@ -69,6 +70,7 @@ type Stats struct {
 	Replaced         atomic.Uint64 // sessions closed by a newer one
 	PendingDiscarded atomic.Uint64 // unconfirmed sessions dropped
 	HandshakeDropped atomic.Uint64 // handshake queue full (a flood)
+	Tunnels          splice.Stats  // stream resets sent, received, stalled
 }
 
 const (
