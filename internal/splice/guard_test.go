@@ -13,7 +13,7 @@ import (
 func TestGuardSlowReaderLosesNothing(t *testing.T) {
 	w, r := tcpPair(t)
 	g := NewGuard(1)
-	g.After, g.Limit = 20*time.Millisecond, 10*time.Second
+	g.After, g.Grace, g.Limit = 20*time.Millisecond, 0, 10*time.Second
 	payload := bytes.Repeat([]byte("0123456789abcdef"), 1<<18) // 4 MiB
 	got := make(chan []byte, 1)
 	go func() {
@@ -45,10 +45,11 @@ func TestGuardSlowReaderLosesNothing(t *testing.T) {
 }
 
 // TestGuardStalled: the first stalled writer takes the only slot and is
-// given up on after Limit; a second one finds no slot and fails at once.
+// given up on after Limit; a second one finds no slot and fails after
+// Grace.
 func TestGuardStalled(t *testing.T) {
 	g := NewGuard(1)
-	g.After, g.Limit = 50*time.Millisecond, 500*time.Millisecond
+	g.After, g.Grace, g.Limit = 50*time.Millisecond, 150*time.Millisecond, 800*time.Millisecond
 	big := make([]byte, 64<<20) // more than any socket buffer
 	first := make(chan error, 1)
 	w1, _ := tcpPair(t)
@@ -63,8 +64,8 @@ func TestGuardStalled(t *testing.T) {
 	if _, err := g.Write(w2, big); !errors.Is(err, ErrStalled) {
 		t.Fatalf("second stalled writer: got %v, want ErrStalled", err)
 	}
-	if d := time.Since(t2); d > 5*time.Second {
-		t.Errorf("second stalled writer took %v to fail, want about After", d)
+	if d := time.Since(t2); d < g.Grace || d > 5*time.Second {
+		t.Errorf("second stalled writer took %v to fail, want about Grace (%v)", d, g.Grace)
 	}
 	if err := <-first; !errors.Is(err, ErrStalled) {
 		t.Fatalf("first stalled writer: got %v, want ErrStalled", err)
