@@ -78,16 +78,21 @@ func writeForever(c *net.TCPConn) {
 	}
 }
 
-// The aborted transfers are paced (800 KB/s each): at full speed each one
-// would push a stream window (1 MiB) through the tunnel before its Reset
-// arrives, and a thousand of them would take minutes under the race
-// detector. The leak they test does not depend on speed: before Reset, a
-// service that keeps sending kept its connection through the agent open
-// for ever. TestStalledReaders and the splice tests cover full speed.
-const (
-	pacedChunk = 4 << 10
-	pacedEvery = 5 * time.Millisecond
-)
+// The aborted transfers are paced (4 KiB per pacedEvery each): at full
+// speed each one would push a stream window (1 MiB) through the tunnel
+// before its Reset arrives, and a thousand of them would take minutes
+// under the race detector. The leak they test does not depend on speed:
+// before Reset, a service that keeps sending kept its connection through
+// the agent open for ever. TestStalledReaders and the splice tests cover
+// full speed.
+const pacedChunk = 4 << 10
+
+var pacedEvery = func() time.Duration {
+	if raceDetector {
+		return 20 * time.Millisecond
+	}
+	return 5 * time.Millisecond
+}()
 
 // writePaced is a local service that sends pacedChunk every pacedEvery
 // until its client goes away.
@@ -148,7 +153,7 @@ func parallel(n, workers int, job func(i int) error) []error {
 func TestAbortReleasesEverything(t *testing.T) {
 	n, workers := 1000, 32
 	if raceDetector {
-		n = 250
+		workers = 8
 	}
 	s := startServices(t, map[string]string{
 		"forever": testenv.ServeTCP(t, writePaced),
@@ -168,7 +173,7 @@ func TestAbortReleasesEverything(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		c.SetDeadline(time.Now().Add(5 * time.Second))
+		c.SetDeadline(time.Now().Add(10 * time.Second))
 		_, err = io.ReadFull(c, make([]byte, 4<<10))
 		c.Close() // unread data: an RST to the relay
 		return err
