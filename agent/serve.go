@@ -175,7 +175,7 @@ func (a *Agent) acceptStreams(ctx context.Context, mux *smux.Session, tn *splice
 			st.SetReadDeadline(time.Now().Add(10 * time.Second))
 			h, err := protocol.ReadStreamHeader(st)
 			if err != nil {
-				st.Close()
+				tn.Refuse(st, protocol.ResetAborted)
 				return
 			}
 			st.SetReadDeadline(time.Time{})
