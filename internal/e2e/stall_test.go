@@ -3,6 +3,7 @@ package e2e
 import (
 	"crypto/sha256"
 	"io"
+	"math"
 	"net"
 	"strconv"
 	"syscall"
@@ -36,7 +37,8 @@ func TestStalledReaders(t *testing.T) {
 			io.Copy(io.Discard, c)
 		}),
 	})
-	unloaded := download(t, s, payload, 60*time.Second)
+	download(t, s, payload, 60*time.Second) // warm up: KCP windows, buffer pools
+	unloaded := bestDownload(t, s, payload)
 
 	// Tiny receive buffers, so each stalled client holds little in the
 	// kernel and the tunnel's own buffering is what gets tested.
@@ -57,14 +59,14 @@ func TestStalledReaders(t *testing.T) {
 	})
 
 	pongs0, t0 := s.agent.Status().Counters["pongs"], time.Now()
-	loaded := download(t, s, payload, 60*time.Second)
+	loaded := bestDownload(t, s, payload)
 	// Heartbeats go every second (jittered): the control stream must have
 	// kept answering during the download.
 	time.Sleep(1500 * time.Millisecond)
 	st := s.agent.Status()
 	elapsed := time.Since(t0)
 	pongs := st.Counters["pongs"] - pongs0
-	t.Logf("%d MiB: unloaded %v, beside %d stalled readers %v (throughput ratio %.2f); %d pongs in %v, last RTT %.1f ms; relay %s",
+	t.Logf("%d MiB, best of runs: unloaded %v, beside %d stalled readers %v (throughput ratio %.2f); %d pongs in %v, last RTT %.1f ms; relay %s",
 		size>>20, unloaded.Round(time.Millisecond), stalled, loaded.Round(time.Millisecond), unloaded.Seconds()/loaded.Seconds(),
 		pongs, elapsed.Round(time.Millisecond), st.RTTMillis, resetCounters(s.relay.Counters()))
 	if min := uint64(elapsed/time.Second) / 2; pongs < min {
@@ -73,6 +75,20 @@ func TestStalledReaders(t *testing.T) {
 	if st.RTTMillis > 1000 {
 		t.Errorf("control round trip %.1f ms beside stalled readers, want well under a second", st.RTTMillis)
 	}
+}
+
+// bestDownload is the fastest of a few downloads: single runs on loopback
+// vary twofold (KCP loss recovery, other processes), in both phases.
+func bestDownload(t *testing.T, s *services, payload []byte) time.Duration {
+	runs := 3
+	if raceDetector {
+		runs = 1
+	}
+	best := time.Duration(math.MaxInt64)
+	for range runs {
+		best = min(best, download(t, s, payload, 60*time.Second))
+	}
+	return best
 }
 
 // download reads the bulk exposure to its end, checks it against payload
