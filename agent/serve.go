@@ -11,6 +11,7 @@ import (
 	"github.com/pinhole/pinhole/agent/internal/expose"
 	"github.com/pinhole/pinhole/agent/internal/relaylink"
 	"github.com/pinhole/pinhole/internal/link"
+	"github.com/pinhole/pinhole/internal/splice"
 	"github.com/pinhole/pinhole/protocol"
 	"github.com/xtaci/smux"
 )
@@ -65,6 +66,12 @@ func (a *Agent) serve(ctx context.Context, conn *relaylink.Conn, idx int) linkEn
 		log.Warn("this system's clock differs from the relay's", "relay_minus_ours", conn.ClockOffset.Round(time.Second))
 	}
 
+	// tn knows this link's tunneled streams: Resets go both ways on the
+	// control stream, and its Guard bounds what stalled ones may hold.
+	tn := splice.NewTunnels(splice.NewGuard(cfg.Tuning.StallSlots()), &a.stats.Tunnels,
+		func(m protocol.Reset) error { return c.send(m) })
+	defer tn.Wait()
+
 	lctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stop := context.AfterFunc(lctx, func() {
@@ -85,9 +92,9 @@ func (a *Agent) serve(ctx context.Context, conn *relaylink.Conn, idx int) linkEn
 	}
 	replies := make(chan bool, 1)
 	var wg sync.WaitGroup
-	wg.Go(func() { finish(a.readControl(lctx, c, conn, replies, log)) })
+	wg.Go(func() { finish(a.readControl(lctx, c, conn, tn, replies, log)) })
 	wg.Go(func() { finish(a.heartbeat(lctx, c, conn, log)) })
-	wg.Go(func() { a.acceptStreams(lctx, conn.Mux, log); cancel() })
+	wg.Go(func() { a.acceptStreams(lctx, conn.Mux, tn, log); cancel() })
 	wg.Go(func() { a.watchReload(lctx, c) })
 	wg.Go(func() { a.retryRefused(lctx, c, replies, log) })
 	tcpFallback := conn.Transport == link.TCP && cfg.Transport == TransportAuto
@@ -144,7 +151,7 @@ func registerMsg(cfg *Config) protocol.Register {
 // readControl handles the relay's control messages until the link ends;
 // it says why it ended. replies gets, after every RegisterReply, whether
 // some exposure waits for a retry.
-func (a *Agent) readControl(ctx context.Context, c *control, conn *relaylink.Conn, replies chan bool, log *slog.Logger) endReason {
+func (a *Agent) readControl(ctx context.Context, c *control, conn *relaylink.Conn, tn *splice.Tunnels, replies chan bool, log *slog.Logger) endReason {
 	logged := map[string]protocol.ExposureStatus{} // log each exposure's verdict once per change
 	for {
 		m, err := protocol.ReadMessage(c.st)
@@ -175,6 +182,8 @@ func (a *Agent) readControl(ctx context.Context, c *control, conn *relaylink.Con
 		case protocol.Ping:
 			hb := protocol.Heartbeat(m)
 			c.send(protocol.Pong(hb))
+		case protocol.Reset:
+			tn.Reset(m.Stream)
 		case protocol.Notice:
 			// The relay is closing this link; leave now rather than
 			// wait for the silence to time out.
@@ -196,7 +205,7 @@ func (a *Agent) readControl(ctx context.Context, c *control, conn *relaylink.Con
 }
 
 // acceptStreams serves every stream the relay opens.
-func (a *Agent) acceptStreams(ctx context.Context, mux *smux.Session, log interface{ Warn(string, ...any) }) {
+func (a *Agent) acceptStreams(ctx context.Context, mux *smux.Session, tn *splice.Tunnels, log interface{ Warn(string, ...any) }) {
 	for {
 		st, err := mux.AcceptStream()
 		if err != nil {
@@ -206,17 +215,17 @@ func (a *Agent) acceptStreams(ctx context.Context, mux *smux.Session, log interf
 			st.SetReadDeadline(time.Now().Add(10 * time.Second))
 			h, err := protocol.ReadStreamHeader(st)
 			if err != nil {
-				st.Close()
+				tn.Refuse(st, protocol.ResetAborted)
 				return
 			}
 			st.SetReadDeadline(time.Time{})
 			svc := (*a.services.Load())[h.Exposure]
 			if svc == nil {
 				log.Warn("stream for unknown exposure", "exposure", h.Exposure)
-				st.Close()
+				tn.Refuse(st, protocol.ResetAborted)
 				return
 			}
-			expose.Serve(ctx, st, h, svc, &a.stats, a.log) // the logger already names the agent
+			expose.Serve(ctx, st, h, svc, tn, &a.stats, a.log) // the logger already names the agent
 		})
 	}
 }

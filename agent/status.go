@@ -20,6 +20,7 @@ type state struct {
 	since     time.Time
 	rtt       time.Duration
 	lastPong  time.Time
+	pongs     uint64 // heartbeat answers received, ever
 	lastErr   string
 	last      protocol.Notice
 	exposures []protocol.ExposureStatus
@@ -49,6 +50,7 @@ func (s *state) setError(err error) {
 func (s *state) pong(rtt time.Duration, observed netip.AddrPort) {
 	s.mu.Lock()
 	s.rtt, s.lastPong = rtt, time.Now()
+	s.pongs++
 	if observed.IsValid() {
 		s.observed = observed
 	}
@@ -153,6 +155,11 @@ func (a *Agent) Status() Status {
 			"bytes_from_local":    a.stats.BytesOut.Load(),
 			"datagrams_malformed": a.sock.Malformed.Load(),
 			"datagrams_unrouted":  a.sock.Unrouted.Load(),
+
+			"streams_reset_sent":     a.stats.Tunnels.ResetSent.Load(),
+			"streams_reset_received": a.stats.Tunnels.ResetReceived.Load(),
+			"streams_stalled_reset":  a.stats.Tunnels.StalledReset.Load(),
+			"pongs":                  s.pongs,
 		}}
 	if s.up {
 		since := s.since

@@ -18,6 +18,7 @@ const (
 	MsgPing          MsgType = 4 // either way
 	MsgPong          MsgType = 5 // answer to Ping
 	MsgNotice        MsgType = 6 // relay -> agent, why the relay is closing the link
+	MsgReset         MsgType = 7 // either way, one tunneled stream aborted
 )
 
 // MaxControlBody bounds a control frame body (a Register with a few hundred
@@ -87,6 +88,8 @@ func ParseMessage(t MsgType, body []byte) (Message, error) {
 		m = Pong(parseHeartbeat(rd))
 	case MsgNotice:
 		m = parseNotice(rd)
+	case MsgReset:
+		m = parseReset(rd)
 	default:
 		return nil, fmt.Errorf("%w: unknown control message %v", ErrMalformed, t)
 	}
@@ -110,6 +113,8 @@ func (t MsgType) String() string {
 		return "pong"
 	case MsgNotice:
 		return "notice"
+	case MsgReset:
+		return "reset"
 	}
 	return fmt.Sprintf("msg(%d)", byte(t))
 }

@@ -30,6 +30,7 @@ var controlCases = []struct {
 		"05 001f 00000009 0000000000000000 06 20010db8000000000000000000000001 0035"},
 	{"notice", Notice{Code: NoticeReplaced, Text: "x"}, "06 0003 01 0178"},
 	{"notice-duplicate-key", Notice{Code: NoticeDuplicateKey, Text: "x"}, "06 0003 06 0178"},
+	{"reset", Reset{Stream: 0x0103, Reason: ResetStalled}, "07 0005 00000103 02"},
 }
 
 func unhex(t testing.TB, s string) []byte {
@@ -70,6 +71,7 @@ func TestControlRefusals(t *testing.T) {
 		{"bad proto", "02 0007 0001 0161 07 0050"},
 		{"bad family", "04 000d 00000001 0000000000000002 05"},
 		{"truncated frame", "01 0010 00"},
+		{"short reset", "07 0004 00000103"},
 	}
 	for _, c := range cases {
 		if m, err := ReadMessage(bytes.NewReader(unhex(t, c.hex))); err == nil {

@@ -28,7 +28,7 @@
 //	HandshakeInit again, with the cookie ---->
 //	                                  <---- HandshakeResp (e, observed addr, relay time)
 //	Data{KCP{smux}} <======================> Data{KCP{smux}}
-//	  stream 1 (agent opens): control: Hello, Register, Ping/Pong, Notice
+//	  stream 1 (agent opens): control: Hello, Register, Ping/Pong, Notice, Reset
 //	  stream N (relay opens): StreamHeader{kind, exposure, client} then bytes
 //
 // The relay treats a session as live only after its first authenticated

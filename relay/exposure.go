@@ -10,7 +10,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/pinhole/pinhole/internal/splice"
 	"github.com/pinhole/pinhole/protocol"
 )
 
@@ -210,7 +209,9 @@ func (e *exposure) serveTCP(c net.Conn) {
 		return
 	}
 	e.s.log.Debug("tcp connection", "exposure", e.name, "client", client)
-	splice.Join(c, st)
+	if res := e.s.tunnels.Splice(c, st); res.Aborted() {
+		e.s.log.Debug("tcp connection aborted", "exposure", e.name, "client", client, "err", res.Err)
+	}
 }
 
 func addrPortOf(a net.Addr) netip.AddrPort {

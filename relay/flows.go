@@ -93,6 +93,7 @@ func (t *flowTable) serve(f *flow) {
 	if _, err := st.Write(hdr); err != nil {
 		return
 	}
+	defer t.e.s.tunnels.Track(st.ID(), func() { f.stop(); st.Close() })()
 	go func() {
 		defer f.stop()
 		buf := make([]byte, protocol.MaxUDPPayload)

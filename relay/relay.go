@@ -21,6 +21,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pinhole/pinhole/internal/splice"
 	"github.com/pinhole/pinhole/internal/udpio"
 	"github.com/pinhole/pinhole/protocol"
 	"github.com/pinhole/pinhole/protocol/secure"
@@ -78,6 +79,7 @@ type Stats struct {
 	PendingDiscarded atomic.Uint64 // unconfirmed sessions dropped
 	HandshakeDropped atomic.Uint64 // over a source's budget, or handshake queue full (a flood)
 	DuplicateKey     atomic.Uint64 // sessions closed or refused because two agents share a key
+	Tunnels          splice.Stats  // stream resets sent, received, stalled
 }
 
 const (

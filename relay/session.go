@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/pinhole/pinhole/internal/link"
+	"github.com/pinhole/pinhole/internal/splice"
 	"github.com/pinhole/pinhole/protocol"
 	"github.com/pinhole/pinhole/protocol/secure"
 	"github.com/xtaci/smux"
@@ -41,6 +42,10 @@ type session struct {
 	exposures map[string]*exposure
 	refused   map[string]protocol.Status // the last refusal logged per exposure name
 
+	// tunnels knows the streams this session opened, for Resets both
+	// ways, and bounds what stalled ones may hold.
+	tunnels *splice.Tunnels
+
 	confirmed atomic.Bool
 	twin      atomic.Bool // refused: another agent holds the key (closed quietly)
 	noticed   atomic.Bool // a goodbye notice was sent
@@ -55,6 +60,8 @@ func newSession(r *Relay, entry *AgentEntry, index uint32, t link.Transport, add
 		exposures: map[string]*exposure{}, done: make(chan struct{}),
 		log: r.log.With("agent", entry.Name, "transport", t)}
 	s.entry.Store(entry)
+	s.tunnels = splice.NewTunnels(splice.NewGuard(r.cfg.Load().Tuning.StallSlots()), &r.stats.Tunnels,
+		func(m protocol.Reset) error { return s.send(m) })
 	return s
 }
 
@@ -64,7 +71,10 @@ func noticeKeyRemoved() protocol.Notice {
 
 // run serves the session until the link ends or ctx is done.
 func (s *session) run(ctx context.Context) {
-	defer s.shutdown("")
+	defer func() {
+		s.shutdown("")
+		s.tunnels.Wait()
+	}()
 
 	s.link.Mux.SetDeadline(time.Now().Add(confirmTimeout))
 	ctrl, err := s.link.Mux.AcceptStream()
@@ -119,6 +129,8 @@ func (s *session) run(ctx context.Context) {
 			}
 			s.send(protocol.Pong(hb))
 		case protocol.Pong:
+		case protocol.Reset:
+			s.tunnels.Reset(m.Stream)
 		case protocol.Notice:
 			s.log.Info("agent is leaving", "reason", m.Text)
 			return
@@ -158,17 +170,23 @@ func (s *session) watchdog(done <-chan struct{}, heartbeat time.Duration) {
 	}
 }
 
-// send writes a control message; failures surface as the link closing.
-func (s *session) send(m protocol.Message) {
+// errNoControl: the session has no control stream (yet).
+var errNoControl = errors.New("no control stream")
+
+// send writes a control message; failures surface as the link closing,
+// and callers that must know (Reset) get the error.
+func (s *session) send(m protocol.Message) error {
 	if s.ctrl == nil {
-		return
+		return errNoControl
 	}
 	s.ctrlMu.Lock()
 	defer s.ctrlMu.Unlock()
 	s.ctrl.SetWriteDeadline(time.Now().Add(10 * time.Second))
-	if err := protocol.WriteMessage(s.ctrl, m); err != nil {
+	err := protocol.WriteMessage(s.ctrl, m)
+	if err != nil {
 		s.log.Debug("write control message", "type", m.Type(), "err", err)
 	}
+	return err
 }
 
 // notifyAndClose tells the agent why, then closes the session.

@@ -1,6 +1,7 @@
 package link
 
 import (
+	"math"
 	"time"
 
 	"github.com/xtaci/kcp-go/v5"
@@ -14,8 +15,10 @@ type Tuning struct {
 	MTU                                     int // KCP packet size before sealing
 	SendWindow, RecvWindow                  int // in packets
 	DataShards, ParityShards                int // FEC (0, 0 = off)
-	// StreamBuffer caps what one smux stream may have in flight;
-	// SessionBuffer caps the whole smux session.
+	// StreamBuffer caps what one smux stream may have in flight (its
+	// flow-control window). SessionBuffer is what the streams whose local
+	// reader stalled may hold together: it sets the slots of the link's
+	// stall guard (see StallSlots), not smux's session buffer.
 	StreamBuffer, SessionBuffer int
 }
 
@@ -84,6 +87,27 @@ func (t Tuning) Smux() *smux.Config {
 	c.KeepAliveTimeout = 30 * time.Second
 	c.MaxFrameSize = 32768
 	c.MaxStreamBuffer = t.StreamBuffer
-	c.MaxReceiveBuffer = t.SessionBuffer
+	// smux's session buffer is a token bucket shared by every stream; when
+	// it runs dry, its receive loop stops reading the link, so a few
+	// streams whose readers stalled (each holding a full window) froze
+	// every other stream and the control stream with it. Per-stream flow
+	// control already bounds each stream, and the stall guard
+	// (internal/splice.Guard, StallSlots) bounds how many may sit full, so
+	// the bucket is made large enough never to run dry.
+	c.MaxReceiveBuffer = sessionBucket
 	return c
+}
+
+// sessionBucket is smux's MaxReceiveBuffer: half of its maximum
+// (math.MaxInt32, smux.VerifyConfig), so the bucket's int32 arithmetic
+// cannot overflow.
+const sessionBucket = math.MaxInt32 / 2
+
+// StallSlots is how many streams of a link may wait on a stalled local
+// reader at once: SessionBuffer / StreamBuffer, at least 1.
+func (t Tuning) StallSlots() int {
+	if t.StreamBuffer <= 0 {
+		return 1
+	}
+	return max(t.SessionBuffer/t.StreamBuffer, 1)
 }

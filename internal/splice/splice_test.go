@@ -8,7 +8,7 @@ import (
 	"testing"
 )
 
-func tcpPair(t *testing.T) (*net.TCPConn, *net.TCPConn) {
+func tcpPair(t testing.TB) (*net.TCPConn, *net.TCPConn) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -23,6 +23,7 @@ func tcpPair(t *testing.T) (*net.TCPConn, *net.TCPConn) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { c.Close(); s.Close() })
 	return c.(*net.TCPConn), s.(*net.TCPConn)
 }
 
@@ -31,7 +32,7 @@ func tcpPair(t *testing.T) (*net.TCPConn, *net.TCPConn) {
 func TestHalfClose(t *testing.T) {
 	client, proxyIn := tcpPair(t)
 	proxyOut, server := tcpPair(t)
-	go Join(proxyIn, proxyOut)
+	go Join(proxyIn, proxyOut, nil)
 
 	go func() {
 		req, _ := io.ReadAll(server) // until the client's FIN crosses the proxy

@@ -38,59 +38,64 @@ type Stats struct {
 	FlowsRefuse atomic.Uint64 // UDP flows refused by MaxFlows
 	BytesIn     atomic.Uint64 // relay -> local
 	BytesOut    atomic.Uint64 // local -> relay
+	Tunnels     splice.Stats  // resets sent, received, stalled
 }
 
 // Stream is what the agent gets from smux for each relay-opened stream.
-type Stream interface {
-	splice.Conn
-	CloseWrite() error
-}
+type Stream = splice.Stream
 
 // dialTimeout bounds connecting to a local service; a service that does
 // not answer within it is down, and the client should learn that quickly.
 const dialTimeout = 5 * time.Second
 
-// Serve handles one stream whose header named svc, and closes it.
-func Serve(ctx context.Context, st Stream, h protocol.StreamHeader, svc *Service, stats *Stats, log *slog.Logger) {
+// Serve handles one stream whose header named svc, and closes it. tn is
+// the link's registry: a stream that fails here is reset on the relay's
+// side too, and a Reset from the relay aborts it.
+func Serve(ctx context.Context, st Stream, h protocol.StreamHeader, svc *Service, tn *splice.Tunnels, stats *Stats, log *slog.Logger) {
 	stats.Streams.Add(1)
 	log = log.With("exposure", svc.Name, "client", h.Client)
 	if h.Proto != svc.Proto {
 		log.Warn("stream protocol does not match exposure", "got", h.Proto, "want", svc.Proto)
-		st.Close()
+		tn.Refuse(st, protocol.ResetAborted)
 		return
 	}
 	if svc.Proto == protocol.ProtoUDP {
-		serveUDP(ctx, st, svc, stats, log)
+		serveUDP(ctx, st, svc, tn, stats, log)
 		return
 	}
-	serveTCP(ctx, st, h, svc, stats, log)
+	serveTCP(ctx, st, h, svc, tn, stats, log)
 }
 
-func serveTCP(ctx context.Context, st Stream, h protocol.StreamHeader, svc *Service, stats *Stats, log *slog.Logger) {
+func serveTCP(ctx context.Context, st Stream, h protocol.StreamHeader, svc *Service, tn *splice.Tunnels, stats *Stats, log *slog.Logger) {
 	d := net.Dialer{Timeout: dialTimeout}
 	lc, err := d.DialContext(ctx, "tcp", svc.Local)
 	if err != nil {
 		stats.DialFailed.Add(1)
 		log.Warn("dial local service", "addr", svc.Local, "err", err)
-		st.Close()
+		// The client gets a reset, as from a refused connection.
+		tn.Refuse(st, protocol.ResetAborted)
 		return
 	}
 	if svc.Proxy != proxyproto.Off {
 		if _, err := lc.Write(proxyproto.Append(nil, svc.Proxy, h.Client, h.Server)); err != nil {
 			log.Warn("write proxy header", "addr", svc.Local, "err", err)
 			lc.Close()
-			st.Close()
+			tn.Refuse(st, protocol.ResetAborted)
 			return
 		}
 	}
 	log.Debug("tcp stream open", "addr", svc.Local)
-	in, out := splice.Join(st, lc)
-	stats.BytesIn.Add(uint64(in))
-	stats.BytesOut.Add(uint64(out))
-	log.Debug("tcp stream closed", "in", in, "out", out)
+	res := tn.Splice(lc, st)
+	stats.BytesIn.Add(uint64(res.BToA))
+	stats.BytesOut.Add(uint64(res.AToB))
+	if res.Aborted() {
+		log.Debug("tcp stream aborted", "in", res.BToA, "out", res.AToB, "err", res.Err)
+		return
+	}
+	log.Debug("tcp stream closed", "in", res.BToA, "out", res.AToB)
 }
 
-func serveUDP(ctx context.Context, st Stream, svc *Service, stats *Stats, log *slog.Logger) {
+func serveUDP(ctx context.Context, st Stream, svc *Service, tn *splice.Tunnels, stats *Stats, log *slog.Logger) {
 	defer st.Close()
 	if n := svc.flows.Add(1); svc.MaxFlows > 0 && n > int64(svc.MaxFlows) {
 		svc.flows.Add(-1)
@@ -106,6 +111,9 @@ func serveUDP(ctx context.Context, st Stream, svc *Service, stats *Stats, log *s
 		return
 	}
 	defer lc.Close()
+	// A Reset from the relay ends the flow; closing the stream also wakes
+	// a write blocked on its window.
+	defer tn.Track(st.ID(), func() { st.Close(); lc.Close() })()
 	// Each queued datagram costs ~2 KiB of socket buffer (skb truesize),
 	// so the 208 KiB default holds only ~100: give bursts more room.
 	if u, ok := lc.(*net.UDPConn); ok {

@@ -1,0 +1,7 @@
+//go:build race
+
+package e2e
+
+// raceDetector is true under -race, which slows the tunnel some twenty
+// times; the heaviest tests move less data under it.
+const raceDetector = true
