@@ -232,12 +232,20 @@ func (a *Agent) acceptStreams(ctx context.Context, mux *smux.Session, tn *splice
 
 // watchReload re-sends Register after a config reload.
 func (a *Agent) watchReload(ctx context.Context, c *control) {
+	announced := a.cfg.Load().heartbeat() // in Hello
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-a.reload:
-			c.request(registerMsg(a.cfg.Load()))
+			cfg := a.cfg.Load()
+			if hb := cfg.heartbeat(); hb != announced {
+				// The relay's watchdog must follow, or a longer interval
+				// gets this agent dropped as silent.
+				c.send(protocol.SetHeartbeat{Interval: hb})
+				announced = hb
+			}
+			c.request(registerMsg(cfg))
 		}
 	}
 }

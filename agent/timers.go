@@ -16,12 +16,11 @@ import (
 )
 
 const (
-	// defaultHeartbeat is the Ping interval without a configured one:
-	// inside the 30 s UDP mapping lifetime some home routers use (RFC 4787
-	// REQ-5 asks for at least 2 min, but routers in the field do less).
-	// It no longer bounds failure detection (fast probes do), only how
-	// soon an idle link notices.
-	defaultHeartbeat = 15 * time.Second
+	// defaultHeartbeat is the Ping interval without a configured one,
+	// shared with the relay (protocol.DefaultHeartbeat). It no longer
+	// bounds failure detection (fast probes do), only how soon an idle
+	// link notices.
+	defaultHeartbeat = protocol.DefaultHeartbeat
 
 	// minAnswerWait is the least time a Ping (or Register) waits for any
 	// authenticated packet back before the agent starts fast probes;

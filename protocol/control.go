@@ -19,6 +19,7 @@ const (
 	MsgPong          MsgType = 5 // answer to Ping
 	MsgNotice        MsgType = 6 // relay -> agent, why the relay is closing the link
 	MsgReset         MsgType = 7 // either way, one tunneled stream aborted
+	MsgSetHeartbeat  MsgType = 8 // agent -> relay, its heartbeat interval changed
 )
 
 // MaxControlBody bounds a control frame body (a Register with a few hundred
@@ -90,6 +91,8 @@ func ParseMessage(t MsgType, body []byte) (Message, error) {
 		m = parseNotice(rd)
 	case MsgReset:
 		m = parseReset(rd)
+	case MsgSetHeartbeat:
+		m = parseSetHeartbeat(rd)
 	default:
 		return nil, fmt.Errorf("%w: unknown control message %v", ErrMalformed, t)
 	}
@@ -115,6 +118,8 @@ func (t MsgType) String() string {
 		return "notice"
 	case MsgReset:
 		return "reset"
+	case MsgSetHeartbeat:
+		return "set-heartbeat"
 	}
 	return fmt.Sprintf("msg(%d)", byte(t))
 }

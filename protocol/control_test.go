@@ -31,6 +31,7 @@ var controlCases = []struct {
 	{"notice", Notice{Code: NoticeReplaced, Text: "x"}, "06 0003 01 0178"},
 	{"notice-duplicate-key", Notice{Code: NoticeDuplicateKey, Text: "x"}, "06 0003 06 0178"},
 	{"reset", Reset{Stream: 0x0103, Reason: ResetStalled}, "07 0005 00000103 02"},
+	{"set-heartbeat", SetHeartbeat{Interval: 118 * time.Second}, "08 0004 0001ccf0"},
 }
 
 func unhex(t testing.TB, s string) []byte {

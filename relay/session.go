@@ -51,6 +51,7 @@ type session struct {
 	noticed   atomic.Bool // a goodbye notice was sent
 	lastMsg   atomic.Int64
 	hello     atomic.Pointer[protocol.Hello]
+	heartbeat atomic.Int64 // the agent's announced interval (ns)
 	closeOnce sync.Once
 	done      chan struct{}
 }
@@ -104,7 +105,8 @@ func (s *session) run(ctx context.Context) {
 
 	wdone := make(chan struct{})
 	var wg sync.WaitGroup
-	wg.Go(func() { s.watchdog(wdone, hello.Heartbeat) })
+	s.setHeartbeat(hello.Heartbeat)
+	wg.Go(func() { s.watchdog(wdone) })
 	defer func() { close(wdone); wg.Wait() }()
 
 	for {
@@ -129,6 +131,8 @@ func (s *session) run(ctx context.Context) {
 			}
 			s.send(protocol.Pong(hb))
 		case protocol.Pong:
+		case protocol.SetHeartbeat:
+			s.setHeartbeat(m.Interval)
 		case protocol.Reset:
 			s.tunnels.Reset(m.Stream)
 		case protocol.Notice:
@@ -148,25 +152,37 @@ func (s *session) touch() { s.lastMsg.Store(time.Now().UnixNano()) }
 // agent_timeout: its router may have lost power, and its ports must be
 // freed for its next session. An agent that announced a long heartbeat
 // interval gets three of its intervals (plus slack) instead.
-func (s *session) watchdog(done <-chan struct{}, heartbeat time.Duration) {
-	timeout := s.r.cfg.Load().agentTimeout()
-	if need := 3*heartbeat + 2*time.Second; need > timeout {
-		s.log.Info("agent heartbeats are slower than agent_timeout allows; waiting longer for it", "heartbeat", heartbeat, "timeout", need)
-		timeout = need
-	}
-	t := time.NewTicker(timeout / 4)
+func (s *session) watchdog(done <-chan struct{}) {
+	// Checked every second: the limit can change mid-link (SetHeartbeat),
+	// and a second is small next to any limit.
+	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
 		select {
 		case <-done:
 			return
 		case <-t.C:
+			timeout := s.silenceLimit()
 			if time.Since(time.Unix(0, s.lastMsg.Load())) > timeout {
 				s.log.Info("agent silent, dropping it", "timeout", timeout)
 				s.notifyAndClose(protocol.Notice{Code: protocol.NoticeIdleTimeout, Text: "no heartbeat"})
 				return
 			}
 		}
+	}
+}
+
+// silenceLimit is agent_timeout, or longer for an agent whose announced
+// heartbeat interval needs more (protocol.SilenceLimit): heartbeats tuned
+// to a long NAT mapping lifetime must not get the agent dropped.
+func (s *session) silenceLimit() time.Duration {
+	return max(s.r.cfg.Load().agentTimeout(), protocol.SilenceLimit(time.Duration(s.heartbeat.Load())))
+}
+
+// setHeartbeat records the agent's announced interval.
+func (s *session) setHeartbeat(d time.Duration) {
+	if old := time.Duration(s.heartbeat.Swap(int64(d))); old != d && protocol.SilenceLimit(d) > s.r.cfg.Load().agentTimeout() {
+		s.log.Info("agent heartbeats are slower than agent_timeout allows; waiting longer for it", "heartbeat", d, "timeout", protocol.SilenceLimit(d))
 	}
 }
 

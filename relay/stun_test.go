@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/pinhole/pinhole/internal/link"
-	"github.com/pinhole/pinhole/protocol/stun"
 	"github.com/pinhole/pinhole/protocol/secure"
+	"github.com/pinhole/pinhole/protocol/stun"
 )
 
 // startSTUNRelay runs a relay on 127.0.0.1 with alt_listen on 127.0.0.2
