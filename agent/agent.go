@@ -48,6 +48,7 @@ func New(cfg *Config, log *slog.Logger) (*Agent, error) {
 	if len(cfg.Relays) == 0 {
 		return nil, fmt.Errorf("no relays configured")
 	}
+	cfg = cfg.withDefaults()
 	a := &Agent{log: log, reload: make(chan struct{}, 1)}
 	a.cfg.Store(cfg)
 	a.services.Store(buildServices(cfg, nil))
@@ -107,6 +108,7 @@ func buildServices(cfg *Config, old map[string]*expose.Service) *map[string]*exp
 // the live link without disturbing the others. Relay list and key changes
 // take effect at the next reconnect.
 func (a *Agent) Reload(cfg *Config) {
+	cfg = cfg.withDefaults()
 	a.cfg.Store(cfg)
 	a.services.Store(buildServices(cfg, *a.services.Load()))
 	select {

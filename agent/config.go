@@ -63,3 +63,15 @@ type Exposure struct {
 	IdleTimeout   time.Duration // UDP flows (default 60s)
 	MaxFlows      int           // UDP flows at once (default 256)
 }
+
+// withDefaults returns a copy of c with the zero values that cannot be
+// used as they are replaced by their documented defaults (the rest, such
+// as Heartbeat, are read through methods that apply theirs).
+func (c *Config) withDefaults() *Config {
+	d := *c
+	d.Tuning = d.Tuning.OrDefault()
+	if d.Transport == "" {
+		d.Transport = TransportAuto
+	}
+	return &d
+}

@@ -82,3 +82,10 @@ func (c *Config) flowIdle() time.Duration {
 	}
 	return time.Minute
 }
+
+// withDefaults returns a copy of c whose zero Tuning is the default one.
+func (c *Config) withDefaults() *Config {
+	d := *c
+	d.Tuning = d.Tuning.OrDefault()
+	return &d
+}

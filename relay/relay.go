@@ -108,6 +108,7 @@ const (
 // New checks cfg and opens the relay's sockets: the UDP and TCP listeners
 // on cfg.Listen and the admin endpoint. Nothing is served until Run.
 func New(cfg *Config, log *slog.Logger) (*Relay, error) {
+	cfg = cfg.withDefaults()
 	r := &Relay{log: log, byIndex: map[uint32]*session{}, live: map[secure.PublicKey]*session{},
 		pending: map[secure.PublicKey][]*session{}, ports: map[portKey]*session{},
 		handshakes: make(chan initMsg, handshakeQueue), proven: make(chan initMsg, handshakeQueue),
@@ -267,6 +268,7 @@ func (r *Relay) refill(ctx context.Context) {
 // Reload applies a new configuration: removed agents are disconnected,
 // changed allow-lists are enforced on open exposures at once.
 func (r *Relay) Reload(cfg *Config) {
+	cfg = cfg.withDefaults()
 	old := r.cfg.Swap(cfg)
 	if old.PrivateKey != cfg.PrivateKey {
 		r.macs.Store(secure.NewMACChecker(cfg.PrivateKey))

@@ -43,6 +43,16 @@ func DefaultTuning() Tuning {
 	return t
 }
 
+// OrDefault returns t, or DefaultTuning when t is the zero value, so a
+// Config built in code without tuning works (zero windows and buffers
+// would make kcp-go and smux refuse to start).
+func (t Tuning) OrDefault() Tuning {
+	if t == (Tuning{}) {
+		return DefaultTuning()
+	}
+	return t
+}
+
 // SetMode applies a named preset and reports whether the name is known.
 func (t *Tuning) SetMode(name string) bool {
 	m, ok := modes[name]
