@@ -40,6 +40,7 @@ type Agent struct {
 	state    state
 	// dupWarned: the relay's "another agent uses this key" was logged.
 	dupWarned atomic.Bool
+	natWake   chan natWake // to natLoop: measure against this relay
 }
 
 // New checks cfg and opens the agent's local sockets (the UDP socket and
@@ -49,7 +50,7 @@ func New(cfg *Config, log *slog.Logger) (*Agent, error) {
 		return nil, fmt.Errorf("no relays configured")
 	}
 	cfg = cfg.withDefaults()
-	a := &Agent{log: log, reload: make(chan struct{}, 1)}
+	a := &Agent{log: log, reload: make(chan struct{}, 1), natWake: make(chan natWake, 1)}
 	a.cfg.Store(cfg)
 	a.services.Store(buildServices(cfg, nil))
 	sock, err := demux.ListenWith(cfg.ListenPacket, cfg.ListenPort, wantsIPv6(cfg))
@@ -128,70 +129,12 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	cfg := a.cfg.Load()
 	a.log.Info("agent up", "name", cfg.Name, "udp", a.sock.LocalAddr(), "relays", len(cfg.Relays), "exposures", len(cfg.Expose))
-	var b backoff
-	first := 0                         // index of the relay tried first in the next round
-	unreachable := map[string]string{} // relay address -> its last logged dial error
-	for ctx.Err() == nil {
-		cfg := a.cfg.Load()
-		served := false
-		n := len(cfg.Relays)
-		from := 0
-		if n > 0 {
-			from = first % n
-		}
-		first = 0 // after this round the list's order holds again: the first relay is preferred
-		for k := range n {
-			i := (from + k) % n
-			r := cfg.Relays[i]
-			conn, err := a.dial(ctx, cfg, r)
-			if err != nil {
-				if ctx.Err() == nil {
-					a.state.setError(err)
-					// Retries come every second or two in an outage:
-					// say what changed, not every repeat.
-					if unreachable[r.Address] != err.Error() {
-						unreachable[r.Address] = err.Error()
-						a.log.Warn("relay unreachable", "relay", r.Address, "err", err)
-					} else {
-						a.log.Debug("relay still unreachable", "relay", r.Address, "err", err)
-					}
-				}
-				continue
-			}
-			delete(unreachable, r.Address)
-			end := a.serve(ctx, conn, i)
-			served = true
-			switch end.why {
-			case endSilent:
-				first = i + 1 // fail over: the silent relay is tried last
-			case endUDP:
-				first = i // back to udp on the same relay
-			}
-			if end.why == endDuplicate {
-				b.holdOff(cfg.reconnectMax())
-			} else if end.registered {
-				b.linkLost(time.Now(), end.lived)
-			}
-			break
-		}
-		if ctx.Err() != nil {
-			break
-		}
-		wait := b.next(time.Now(), cfg.reconnectMax())
-		if !served {
-			lvl := slog.LevelDebug
-			if wait >= 5*time.Second { // a long wait is news; 1-2 s outage retries are not
-				lvl = slog.LevelInfo
-			}
-			a.log.Log(ctx, lvl, "retrying relays", "in", wait.Round(time.Millisecond))
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(wait):
-		}
-	}
-	a.streams.Wait()
+	// Siblings, each until ctx ends: a relay reconnect does not restart
+	// NAT discovery (or, later, port mapping and peer sessions).
+	wg.Go(func() { a.relayLoop(ctx) })
+	wg.Go(func() { a.natLoop(ctx) })
 	wg.Wait()
+	a.streams.Wait()
 	a.log.Info("agent stopped")
 	return nil
 }

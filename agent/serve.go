@@ -58,6 +58,9 @@ func (a *Agent) serve(ctx context.Context, conn *relaylink.Conn, idx int) linkEn
 	}
 	start := time.Now()
 	a.state.connected(conn)
+	if conn.Transport == link.UDP {
+		a.wakeNAT(conn.Addr, conn.Observed)
+	}
 	log.Info("connected to relay", "addr", conn.Addr, "observed", conn.Observed, "clock_offset", conn.ClockOffset.Round(time.Millisecond))
 	if conn.ClockOffset > clockWarn || conn.ClockOffset < -clockWarn {
 		// Not fatal (the handshake copes), but logs and certificates on
@@ -178,7 +181,11 @@ func (a *Agent) readControl(ctx context.Context, c *control, conn *relaylink.Con
 			}
 			replies <- a.state.refusedRetryable()
 		case protocol.Pong:
-			a.state.pong(time.Duration(time.Now().UnixNano()-m.SentNanos), m.Observed)
+			if a.state.pong(time.Duration(time.Now().UnixNano()-m.SentNanos), m.Observed) && conn.Transport == link.UDP {
+				// The relay sees us at a new address: the NAT rebound or
+				// was replaced. Measure it again.
+				a.wakeNAT(conn.Addr, m.Observed)
+			}
 		case protocol.Ping:
 			hb := protocol.Heartbeat(m)
 			c.send(protocol.Pong(hb))

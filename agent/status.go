@@ -17,6 +17,8 @@ type state struct {
 	addr      netip.AddrPort
 	observed  netip.AddrPort
 	clock     time.Duration // relay clock minus ours, from the last handshake
+	nat       protocol.NATReport
+	natAt     time.Time
 	since     time.Time
 	rtt       time.Duration
 	lastPong  time.Time
@@ -47,13 +49,23 @@ func (s *state) setError(err error) {
 	s.mu.Unlock()
 }
 
-func (s *state) pong(rtt time.Duration, observed netip.AddrPort) {
+// pong records a Pong and reports whether it showed a new public address.
+func (s *state) pong(rtt time.Duration, observed netip.AddrPort) (moved bool) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.rtt, s.lastPong = rtt, time.Now()
 	s.pongs++
-	if observed.IsValid() {
+	if observed.IsValid() && observed != s.observed {
+		moved = s.observed.IsValid()
 		s.observed = observed
 	}
+	return moved
+}
+
+// setNAT records the last NAT measurement.
+func (s *state) setNAT(r protocol.NATReport) {
+	s.mu.Lock()
+	s.nat, s.natAt = r, time.Now()
 	s.mu.Unlock()
 }
 
@@ -131,6 +143,19 @@ type Status struct {
 	Local             string            `json:"udp_socket"`
 	Exposures         []ExposureReport  `json:"exposures"`
 	Counters          map[string]uint64 `json:"counters"`
+	// NAT is the last NAT measurement (absent before the first).
+	NAT *NATStatus `json:"nat,omitempty"`
+}
+
+// NATStatus is a NAT measurement in the words `pinhole nat` prints.
+type NATStatus struct {
+	Type       string    `json:"type"`
+	Public     string    `json:"public_address"`
+	Mapping    string    `json:"mapping"`
+	Filtering  string    `json:"filtering"`
+	Ports      string    `json:"port_allocation"`
+	Hairpin    string    `json:"hairpinning"`
+	MeasuredAt time.Time `json:"measured_at"`
 }
 
 // ExposureReport is one exposure and the relay's verdict on it.
@@ -166,6 +191,11 @@ func (a *Agent) Status() Status {
 		st.Relay, st.Transport, st.RelayAddr, st.Observed, st.Since = s.relay, s.transport, s.addr.String(), s.observed.String(), &since
 		st.RTTMillis = float64(s.rtt.Microseconds()) / 1000
 		st.ClockOffsetMillis = s.clock.Milliseconds()
+	}
+	if !s.natAt.IsZero() {
+		n := s.nat
+		st.NAT = &NATStatus{Type: n.Classic(), Public: n.Public.String(), Mapping: n.Mapping.String(), Filtering: n.Filtering.String(),
+			Ports: n.PortsString(), Hairpin: n.Hairpin.String(), MeasuredAt: s.natAt}
 	}
 	for _, e := range s.exposures {
 		r := ExposureReport{Name: e.Name, Status: e.Status.String(), Detail: e.Detail}

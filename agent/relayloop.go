@@ -1,0 +1,76 @@
+package agent
+
+import (
+	"context"
+	"log/slog"
+	"time"
+)
+
+// relayLoop keeps the agent linked to one of its relays until ctx ends:
+// relays are tried in order (after a silent one, the next first), and
+// every link is served until it ends; the waits between rounds are the
+// backoff of timers.go.
+func (a *Agent) relayLoop(ctx context.Context) {
+	var b backoff
+	first := 0                         // index of the relay tried first in the next round
+	unreachable := map[string]string{} // relay address -> its last logged dial error
+	for ctx.Err() == nil {
+		cfg := a.cfg.Load()
+		served := false
+		n := len(cfg.Relays)
+		from := 0
+		if n > 0 {
+			from = first % n
+		}
+		first = 0 // after this round the list's order holds again: the first relay is preferred
+		for k := range n {
+			i := (from + k) % n
+			r := cfg.Relays[i]
+			conn, err := a.dial(ctx, cfg, r)
+			if err != nil {
+				if ctx.Err() == nil {
+					a.state.setError(err)
+					// Retries come every second or two in an outage:
+					// say what changed, not every repeat.
+					if unreachable[r.Address] != err.Error() {
+						unreachable[r.Address] = err.Error()
+						a.log.Warn("relay unreachable", "relay", r.Address, "err", err)
+					} else {
+						a.log.Debug("relay still unreachable", "relay", r.Address, "err", err)
+					}
+				}
+				continue
+			}
+			delete(unreachable, r.Address)
+			end := a.serve(ctx, conn, i)
+			served = true
+			switch end.why {
+			case endSilent:
+				first = i + 1 // fail over: the silent relay is tried last
+			case endUDP:
+				first = i // back to udp on the same relay
+			}
+			if end.why == endDuplicate {
+				b.holdOff(cfg.reconnectMax())
+			} else if end.registered {
+				b.linkLost(time.Now(), end.lived)
+			}
+			break
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		wait := b.next(time.Now(), cfg.reconnectMax())
+		if !served {
+			lvl := slog.LevelDebug
+			if wait >= 5*time.Second { // a long wait is news; 1-2 s outage retries are not
+				lvl = slog.LevelInfo
+			}
+			a.log.Log(ctx, lvl, "retrying relays", "in", wait.Round(time.Millisecond))
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(wait):
+		}
+	}
+}
