@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"flag"
 	"os"
 	"path/filepath"
@@ -123,4 +124,38 @@ func FuzzParseRelay(f *testing.F) {
 		}
 	}
 	f.Fuzz(func(t *testing.T, b []byte) { ParseRelay("fuzz.yaml", b) })
+}
+
+// TestConfigFileBounds: files too large are refused by their size before a
+// byte is read, and the 1 MiB limit itself is accepted.
+func TestConfigFileBounds(t *testing.T) {
+	dir := t.TempDir()
+	sized := func(name string, size int64) string {
+		p := filepath.Join(dir, name)
+		f, err := os.Create(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Truncate(size) // sparse: no disk is spent on the 50 MB case
+		f.Close()
+		return p
+	}
+	big := sized("agent.yaml", 50<<20)
+	_, err := LoadAgent(big)
+	if want := big + ": 52428800 bytes, larger than the 1 MiB limit for a config file"; err == nil || err.Error() != want {
+		t.Errorf("50 MB agent.yaml: got %v, want %q", err, want)
+	}
+	_, err = LoadRelay(big)
+	if !errors.Is(err, ErrTooLarge) {
+		t.Errorf("50 MB relay.yaml: got %v, want ErrTooLarge", err)
+	}
+	if _, err := ReadFile(sized("limit.yaml", maxConfigFile)); err != nil {
+		t.Errorf("a file of exactly 1 MiB: got %v, want it read", err)
+	}
+	if _, err := ReadFile(sized("over.yaml", maxConfigFile+1)); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("a file of 1 MiB + 1: got %v, want ErrTooLarge", err)
+	}
+	if _, err := LoadAgent("/dev/null"); !errors.Is(err, ErrNotRegular) {
+		t.Errorf("/dev/null: got %v, want ErrNotRegular", err)
+	}
 }

@@ -3,7 +3,6 @@ package config
 import (
 	"fmt"
 	"net/netip"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -22,9 +21,9 @@ type RelayFile struct {
 
 // LoadRelay reads and checks a relay config file.
 func LoadRelay(path string) (*RelayFile, error) {
-	data, err := os.ReadFile(path)
+	data, err := ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("read config: %w", err)
+		return nil, err
 	}
 	return ParseRelay(path, data)
 }
