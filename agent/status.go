@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/pinhole/pinhole/agent/internal/relaylink"
+	"github.com/pinhole/pinhole/internal/admin"
 	"github.com/pinhole/pinhole/protocol"
 )
 
@@ -100,6 +101,7 @@ type Status struct {
 	Local     string            `json:"udp_socket"`
 	Exposures []ExposureReport  `json:"exposures"`
 	Counters  map[string]uint64 `json:"counters"`
+	Process   admin.Process     `json:"process"`
 }
 
 // ExposureReport is one exposure and the relay's verdict on it.
@@ -111,6 +113,7 @@ type ExposureReport struct {
 
 // Status returns a snapshot of the agent.
 func (a *Agent) Status() Status {
+	proc := admin.ProcessStats() // reads /proc: outside the lock
 	s := &a.state
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -123,7 +126,7 @@ func (a *Agent) Status() Status {
 			"bytes_from_local":    a.stats.BytesOut.Load(),
 			"datagrams_malformed": a.sock.Malformed.Load(),
 			"datagrams_unrouted":  a.sock.Unrouted.Load(),
-		}}
+		}, Process: proc}
 	if s.up {
 		since := s.since
 		st.Relay, st.Transport, st.RelayAddr, st.Observed, st.Since = s.relay, s.transport, s.addr.String(), s.observed.String(), &since

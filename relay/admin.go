@@ -21,6 +21,7 @@ type Status struct {
 	Addr    string            `json:"addr"`
 	Agents  []AgentStatus     `json:"agents"`
 	Counter map[string]uint64 `json:"counters"`
+	Process admin.Process     `json:"process"`
 }
 
 // AgentStatus describes one connected agent.
@@ -39,22 +40,25 @@ type ExposureStatus struct {
 	Name  string `json:"name"`
 	Proto string `json:"proto"`
 	Port  uint16 `json:"port"`
+	Flows int    `json:"udp_flows,omitempty"` // client flows of a UDP exposure now
 }
 
 // Status returns a snapshot of the relay.
 func (r *Relay) Status() Status {
 	st := Status{Role: "relay", Addr: r.udpAddr.String(), Agents: []AgentStatus{}, Counter: map[string]uint64{
-		"handshakes":        r.stats.Handshakes.Load(),
-		"handshake_failed":  r.stats.HandshakeFailed.Load(),
-		"unknown_agent":     r.stats.UnknownAgent.Load(),
-		"replayed":          r.stats.Replayed.Load(),
-		"malformed":         r.stats.Malformed.Load(),
-		"unknown_session":   r.stats.UnknownSession.Load(),
-		"tcp_rejected":      r.stats.TCPRejected.Load(),
-		"replaced":          r.stats.Replaced.Load(),
-		"pending_discarded": r.stats.PendingDiscarded.Load(),
-		"handshake_dropped": r.stats.HandshakeDropped.Load(),
-	}}
+		"handshakes":            r.stats.Handshakes.Load(),
+		"handshake_failed":      r.stats.HandshakeFailed.Load(),
+		"unknown_agent":         r.stats.UnknownAgent.Load(),
+		"replayed":              r.stats.Replayed.Load(),
+		"malformed":             r.stats.Malformed.Load(),
+		"unknown_session":       r.stats.UnknownSession.Load(),
+		"tcp_rejected":          r.stats.TCPRejected.Load(),
+		"replaced":              r.stats.Replaced.Load(),
+		"pending_discarded":     r.stats.PendingDiscarded.Load(),
+		"handshake_dropped":     r.stats.HandshakeDropped.Load(),
+		"udp_flows_evicted":     r.stats.FlowsEvicted.Load(),
+		"udp_datagrams_dropped": r.stats.DatagramsDropped.Load(),
+	}, Process: admin.ProcessStats()}
 	for _, s := range r.liveSessions() {
 		as := AgentStatus{Name: s.entry.Load().Name, Transport: string(s.transport), Addr: s.addr.String(),
 			Since: s.started, Streams: s.link.Mux.NumStreams(), Exposures: []ExposureStatus{}}
@@ -66,7 +70,7 @@ func (r *Relay) Status() Status {
 		}
 		s.expMu.Lock()
 		for _, e := range s.exposures {
-			as.Exposures = append(as.Exposures, ExposureStatus{Name: e.name, Proto: e.proto.String(), Port: e.port})
+			as.Exposures = append(as.Exposures, ExposureStatus{Name: e.name, Proto: e.proto.String(), Port: e.port, Flows: e.flowCount()})
 		}
 		s.expMu.Unlock()
 		sort.Slice(as.Exposures, func(i, j int) bool { return as.Exposures[i].Name < as.Exposures[j].Name })

@@ -69,6 +69,8 @@ type Stats struct {
 	Replaced         atomic.Uint64 // sessions closed by a newer one
 	PendingDiscarded atomic.Uint64 // unconfirmed sessions dropped
 	HandshakeDropped atomic.Uint64 // handshake queue full (a flood)
+	FlowsEvicted     atomic.Uint64 // UDP exposure flows ended to make room for a new client
+	DatagramsDropped atomic.Uint64 // UDP exposure datagrams dropped: flow queue or exposure budget full
 }
 
 const (
