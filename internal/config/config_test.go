@@ -78,6 +78,9 @@ func TestExamples(t *testing.T) {
 	if err != nil {
 		t.Fatalf("configs/relay.yaml: %v", err)
 	}
+	if r.MemoryLimit != 0 {
+		t.Errorf("relay example memory_limit read as %d, want 0 (off)", r.MemoryLimit)
+	}
 	home := r.Relay.Agents[0]
 	checks := []struct {
 		proto protocol.Proto
@@ -157,5 +160,27 @@ func TestConfigFileBounds(t *testing.T) {
 	}
 	if _, err := LoadAgent("/dev/null"); !errors.Is(err, ErrNotRegular) {
 		t.Errorf("/dev/null: got %v, want ErrNotRegular", err)
+	}
+}
+
+// TestRelayMemoryLimit: off by default, a size when given (GOMEMLIMIT's
+// precedence is cmd/pinhole's, see setMemoryLimit).
+func TestRelayMemoryLimit(t *testing.T) {
+	k, _ := secure.GeneratePrivateKey()
+	base := "private_key: " + k.String() + "\n"
+	for _, c := range []struct {
+		yaml string
+		want int64
+	}{{"", 0}, {"memory_limit: 512MiB\n", 512 << 20}, {"memory_limit: off\n", 0}} {
+		f, err := ParseRelay("relay.yaml", []byte(base+c.yaml))
+		if err != nil {
+			t.Fatalf("%q: %v", c.yaml, err)
+		}
+		if f.MemoryLimit != c.want {
+			t.Errorf("%q: memory limit %d, want %d", c.yaml, f.MemoryLimit, c.want)
+		}
+	}
+	if _, err := ParseRelay("relay.yaml", []byte(base+"memory_limit: lots\n")); err == nil || !strings.Contains(err.Error(), "relay.yaml:2: memory_limit: \"lots\" is not a size") {
+		t.Errorf("bad memory_limit: got %v", err)
 	}
 }
