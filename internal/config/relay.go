@@ -52,7 +52,7 @@ func ParseRelay(path string, data []byte) (*RelayFile, error) {
 	cfg.UDPFlowIdle = m.duration("udp_flow_idle", time.Minute, time.Second, 24*time.Hour)
 	// Off by default, unlike the agent's 24MiB: a router has a known,
 	// small amount of memory and one agent's working set, while a relay's
-	// live heap grows with its agents and exposures (up to about 21 MiB
+	// live heap grows with its agents and exposures (up to about 30 MiB
 	// per UDP exposure under a flood, see docs/architecture.md) and VPS
 	// sizes vary. A soft limit below the live heap makes the GC run
 	// continuously and take CPU from the data path, so only the operator,
