@@ -21,6 +21,7 @@ import (
 // writer per flow cost 6 KiB of stack each, 6 MiB per full exposure).
 type flow struct {
 	client netip.AddrPort
+	done   chan struct{} // closed by stop
 	once   sync.Once
 
 	mu       sync.Mutex // guards q, qBytes, stopped, draining and st
@@ -37,7 +38,7 @@ type flow struct {
 }
 
 func newFlow(client netip.AddrPort) *flow {
-	return &flow{client: client}
+	return &flow{client: client, done: make(chan struct{})}
 }
 
 // enqueue copies a framed datagram into f's queue; false means it was
@@ -121,6 +122,7 @@ func (t *flowTable) release(b *[]byte) {
 // tells the agent to free its local socket.
 func (t *flowTable) stop(f *flow) {
 	f.once.Do(func() {
+		close(f.done)
 		f.mu.Lock()
 		f.stopped = true
 		q := f.q
@@ -145,16 +147,17 @@ func (t *flowTable) serve(f *flow) {
 		t.mu.Unlock()
 		t.stop(f)
 	}()
-	st, err := t.e.s.link.Mux.OpenStream()
+	select {
+	case t.opening <- struct{}{}:
+	case <-f.done:
+		return // evicted before its turn: the link never saw it
+	}
+	st, err := t.open(f)
+	<-t.opening
 	if err != nil {
 		return
 	}
 	defer st.Close()
-	hdr := protocol.AppendStreamHeader(nil, protocol.StreamHeader{Proto: protocol.ProtoUDP, Exposure: t.e.name,
-		Client: f.client, Server: addrPortOf(t.e.udp.LocalAddr())})
-	if _, err := st.Write(hdr); err != nil {
-		return
-	}
 	f.mu.Lock()
 	if f.stopped {
 		f.mu.Unlock()
@@ -164,6 +167,21 @@ func (t *flowTable) serve(f *flow) {
 	t.startDrainLocked(f) // datagrams that came while the stream opened
 	f.mu.Unlock()
 	t.replies(f, st)
+}
+
+// open opens f's stream and sends its header.
+func (t *flowTable) open(f *flow) (*smux.Stream, error) {
+	st, err := t.e.s.link.Mux.OpenStream()
+	if err != nil {
+		return nil, err
+	}
+	hdr := protocol.AppendStreamHeader(nil, protocol.StreamHeader{Proto: protocol.ProtoUDP, Exposure: t.e.name,
+		Client: f.client, Server: addrPortOf(t.e.udp.LocalAddr())})
+	if _, err := st.Write(hdr); err != nil {
+		st.Close()
+		return nil, err
+	}
+	return st, nil
 }
 
 // replies sends the agent's datagrams for f to its client until the

@@ -36,6 +36,14 @@ const (
 	// 64 MiB. Past it a reply is read into a small shared buffer and
 	// dropped, as a congested link would.
 	exposureReplyBytes = 4 << 20
+	// maxOpening bounds the flows of one exposure that are opening their
+	// stream (SYN and header) at once. Opening waits for the link: when a
+	// flood creates flows faster than the link carries the opens, the
+	// flows wait in the table (bounded by maxFlows, and an evicted one
+	// leaves without costing the link anything) instead of piling up
+	// goroutines and smux streams in front of the link. 64 opens of a few
+	// dozen bytes each are far below one KCP window (1024 packets).
+	maxOpening = 64
 )
 
 // flowTable maps client addresses of one UDP exposure to their streams.
@@ -59,10 +67,11 @@ type flowTable struct {
 	queued atomic.Int64
 	// replying is the buffer bytes of replies being read (see replies).
 	replying atomic.Int64
+	opening  chan struct{} // semaphore of maxOpening slots
 }
 
 func newFlowTable(e *exposure) *flowTable {
-	return &flowTable{e: e, flows: map[netip.AddrPort]*flow{}}
+	return &flowTable{e: e, flows: map[netip.AddrPort]*flow{}, opening: make(chan struct{}, maxOpening)}
 }
 
 func (e *exposure) flowCount() int {

@@ -61,7 +61,7 @@ func TestUDPFloodBoundedMemory(t *testing.T) {
 		t.Fatal("a client got no answer before the flood")
 	}
 
-	base := relayMem()
+	base, baseLive := relayMem(), relayLive()
 	sources := make([]*net.UDPConn, 0, floodSources)
 	t.Cleanup(func() {
 		for _, c := range sources {
@@ -80,23 +80,36 @@ func TestUDPFloodBoundedMemory(t *testing.T) {
 	flooding.Store(true)
 	fullRound := make(chan struct{}) // closed when every source has sent once
 	var peak atomic.Uint64
+	var during uint64 // after GC, as the last flood datagram is sent
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		// Three rounds from every source, at most 2,000 datagrams a second.
-		// Every datagram is a new flow (5,000 sources cycle through 1,024
-		// slots), and each new flow costs the agent a stream, a local
-		// socket and, today, 128 KiB of buffers: much faster and the agent
-		// process, not the relay, is what delays the answers.
-		defer flooding.Store(false)
+		// Two rounds from every source: the first at up to 2,000
+		// datagrams a second fills the flow table and overflows it, the
+		// second at 500 a second keeps it full (every datagram is a new
+		// flow: 5,000 sources cycle through 1,024 slots) while new clients
+		// ask. Every flow the relay opens costs the agent a stream and a
+		// local socket (and, today, 128 KiB of buffers); 500 new flows a
+		// second is what the agent process serves even on a loaded test
+		// machine, so the answers measure the relay's policy, not the
+		// agent's CPU. Faster floods cost the relay no more memory (see
+		// maxOpening): the flows it cannot open are evicted unopened.
+		defer func() {
+			during = relayMem()
+			flooding.Store(false)
+		}()
 		junk := make([]byte, 100)
-		for round := range 3 {
+		pauses := []time.Duration{25 * time.Millisecond, 100 * time.Millisecond}
+		if raceBuild {
+			pauses = []time.Duration{100 * time.Millisecond, 200 * time.Millisecond} // 500, then 250 a second
+		}
+		for round, pause := range pauses {
 			if round == 1 {
 				close(fullRound)
 			}
 			for i, c := range sources {
 				c.Write(junk)
 				if i%50 == 49 {
-					time.Sleep(25 * time.Millisecond)
+					time.Sleep(pause)
 					if m := relayMemNoGC(); m > peak.Load() {
 						peak.Store(m)
 					}
@@ -118,7 +131,6 @@ func TestUDPFloodBoundedMemory(t *testing.T) {
 		slowest = max(slowest, time.Since(t0))
 	}
 	wg.Wait()
-	during := relayMem()
 	counters := r.Counters()
 	flows := 0
 	for _, a := range r.Status().Agents {
@@ -135,7 +147,7 @@ func TestUDPFloodBoundedMemory(t *testing.T) {
 		t.Errorf("only %d of %d new clients were answered during the flood", answered, asked)
 	}
 	if counters["udp_flows_evicted"] == 0 {
-		t.Error("udp_flows_evicted is 0 after 15,000 datagrams from 5,000 sources")
+		t.Error("udp_flows_evicted is 0 after a flood from 5,000 sources")
 	}
 	if flows > 1024 {
 		t.Errorf("%d flows open, want at most 1024", flows)
@@ -158,10 +170,13 @@ func TestUDPFloodBoundedMemory(t *testing.T) {
 		}
 		return true
 	})
-	after := relayMem()
-	t.Logf("relay heap+stacks after the flood idled out: %s", mib(after))
-	if after > base+8<<20 {
-		t.Errorf("relay heap %s after the flood idled out, want within 8 MiB of the %s baseline", mib(after), mib(base))
+	// What the flood's flows held is gone: the live heap is back near the
+	// baseline. Heap in use keeps some fragmentation, which the runtime
+	// returns to the system over the next minutes.
+	after, afterLive := relayMem(), relayLive()
+	t.Logf("relay after the flood idled out: heap+stacks %s, live heap %s (baseline %s)", mib(after), mib(afterLive), mib(baseLive))
+	if afterLive > baseLive+4<<20 {
+		t.Errorf("relay live heap %s after the flood idled out, want within 4 MiB of the %s baseline", mib(afterLive), mib(baseLive))
 	}
 	if !ask(pub, "after") {
 		t.Error("a client got no answer after the flood")
@@ -223,6 +238,15 @@ func relayMem() uint64 {
 	runtime.GC()
 	runtime.GC()
 	return relayMemNoGC()
+}
+
+// relayLive is the live heap: what the last of two collections kept.
+func relayLive() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
 }
 
 func relayMemNoGC() uint64 {
