@@ -4,6 +4,7 @@ import (
 	"container/list"
 	"encoding/binary"
 	"net/netip"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -184,10 +185,19 @@ func (t *flowTable) answered(f *flow) {
 // expireLoop ends flows idle longer than the relay's UDP flow timeout.
 // Idle flows sit at the back of the LRU list, so each pass looks only at
 // the flows it expires (and one more).
+//
+// When the table has shrunk by releaseAfter flows since its high mark (a
+// flood's flows expired, evicted or closed by the agent), the freed memory
+// goes back to the system. Left to itself the runtime does that only after
+// its next collection, which an idle relay reaches by the 2-minute forced
+// GC, and then gradually: the relay's RSS stayed at its flood level for
+// two minutes. The count is taken before this pass expires anything,
+// because a stopped flow's goroutine and stream end a moment later.
 func (t *flowTable) expireLoop() {
 	idle := t.e.s.r.cfg.Load().flowIdle()
 	tick := time.NewTicker(idle / 4)
 	defer tick.Stop()
+	high := 0
 	for {
 		select {
 		case <-t.e.end:
@@ -195,6 +205,7 @@ func (t *flowTable) expireLoop() {
 		case <-tick.C:
 			now := time.Now().UnixNano()
 			t.mu.Lock()
+			n := len(t.flows)
 			for el := t.lru.Back(); el != nil; el = t.lru.Back() {
 				f := el.Value.(*flow)
 				if time.Duration(now-f.last) <= idle {
@@ -204,9 +215,19 @@ func (t *flowTable) expireLoop() {
 				t.stop(f)
 			}
 			t.mu.Unlock()
+			high = max(high, n)
+			if high-n >= releaseAfter {
+				debug.FreeOSMemory()
+				high = n
+			}
 		}
 	}
 }
+
+// releaseAfter is how far the table must shrink before the relay hands
+// memory back to the system: a quarter of a full table, so the full GC
+// this costs never runs for ordinary client churn.
+const releaseAfter = maxFlows / 4
 
 func (t *flowTable) closeAll() {
 	t.mu.Lock()
