@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/pinhole/pinhole/agent/internal/relaylink"
+	"github.com/pinhole/pinhole/internal/admin"
 	"github.com/pinhole/pinhole/protocol"
 )
 
@@ -143,6 +144,7 @@ type Status struct {
 	Local             string            `json:"udp_socket"`
 	Exposures         []ExposureReport  `json:"exposures"`
 	Counters          map[string]uint64 `json:"counters"`
+	Process           admin.Process     `json:"process"`
 	// NAT is the last NAT measurement (absent before the first).
 	NAT *NATStatus `json:"nat,omitempty"`
 }
@@ -168,6 +170,7 @@ type ExposureReport struct {
 
 // Status returns a snapshot of the agent.
 func (a *Agent) Status() Status {
+	proc := admin.ProcessStats() // reads /proc: outside the lock
 	s := &a.state
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -185,7 +188,7 @@ func (a *Agent) Status() Status {
 			"streams_reset_received": a.stats.Tunnels.ResetReceived.Load(),
 			"streams_stalled_reset":  a.stats.Tunnels.StalledReset.Load(),
 			"pongs":                  s.pongs,
-		}}
+		}, Process: proc}
 	if s.up {
 		since := s.since
 		st.Relay, st.Transport, st.RelayAddr, st.Observed, st.Since = s.relay, s.transport, s.addr.String(), s.observed.String(), &since

@@ -21,6 +21,7 @@ type Status struct {
 	Addr    string            `json:"addr"`
 	Agents  []AgentStatus     `json:"agents"`
 	Counter map[string]uint64 `json:"counters"`
+	Process admin.Process     `json:"process"`
 }
 
 // AgentStatus describes one connected agent.
@@ -39,6 +40,7 @@ type ExposureStatus struct {
 	Name  string `json:"name"`
 	Proto string `json:"proto"`
 	Port  uint16 `json:"port"`
+	Flows int    `json:"udp_flows,omitempty"` // client flows of a UDP exposure now
 }
 
 // Status returns a snapshot of the relay.
@@ -62,7 +64,9 @@ func (r *Relay) Status() Status {
 		"streams_reset_sent":     r.stats.Tunnels.ResetSent.Load(),
 		"streams_reset_received": r.stats.Tunnels.ResetReceived.Load(),
 		"streams_stalled_reset":  r.stats.Tunnels.StalledReset.Load(),
-	}}
+		"udp_flows_evicted":     r.stats.FlowsEvicted.Load(),
+		"udp_datagrams_dropped": r.stats.DatagramsDropped.Load(),
+	}, Process: admin.ProcessStats()}
 	for _, s := range r.liveSessions() {
 		if s.pc != nil {
 			ch, mv := s.pc.PathStats()
@@ -79,7 +83,7 @@ func (r *Relay) Status() Status {
 		}
 		s.expMu.Lock()
 		for _, e := range s.exposures {
-			as.Exposures = append(as.Exposures, ExposureStatus{Name: e.name, Proto: e.proto.String(), Port: e.port})
+			as.Exposures = append(as.Exposures, ExposureStatus{Name: e.name, Proto: e.proto.String(), Port: e.port, Flows: e.flowCount()})
 		}
 		s.expMu.Unlock()
 		sort.Slice(as.Exposures, func(i, j int) bool { return as.Exposures[i].Name < as.Exposures[j].Name })

@@ -80,6 +80,8 @@ type Stats struct {
 	HandshakeDropped atomic.Uint64 // over a source's budget, or handshake queue full (a flood)
 	DuplicateKey     atomic.Uint64 // sessions closed or refused because two agents share a key
 	Tunnels          splice.Stats  // stream resets sent, received, stalled
+	FlowsEvicted     atomic.Uint64 // UDP exposure flows ended to make room for a new client
+	DatagramsDropped atomic.Uint64 // UDP exposure datagrams dropped: flow queue or exposure budget full
 }
 
 const (

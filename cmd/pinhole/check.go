@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"os"
 
 	"github.com/pinhole/pinhole/internal/config"
 	"gopkg.in/yaml.v3"
@@ -25,7 +24,7 @@ func runCheck(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "pinhole check: -c FILE is required")
 		return 2
 	}
-	data, err := os.ReadFile(*path)
+	data, err := config.ReadFile(*path)
 	if err != nil {
 		fmt.Fprintf(stderr, "pinhole check: %v\n", err)
 		return 1

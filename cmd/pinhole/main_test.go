@@ -2,10 +2,14 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pinhole/pinhole/protocol/secure"
 )
@@ -66,5 +70,35 @@ func TestAgentRefusesBadConfigBeforeNetwork(t *testing.T) {
 	code, _, errOut := run(t, "", "agent", "-c", p)
 	if code != 1 || !strings.Contains(errOut, p+":5: expose[0].remote_port: 99999 is out of range") {
 		t.Fatalf("agent with bad config: exit %d, stderr %q", code, errOut)
+	}
+}
+
+// TestCheckRefusesDevZero runs the real binary: `pinhole check -c
+// /dev/zero` used to read until memory ran out (3.6 GB); it must stop at
+// once with the file name and what is wrong.
+func TestCheckRefusesDevZero(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "pinhole")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	// The timeout only stops a regression from hanging the test run.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, bin, "check", "-c", "/dev/zero")
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 || ctx.Err() != nil {
+		t.Fatalf("check -c /dev/zero: %v (context %v), want exit 1", err, ctx.Err())
+	}
+	if want := "/dev/zero: not a regular file (a character device)"; !strings.Contains(stderr.String(), want) {
+		t.Errorf("stderr %q lacks %q", stderr.String(), want)
+	}
+	big := filepath.Join(t.TempDir(), "agent.yaml")
+	os.WriteFile(big, nil, 0o644)
+	os.Truncate(big, 50<<20)
+	if code, _, errOut := run(t, "", "agent", "-c", big); code != 1 || !strings.Contains(errOut, big+": 52428800 bytes, larger than the 1 MiB limit") {
+		t.Errorf("agent with a 50 MB config: exit %d, stderr %q", code, errOut)
 	}
 }

@@ -24,6 +24,7 @@ func runRelay(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 		return 1
 	}
 	log := newLogger(stderr, f.Log.Level, f.Log.Format)
+	setMemoryLimit(f.MemoryLimit, log)
 	r, err := relay.New(f.Relay, log)
 	if err != nil {
 		log.Error("start relay", "err", err)

@@ -81,6 +81,10 @@ func printStatus(w io.Writer, st map[string]any) {
 			}
 		}
 	}
+	if p, ok := st["process"].(map[string]any); ok {
+		fmt.Fprintf(w, "  process     %s goroutines, %s open fds, heap %s, rss %s\n",
+			str(p, "goroutines"), str(p, "open_fds"), mebibytes(p["heap_inuse"]), mebibytes(p["rss"]))
+	}
 	if c, ok := st["counters"].(map[string]any); ok {
 		fmt.Fprintf(w, "  counters   ")
 		for _, k := range sortedKeys(c) {
@@ -88,4 +92,14 @@ func printStatus(w io.Writer, st map[string]any) {
 		}
 		fmt.Fprintln(w)
 	}
+}
+
+// mebibytes renders a byte count from the JSON document (a float64) for a
+// person.
+func mebibytes(v any) string {
+	b, ok := v.(float64)
+	if !ok {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f MiB", b/(1<<20))
 }

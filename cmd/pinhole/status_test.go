@@ -2,12 +2,15 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/pinhole/pinhole/agent"
 	"github.com/pinhole/pinhole/internal/admin"
+	"github.com/pinhole/pinhole/internal/testenv"
 	"github.com/pinhole/pinhole/relay"
 )
 
@@ -28,14 +31,15 @@ func TestStatusOutput(t *testing.T) {
 	agentAddr := serveStatus(t, agent.Status{Role: "agent", Name: "home-router", Connected: true, Relay: "vps.example:7700",
 		Transport: "udp", RelayAddr: "203.0.113.7:7700", Observed: "198.51.100.20:41234", Since: &since, RTTMillis: 23.4,
 		Local: "0.0.0.0:41234", Exposures: []agent.ExposureReport{{Name: "web", Status: "ok"}, {Name: "ssh", Status: "not allowed", Detail: "tcp port 2222 is not in this agent's allow_ports"}},
-		Counters: map[string]uint64{"streams": 3}})
+		Counters: map[string]uint64{"streams": 3}, Process: admin.Process{Goroutines: 17, OpenFDs: 9, HeapInuse: 3 << 20, RSS: 12 << 20}})
 	code, out, errOut := run(t, "", "status", "--admin", agentAddr)
 	if code != 0 {
 		t.Fatalf("status: exit %d, %s", code, errOut)
 	}
 	for _, want := range []string{"agent home-router", "vps.example:7700 via udp (203.0.113.7:7700), rtt 23.4 ms",
 		"public addr 198.51.100.20:41234", "exposure    web              ok",
-		"ssh              not allowed tcp port 2222 is not in this agent's allow_ports", "streams=3"} {
+		"ssh              not allowed tcp port 2222 is not in this agent's allow_ports", "streams=3",
+		"process     17 goroutines, 9 open fds, heap 3.0 MiB, rss 12.0 MiB"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("agent status output lacks %q:\n%s", want, out)
 		}
@@ -50,10 +54,53 @@ func TestStatusOutput(t *testing.T) {
 	}
 
 	code, out, _ = run(t, "", "status", "--admin", agentAddr, "--json")
-	if code != 0 || !strings.Contains(out, `"public_addr": "198.51.100.20:41234"`) {
+	if code != 0 || !strings.Contains(out, `"public_addr": "198.51.100.20:41234"`) || !strings.Contains(out, `"open_fds": 9`) {
 		t.Errorf("status --json: exit %d, output:\n%s", code, out)
 	}
 	if code, _, errOut := run(t, "", "status", "--admin", "127.0.0.1:1"); code != 1 || !strings.Contains(errOut, "is pinhole running") {
 		t.Errorf("status against nothing: exit %d, %q", code, errOut)
+	}
+}
+
+// TestStatusProcess asks the status endpoints of a real in-process relay
+// and agent: both carry the process object with plausible numbers, and
+// the relay has the UDP flow counters.
+func TestStatusProcess(t *testing.T) {
+	rcfg := testenv.RelayConfig(t, "127.0.0.1:0")
+	rcfg.Admin = fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	acfg := testenv.AgentConfig(t, "", rcfg.PrivateKey)
+	acfg.Admin = fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	testenv.Allow(rcfg, acfg)
+	r, _, _ := testenv.StartRelay(t, rcfg)
+	acfg.Relays[0].Address = r.Addr().String()
+	a, _, _ := testenv.StartAgent(t, acfg)
+	testenv.WaitFor(t, 10*time.Second, "agent connected", func() bool { return a.Status().Connected })
+	for role, addr := range map[string]string{"relay": rcfg.Admin, "agent": acfg.Admin} {
+		code, out, errOut := run(t, "", "status", "--admin", addr, "--json")
+		if code != 0 {
+			t.Fatalf("%s status: exit %d, %s", role, code, errOut)
+		}
+		var doc struct {
+			Process  map[string]float64 `json:"process"`
+			Counters map[string]uint64  `json:"counters"`
+		}
+		if err := json.Unmarshal([]byte(out), &doc); err != nil {
+			t.Fatalf("%s status --json: %v\n%s", role, err, out)
+		}
+		p := doc.Process
+		if p["goroutines"] < 2 || p["open_fds"] < 3 || p["heap_inuse"] < 1<<16 || p["rss"] < 1<<20 || p["stacks"] <= 0 {
+			t.Errorf("%s process object implausible: %v", role, p)
+		}
+		if role == "relay" {
+			for _, k := range []string{"udp_flows_evicted", "udp_datagrams_dropped"} {
+				if _, ok := doc.Counters[k]; !ok {
+					t.Errorf("relay counters lack %s: %v", k, doc.Counters)
+				}
+			}
+		}
+		code, out, _ = run(t, "", "status", "--admin", addr)
+		if code != 0 || !strings.Contains(out, " goroutines, ") || !strings.Contains(out, " open fds, heap ") {
+			t.Errorf("%s status: exit %d, no process line:\n%s", role, code, out)
+		}
 	}
 }

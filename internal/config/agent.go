@@ -2,7 +2,6 @@ package config
 
 import (
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/pinhole/pinhole/agent"
@@ -19,9 +18,9 @@ type AgentFile struct {
 
 // LoadAgent reads and checks an agent config file.
 func LoadAgent(path string) (*AgentFile, error) {
-	data, err := os.ReadFile(path)
+	data, err := ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("read config: %w", err)
+		return nil, err
 	}
 	return ParseAgent(path, data)
 }

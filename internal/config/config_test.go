@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"flag"
 	"os"
 	"path/filepath"
@@ -77,6 +78,9 @@ func TestExamples(t *testing.T) {
 	if err != nil {
 		t.Fatalf("configs/relay.yaml: %v", err)
 	}
+	if r.MemoryLimit != 0 {
+		t.Errorf("relay example memory_limit read as %d, want 0 (off)", r.MemoryLimit)
+	}
 	home := r.Relay.Agents[0]
 	checks := []struct {
 		proto protocol.Proto
@@ -123,4 +127,60 @@ func FuzzParseRelay(f *testing.F) {
 		}
 	}
 	f.Fuzz(func(t *testing.T, b []byte) { ParseRelay("fuzz.yaml", b) })
+}
+
+// TestConfigFileBounds: files too large are refused by their size before a
+// byte is read, and the 1 MiB limit itself is accepted.
+func TestConfigFileBounds(t *testing.T) {
+	dir := t.TempDir()
+	sized := func(name string, size int64) string {
+		p := filepath.Join(dir, name)
+		f, err := os.Create(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Truncate(size) // sparse: no disk is spent on the 50 MB case
+		f.Close()
+		return p
+	}
+	big := sized("agent.yaml", 50<<20)
+	_, err := LoadAgent(big)
+	if want := big + ": 52428800 bytes, larger than the 1 MiB limit for a config file"; err == nil || err.Error() != want {
+		t.Errorf("50 MB agent.yaml: got %v, want %q", err, want)
+	}
+	_, err = LoadRelay(big)
+	if !errors.Is(err, ErrTooLarge) {
+		t.Errorf("50 MB relay.yaml: got %v, want ErrTooLarge", err)
+	}
+	if _, err := ReadFile(sized("limit.yaml", maxConfigFile)); err != nil {
+		t.Errorf("a file of exactly 1 MiB: got %v, want it read", err)
+	}
+	if _, err := ReadFile(sized("over.yaml", maxConfigFile+1)); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("a file of 1 MiB + 1: got %v, want ErrTooLarge", err)
+	}
+	if _, err := LoadAgent("/dev/null"); !errors.Is(err, ErrNotRegular) {
+		t.Errorf("/dev/null: got %v, want ErrNotRegular", err)
+	}
+}
+
+// TestRelayMemoryLimit: off by default, a size when given (GOMEMLIMIT's
+// precedence is cmd/pinhole's, see setMemoryLimit).
+func TestRelayMemoryLimit(t *testing.T) {
+	k, _ := secure.GeneratePrivateKey()
+	base := "private_key: " + k.String() + "\n"
+	for _, c := range []struct {
+		yaml string
+		want int64
+	}{{"", 0}, {"memory_limit: 512MiB\n", 512 << 20}, {"memory_limit: off\n", 0}} {
+		f, err := ParseRelay("relay.yaml", []byte(base+c.yaml))
+		if err != nil {
+			t.Fatalf("%q: %v", c.yaml, err)
+		}
+		if f.MemoryLimit != c.want {
+			t.Errorf("%q: memory limit %d, want %d", c.yaml, f.MemoryLimit, c.want)
+		}
+	}
+	if _, err := ParseRelay("relay.yaml", []byte(base+"memory_limit: lots\n")); err == nil || !strings.Contains(err.Error(), "relay.yaml:2: memory_limit: \"lots\" is not a size") {
+		t.Errorf("bad memory_limit: got %v", err)
+	}
 }

@@ -3,7 +3,6 @@ package config
 import (
 	"fmt"
 	"net/netip"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -14,17 +13,19 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// RelayFile is what relay.yaml holds.
+// RelayFile is what relay.yaml holds: the relay's runtime Config plus the
+// process settings cmd/pinhole applies itself.
 type RelayFile struct {
-	Relay *relay.Config
-	Log   Log
+	Relay       *relay.Config
+	Log         Log
+	MemoryLimit int64 // bytes; 0 = no soft limit
 }
 
 // LoadRelay reads and checks a relay config file.
 func LoadRelay(path string) (*RelayFile, error) {
-	data, err := os.ReadFile(path)
+	data, err := ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("read config: %w", err)
+		return nil, err
 	}
 	return ParseRelay(path, data)
 }
@@ -49,6 +50,14 @@ func ParseRelay(path string, data []byte) (*RelayFile, error) {
 	cfg.Admin = m.admin("admin", "127.0.0.1:7701", remote)
 	cfg.AgentTimeout = m.duration("agent_timeout", time.Minute, 5*time.Second, time.Hour)
 	cfg.UDPFlowIdle = m.duration("udp_flow_idle", time.Minute, time.Second, 24*time.Hour)
+	// Off by default, unlike the agent's 24MiB: a router has a known,
+	// small amount of memory and one agent's working set, while a relay's
+	// live heap grows with its agents and exposures (up to about 30 MiB
+	// per UDP exposure under a flood, see docs/architecture.md) and VPS
+	// sizes vary. A soft limit below the live heap makes the GC run
+	// continuously and take CPU from the data path, so only the operator,
+	// who knows the machine, can pick it (about half the VPS's RAM).
+	f.MemoryLimit = m.size("memory_limit", 0)
 	f.Log = m.logSection()
 	cfg.Tuning = m.kcpSection()
 

@@ -1,0 +1,46 @@
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"runtime"
+	"testing"
+)
+
+// TestProcessStats: the numbers are plausible for this process, and the
+// status endpoint carries them as JSON fields.
+func TestProcessStats(t *testing.T) {
+	p := ProcessStats()
+	if p.Goroutines < 1 || p.HeapInuse == 0 || p.HeapAlloc == 0 || p.Stacks == 0 {
+		t.Errorf("implausible: %+v", p)
+	}
+	if runtime.GOOS == "linux" && (p.OpenFDs < 3 || p.RSS < 1<<20) {
+		t.Errorf("on Linux want at least stdin/out/err open and 1 MiB resident: %+v", p)
+	}
+	ln, err := Listen("127.0.0.1:0", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go Serve(ctx, ln, func() any {
+		return struct {
+			Process Process `json:"process"`
+		}{ProcessStats()}
+	})
+	doc, err := Fetch(ctx, ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Process map[string]float64 `json:"process"`
+	}
+	if err := json.Unmarshal(doc, &got); err != nil {
+		t.Fatalf("%v\n%s", err, doc)
+	}
+	for _, k := range []string{"goroutines", "open_fds", "heap_inuse", "heap_alloc", "heap_live", "stacks", "rss"} {
+		if _, ok := got.Process[k]; !ok {
+			t.Errorf("status document lacks process.%s:\n%s", k, doc)
+		}
+	}
+}
