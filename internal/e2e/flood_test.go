@@ -99,7 +99,7 @@ func TestUDPFloodBoundedMemory(t *testing.T) {
 		}()
 		junk := make([]byte, 100)
 		pauses := []time.Duration{25 * time.Millisecond, 100 * time.Millisecond}
-		if raceBuild {
+		if raceDetector {
 			pauses = []time.Duration{100 * time.Millisecond, 200 * time.Millisecond} // 500, then 250 a second
 		}
 		for round, pause := range pauses {

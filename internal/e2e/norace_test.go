@@ -4,5 +4,3 @@ package e2e
 
 // raceDetector is true under -race; see race_test.go.
 const raceDetector = false
-// raceBuild: see race_test.go.
-const raceBuild = false
