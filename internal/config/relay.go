@@ -41,6 +41,22 @@ func ParseRelay(path string, data []byte) (*RelayFile, error) {
 	cfg := &relay.Config{}
 	f := &RelayFile{Relay: cfg}
 	cfg.Listen = m.listenAddr("listen", "0.0.0.0:7700")
+	// alt_listen: another IP of this host and another port, for RFC 5780
+	// NAT behaviour discovery (`pinhole nat`, agents' own checks).
+	if n, alt, ok := m.scalar("alt_listen"); ok {
+		altAP, err := netip.ParseAddrPort(alt)
+		lis, lerr := netip.ParseAddrPort(cfg.Listen)
+		switch {
+		case err != nil || altAP.Port() == 0 || altAP.Addr().IsUnspecified():
+			c.add(n, "alt_listen", "%q is not IP:PORT of this host (a second address, like 198.51.100.2:7701)", alt)
+		case lerr != nil || lis.Addr().IsUnspecified():
+			c.add(n, "alt_listen", "needs listen on a specific IP (RFC 5780 answers name the address they come from), not %s", cfg.Listen)
+		case altAP.Addr() == lis.Addr() || altAP.Port() == lis.Port():
+			c.add(n, "alt_listen", "%s must differ from listen %s in both IP and port", alt, cfg.Listen)
+		default:
+			cfg.AltListen = alt
+		}
+	}
 	cfg.PrivateKey = m.privateKey(path)
 	cfg.Bind = m.str("bind", "0.0.0.0")
 	if _, err := netip.ParseAddr(cfg.Bind); cfg.Bind != "" && err != nil {
