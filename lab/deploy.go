@@ -14,9 +14,12 @@ import (
 
 // Ports and addresses of a deployment.
 const (
-	RelayAddr   = RelayIP + ":7700"
-	TCPExposure = 9000 // first agent; the n-th agent uses 9000+10n
-	UDPExposure = 9001
+	RelayAddr = RelayIP + ":7700"
+	// RelayAltAddr is the relay's alt_listen: its second address, another
+	// port (RFC 5780 behaviour discovery).
+	RelayAltAddr = RelayIP2 + ":7710"
+	TCPExposure  = 9000 // first agent; the n-th agent uses 9000+10n
+	UDPExposure  = 9001
 )
 
 // Binaries are the programs a deployment runs inside the lab.
@@ -68,7 +71,10 @@ expose:
 			return nil, err
 		}
 	}
-	relayCfg := fmt.Sprintf("listen: 0.0.0.0:7700\nprivate_key: %s\nbind: 0.0.0.0\nadmin: 127.0.0.1:7701\nagent_timeout: 10s\nlog: {level: debug}\nagents:\n%s", rk, agents.String())
+	// The relay listens on its first address and answers RFC 5780
+	// discovery from its second one (the relay host has two).
+	relayCfg := fmt.Sprintf("listen: %s\nalt_listen: %s\nprivate_key: %s\nbind: 0.0.0.0\nadmin: 127.0.0.1:7701\nagent_timeout: 10s\nlog: {level: debug}\nagents:\n%s",
+		RelayAddr, RelayAltAddr, rk, agents.String())
 	if err := os.WriteFile(filepath.Join(dir, "relay.yaml"), []byte(relayCfg), 0o600); err != nil {
 		return nil, err
 	}
