@@ -64,8 +64,8 @@ func (r *Relay) Status() Status {
 		"streams_reset_sent":     r.stats.Tunnels.ResetSent.Load(),
 		"streams_reset_received": r.stats.Tunnels.ResetReceived.Load(),
 		"streams_stalled_reset":  r.stats.Tunnels.StalledReset.Load(),
-		"udp_flows_evicted":     r.stats.FlowsEvicted.Load(),
-		"udp_datagrams_dropped": r.stats.DatagramsDropped.Load(),
+		"udp_flows_evicted":      r.stats.FlowsEvicted.Load(),
+		"udp_datagrams_dropped":  r.stats.DatagramsDropped.Load(),
 	}, Process: admin.ProcessStats()}
 	for _, s := range r.liveSessions() {
 		if s.pc != nil {
