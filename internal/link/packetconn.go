@@ -24,7 +24,7 @@ type Sender func(b []byte, addr netip.AddrPort) error
 type inbound struct {
 	buf  *[]byte
 	n    int
-	from netip.AddrPort
+	from netip.AddrPort // invalid for a datagram forwarded by the relay
 }
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, protocol.MaxDatagram+64); return &b }}
@@ -49,9 +49,14 @@ type PacketConn struct {
 	onConfirm   func()               // first authenticated packet; may be nil
 	onRoam      func(netip.AddrPort) // peer moved to a validated new address; nil: never move
 	path        pathValidator
-	lastRecv    atomic.Int64  // unix nanos of the last authenticated packet
-	Dropped     atomic.Uint64 // inbox full
-	AuthFailed  atomic.Uint64 // failed authentication or replay
+	lastRecv    atomic.Int64                       // unix nanos of the last authenticated packet
+	lastDirect  atomic.Int64                       // unix nanos of the last one that came directly
+	relay       atomic.Pointer[func([]byte) error] // the relay path; nil: none
+	viaRelay    atomic.Bool                        // WriteTo uses the relay path
+	Direct      atomic.Uint64                      // authenticated datagrams that came directly
+	Relayed     atomic.Uint64                      // authenticated datagrams the relay forwarded
+	Dropped     atomic.Uint64                      // inbox full
+	AuthFailed  atomic.Uint64                      // failed authentication or replay
 	virtualAddr net.Addr
 }
 
@@ -77,9 +82,24 @@ func (c *PacketConn) Peer() netip.AddrPort { return *c.peer.Load() }
 // LastReceive returns when the last authenticated packet arrived.
 func (c *PacketConn) LastReceive() time.Time { return time.Unix(0, c.lastRecv.Load()) }
 
-// Deliver queues a sealed datagram received from from. It never blocks and
-// reports false when the datagram was dropped.
+// Deliver queues a sealed datagram that came straight from from. It never
+// blocks and reports false when the datagram was dropped.
 func (c *PacketConn) Deliver(b []byte, from netip.AddrPort) bool {
+	if !from.IsValid() {
+		c.Dropped.Add(1)
+		return false
+	}
+	return c.deliver(b, from)
+}
+
+// DeliverRelayed queues a sealed datagram the relay forwarded from the
+// peer. It authenticates like any other, but says nothing about the
+// peer's address: it never moves the direct path (see path.go).
+func (c *PacketConn) DeliverRelayed(b []byte) bool {
+	return c.deliver(b, netip.AddrPort{})
+}
+
+func (c *PacketConn) deliver(b []byte, from netip.AddrPort) bool {
 	if len(b) > protocol.MaxDatagram+64 {
 		c.Dropped.Add(1)
 		return false
@@ -119,7 +139,7 @@ func (c *PacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
 			c.AuthFailed.Add(1)
 			continue
 		}
-		c.authenticated()
+		c.authenticated(in.from)
 		switch kind {
 		case protocol.DataKCP:
 			c.maybeValidate(in.from)
@@ -132,8 +152,15 @@ func (c *PacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
 	}
 }
 
-func (c *PacketConn) authenticated() {
-	c.lastRecv.Store(time.Now().UnixNano())
+func (c *PacketConn) authenticated(from netip.AddrPort) {
+	now := time.Now().UnixNano()
+	c.lastRecv.Store(now)
+	if from.IsValid() {
+		c.Direct.Add(1)
+		c.lastDirect.Store(now)
+	} else {
+		c.Relayed.Add(1)
+	}
 	if !c.confirmed.Load() && c.confirmed.CompareAndSwap(false, true) && c.onConfirm != nil {
 		c.onConfirm()
 	}
@@ -153,7 +180,7 @@ func (c *PacketConn) WriteTo(p []byte, _ net.Addr) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	if err := c.send(pkt, *c.peer.Load()); err != nil {
+	if err := c.sendOnPath(pkt); err != nil {
 		return 0, err
 	}
 	return len(p), nil

@@ -144,7 +144,7 @@ func TestPacketConnInboxBounded(t *testing.T) {
 	r := NewPacketConn(rs, netip.AddrPort{}, func([]byte, netip.AddrPort) error { return nil }, nil, nil)
 	a.WriteTo([]byte("x"), nil)
 	for range inboxLen + 10 {
-		r.Deliver(aw.pkts[0], netip.AddrPort{})
+		r.DeliverRelayed(aw.pkts[0])
 	}
 	if got := r.Dropped.Load(); got != 10 {
 		t.Fatalf("Dropped = %d, want 10: a full inbox must drop, never block the socket reader", got)

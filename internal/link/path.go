@@ -19,6 +19,47 @@ import (
 // seen) only earns that address a challenge it cannot answer, unless it
 // relays packets to and from the real peer, which makes it a working path.
 
+// A conn has up to two paths to its peer: direct (the socket, to the
+// validated peer address) and, for peer sessions, the relay (the owner's
+// function wraps a sealed datagram for the relay to forward). The owner
+// picks the path (UseRelay); the conn is told how each datagram arrived
+// (Deliver or DeliverRelayed) and never lets a relayed one move the direct
+// path. Switching path is invisible to KCP and smux above: same session,
+// same keys and counters, so streams survive it (TestPathSwitchKeepsStreams).
+
+// SetRelayPath installs the relay path (nil removes it).
+func (c *PacketConn) SetRelayPath(send func(b []byte) error) {
+	if send == nil {
+		c.relay.Store(nil)
+		c.viaRelay.Store(false)
+		return
+	}
+	c.relay.Store(&send)
+}
+
+// UseRelay selects the relay path (true) or the direct one (false) for
+// what WriteTo sends from now on; without a relay path it stays direct.
+func (c *PacketConn) UseRelay(on bool) { c.viaRelay.Store(on && c.relay.Load() != nil) }
+
+// LastDirect returns when the last authenticated datagram came directly
+// (zero time: never): the owner's evidence that the direct path works.
+func (c *PacketConn) LastDirect() time.Time {
+	if n := c.lastDirect.Load(); n != 0 {
+		return time.Unix(0, n)
+	}
+	return time.Time{}
+}
+
+// sendOnPath sends a sealed datagram on the selected path.
+func (c *PacketConn) sendOnPath(pkt []byte) error {
+	if c.viaRelay.Load() {
+		if r := c.relay.Load(); r != nil {
+			return (*r)(pkt)
+		}
+	}
+	return c.send(pkt, *c.peer.Load())
+}
+
 // challengeEvery bounds how often one candidate address is challenged:
 // every authenticated packet from it would otherwise trigger one.
 const challengeEvery = 200 * time.Millisecond
@@ -53,7 +94,9 @@ func (c *PacketConn) maybeValidate(from netip.AddrPort) {
 }
 
 // answerChallenge echoes a challenge to the address it came from: the
-// address being validated is the one that must receive it.
+// address being validated is the one that must receive it. (A challenge
+// forwarded by the relay has no address and is not answered: only direct
+// paths are validated.)
 func (c *PacketConn) answerChallenge(token []byte, from netip.AddrPort) {
 	if len(token) == protocol.PathTokenLen && from.IsValid() {
 		c.sendKind(protocol.DataPathResponse, token, from)
