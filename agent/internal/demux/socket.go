@@ -36,6 +36,9 @@ type Socket struct {
 	// packet was sent to: the peer's index, not ours.
 	remotes map[uint32]Handler
 	stun    STUNHandler
+	// unsolicited gets datagrams that name no session of ours: a peer's
+	// handshake initiation (peer sessions start unsolicited).
+	unsolicited Handler
 
 	// Counters of datagrams that reached no owner.
 	Malformed atomic.Uint64 // not STUN and not a pinhole type, or too short
@@ -154,6 +157,17 @@ func (s *Socket) dispatch(b []byte, from netip.AddrPort) {
 	t, err := protocol.Classify(b)
 	if err != nil {
 		s.Malformed.Add(1)
+		return
+	}
+	if t == protocol.TypeHandshakeInit {
+		s.mu.RLock()
+		h := s.unsolicited
+		s.mu.RUnlock()
+		if h == nil {
+			s.Unrouted.Add(1)
+			return
+		}
+		h(t, b, from)
 		return
 	}
 	idx, ok := protocol.ReceiverIndex(t, b)

@@ -53,44 +53,31 @@ func trySend[T any](c chan T, v T) {
 func (d *Dialer) dialUDP(ctx context.Context, t Target, addr netip.AddrPort, wait time.Duration) (*Conn, error) {
 	idx := randIndex()
 	ans := newAnswers(addr)
-	var pcp atomic.Pointer[link.PacketConn]
-	var connp atomic.Pointer[Conn]
-	var lost atomic.Bool // the relay lost our session: said and closed once
-	handler := func(typ protocol.Type, b []byte, from netip.AddrPort) {
-		switch typ {
-		case protocol.TypeData:
-			if pc := pcp.Load(); pc != nil {
-				pc.Deliver(b, from)
-			}
-		case protocol.TypeRefuse:
-			r, err := protocol.ParseRefuse(b)
-			if err != nil || from != addr {
-				return
-			}
-			if c := connp.Load(); c != nil && r.Code == protocol.RefuseUnknownSession {
-				// The relay lost our session (restart, expiry): reconnect
-				// now instead of waiting for heartbeats to time out. Every
-				// packet in flight draws its own Refuse: act on the first.
-				if lost.CompareAndSwap(false, true) {
-					d.Log.Info("relay does not know our session, reconnecting", "relay", t.Address)
-					go c.Close()
-				}
-				return
-			}
-			ans.offer(typ, b, from)
-		default:
-			ans.offer(typ, b, from)
-		}
-	}
-	d.Socket.Register(idx, handler)
+	d.Socket.Register(idx, ans.offer)
 	sess, payload, err := d.handshakeUDP(ctx, t, idx, ans, wait)
 	if err != nil {
 		d.Socket.Unregister(idx)
 		return nil, err
 	}
+	var connp atomic.Pointer[Conn]
+	var lost atomic.Bool // the relay lost our session: said and closed once
+	other := func(typ protocol.Type, b []byte, from netip.AddrPort) {
+		if typ != protocol.TypeRefuse || from != addr {
+			return // late handshake answers and cookies: the link is up
+		}
+		if r, err := protocol.ParseRefuse(b); err == nil && r.Code == protocol.RefuseUnknownSession {
+			// The relay lost our session (restart, expiry): reconnect now
+			// instead of waiting for heartbeats to time out. Every packet
+			// in flight draws its own Refuse: act on the first.
+			if c := connp.Load(); c != nil && lost.CompareAndSwap(false, true) {
+				d.Log.Info("relay does not know our session, reconnecting", "relay", t.Address)
+				go c.Close()
+			}
+		}
+	}
 	pc := link.NewPacketConn(sess.Session, addr, d.Socket.Send, nil, nil)
-	pcp.Store(pc)
-	d.Socket.RegisterRemote(sess.RemoteIndex, handler)
+	d.Socket.Attach(idx, pc, other)
+	d.Socket.RegisterRemote(sess.RemoteIndex, other)
 	cleanup := func() {
 		d.Socket.Unregister(idx)
 		d.Socket.UnregisterRemote(sess.RemoteIndex)
