@@ -2,12 +2,18 @@
 # Size report (`make size`): the stripped binary of every target in dist/,
 # the packages, where the mipsle bytes go (ELF sections, then the Go
 # packages that contribute most), and the budget check:
-#   mipsle binary <= 5.5 MiB, router .ipk <= 2.2 MB (x86_64 is exempt).
+#   mipsle binary <= 5.75 MiB, router .ipk <= 2.2 MB (x86_64 is exempt).
 # Exits 1 when a budget is exceeded. Reads $DIST (default dist): run
 # build/cross.sh (and build/package.sh for the package lines) first.
 set -eu
 cd "$(dirname "$0")/.."
-budget=5767168        # 5.5 MiB: issue 5, "the whole agent must stay under 5.5 MiB"
+# 5.75 MiB: issue 5 set 5.5 MiB; the NAT-discovery issue (9) lets it move to
+# 5.75 MiB for itself and the peer-to-peer issue together. Where the bytes
+# went (5.13 -> 5.63 MiB): mostly .text and .gopclntab of new code spread
+# over relay (handshake gates, STUN server, flow eviction, duplicate keys),
+# agent (timers, NAT discovery, netcheck), protocol/stun and splice (stream
+# resets, stall guard); the only new std package is runtime/metrics.
+budget=6029312
 ipk_budget=2200000    # 2.2 MB
 dist=${DIST:-dist}
 mib() { awk -v n="$1" 'BEGIN { printf "%.2f MiB", n / 1048576 }'; }
@@ -70,10 +76,10 @@ cat "$tmp/total"
 
 fail=0
 if [ "$size" -gt "$budget" ]; then
-	echo "FAIL: mipsle binary is $size bytes ($(mib "$size")), over the budget of $budget (5.5 MiB) by $((size - budget)) bytes"
+	echo "FAIL: mipsle binary is $size bytes ($(mib "$size")), over the budget of $budget (5.75 MiB) by $((size - budget)) bytes"
 	fail=1
 else
-	echo "ok: mipsle binary $size bytes ($(mib "$size")), budget $budget (5.5 MiB): $(( (budget - size) / 1024 )) KiB left"
+	echo "ok: mipsle binary $size bytes ($(mib "$size")), budget $budget (5.75 MiB): $(( (budget - size) / 1024 )) KiB left"
 fi
 largest=0
 for f in "$dist"/*.ipk; do
