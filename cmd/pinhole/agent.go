@@ -5,7 +5,7 @@ import (
 	"io"
 
 	"github.com/pinhole/pinhole/agent"
-	"github.com/pinhole/pinhole/internal/config"
+	"github.com/pinhole/pinhole/cmd/pinhole/internal/config"
 )
 
 func init() {

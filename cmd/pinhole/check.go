@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/pinhole/pinhole/internal/config"
+	"github.com/pinhole/pinhole/cmd/pinhole/internal/config"
 	"gopkg.in/yaml.v3"
 )
 

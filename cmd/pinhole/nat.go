@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/pinhole/pinhole/agent"
-	"github.com/pinhole/pinhole/internal/config"
+	"github.com/pinhole/pinhole/cmd/pinhole/internal/config"
 	"github.com/pinhole/pinhole/protocol"
 )
 

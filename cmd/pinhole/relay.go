@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/pinhole/pinhole/internal/config"
+	"github.com/pinhole/pinhole/cmd/pinhole/internal/config"
 	"github.com/pinhole/pinhole/relay"
 )
 

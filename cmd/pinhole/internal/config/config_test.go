@@ -53,7 +53,7 @@ func TestBadConfigs(t *testing.T) {
 func TestExamples(t *testing.T) {
 	dir := t.TempDir()
 	for _, name := range []string{"agent.yaml", "relay.yaml"} {
-		b, err := os.ReadFile(filepath.Join("..", "..", "configs", name))
+		b, err := os.ReadFile(filepath.Join("..", "..", "..", "..", "configs", name))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -111,7 +111,7 @@ func TestDefaults(t *testing.T) {
 
 // FuzzParseAgent: no input may panic the parser.
 func FuzzParseAgent(f *testing.F) {
-	for _, p := range []string{"testdata/bad/agent-typo.yaml", "testdata/bad/agent-ports.yaml", "../../configs/agent.yaml"} {
+	for _, p := range []string{"testdata/bad/agent-typo.yaml", "testdata/bad/agent-ports.yaml", "../../../../configs/agent.yaml"} {
 		if b, err := os.ReadFile(p); err == nil {
 			f.Add(b)
 		}
@@ -121,7 +121,7 @@ func FuzzParseAgent(f *testing.F) {
 
 // FuzzParseRelay: no input may panic the parser.
 func FuzzParseRelay(f *testing.F) {
-	for _, p := range []string{"testdata/bad/relay-bad.yaml", "../../configs/relay.yaml"} {
+	for _, p := range []string{"testdata/bad/relay-bad.yaml", "../../../../configs/relay.yaml"} {
 		if b, err := os.ReadFile(p); err == nil {
 			f.Add(b)
 		}
