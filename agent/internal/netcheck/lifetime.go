@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/pinhole/pinhole/protocol/stun"
@@ -47,6 +48,15 @@ type LifetimeSchedule struct {
 	// Warmup is the time between the plain exchange and the delayed
 	// request (see above).
 	Warmup time.Duration
+}
+
+// Shortest is the shortest delay of the first round (of the default
+// schedule for the zero value).
+func (s LifetimeSchedule) Shortest() time.Duration {
+	if len(s.First) == 0 {
+		s = DefaultLifetimeSchedule
+	}
+	return slices.Min(s.First)
 }
 
 // DefaultLifetimeSchedule: 30 s is the common home-router timeout, 120 s
