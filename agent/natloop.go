@@ -84,6 +84,9 @@ func (a *Agent) natLoop(ctx context.Context) {
 		case errors.Is(err, netcheck.ErrShortLifetime):
 			l = shortLifetime
 		case err != nil:
+			// A relay without delayed answers will not grow them before
+			// the network changes: do not ask again at every reconnect.
+			measured = errors.Is(err, netcheck.ErrNoDelay)
 			a.log.Info("NAT mapping lifetime not measured; keeping the default heartbeat", "relay", w.relay, "err", err)
 			continue
 		}
