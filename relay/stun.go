@@ -24,7 +24,10 @@ import (
 //     would send it elsewhere, is refused with 420);
 //   - an answer never carries PADDING or SOFTWARE: it is at most 100 bytes
 //     (IPv6, all attributes), whatever the request asked for;
-//   - answers are rate-limited per source IP.
+//   - answers are rate-limited per source IP;
+//   - a delayed answer (PINHOLE-DELAY, for the agent's mapping-lifetime
+//     measurement; stundelay.go) obeys the same rules and is bounded per
+//     source IP and in total.
 
 // Per-source STUN budget: NAT discovery sends about ten requests in a
 // second and lifetime probing a few a minute; carrier-grade NATs put many

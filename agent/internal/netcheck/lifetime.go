@@ -82,6 +82,9 @@ var ErrNoDelay = errors.New("the relay does not support delayed STUN answers")
 // ErrShortLifetime: even the shortest delay probed went unanswered.
 var ErrShortLifetime = errors.New("mapping expired before the shortest probe")
 
+// errStop ends bisection early with the result so far.
+var errStop = errors.New("stop")
+
 // probeResult is what one delay probe found.
 type probeResult int
 
@@ -118,6 +121,9 @@ func (c *Checker) Lifetime(ctx context.Context, s LifetimeSchedule) (time.Durati
 			}
 		}
 		if !known {
+			if alive > 0 {
+				return errStop // a bisection round told nothing: keep what is known
+			}
 			return fmt.Errorf("relay %s: no lifetime probe got an answer", c.cfg.Relay)
 		}
 		// The shortest dead above the longest alive: a probe lost on the
@@ -146,7 +152,9 @@ func (c *Checker) Lifetime(ctx context.Context, s LifetimeSchedule) (time.Durati
 			ts = append(ts, lo)
 		}
 		prevDead := dead
-		if err := round(ts); err != nil {
+		if err := round(ts); err == errStop {
+			break
+		} else if err != nil {
 			return 0, err
 		}
 		if dead == 0 {
