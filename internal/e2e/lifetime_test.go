@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -37,14 +38,14 @@ var scaledLifetime = agent.LifetimeSchedule{
 // behindShortNAT runs a real relay on a simulated public host (exposures
 // and TCP fallback on loopback) and an agent behind a port-restricted NAT
 // whose mappings live natTimeout, with a TCP echo exposed; it returns the
-// agent, the relay, the NAT, the agent host and the public port.
-func behindShortNAT(t *testing.T, tweak func(*agent.Config)) (*agent.Agent, *relay.Relay, *netsim.NAT, uint16) {
+// agent, the relay, the NAT, the public port and the agent's log.
+func behindShortNAT(t *testing.T, typ netsim.NATType, tweak func(*agent.Config)) (*agent.Agent, *relay.Relay, *netsim.NAT, uint16, *testenv.LogBuffer) {
 	t.Helper()
 	inet := netsim.New(netsim.Options{})
 	t.Cleanup(func() { inet.Close() }) // after agent and relay stop
 	relayAP := netip.MustParseAddrPort("203.0.113.1:7700")
 	rh, _ := inet.AddHost(relayAP.Addr())
-	natCfg, _ := netsim.PortRestricted.Config()
+	natCfg, _ := typ.Config()
 	natCfg.Timeout = natTimeout
 	nat, err := inet.AddNAT(netip.MustParseAddr("198.51.100.10"), natCfg)
 	if err != nil {
@@ -65,12 +66,12 @@ func behindShortNAT(t *testing.T, tweak func(*agent.Config)) (*agent.Agent, *rel
 	tweak(acfg)
 	testenv.Allow(rcfg, acfg, port)
 	r, _, _ := testenv.StartRelay(t, rcfg)
-	a, _, _ := testenv.StartAgent(t, acfg)
+	a, alog, _ := testenv.StartAgent(t, acfg)
 	testenv.WaitFor(t, 10*time.Second, "agent connected with its exposure", func() bool {
 		st := a.Status()
 		return st.Connected && len(st.Exposures) == 1 && st.Exposures[0].Status == "ok"
 	})
-	return a, r, nat, port
+	return a, r, nat, port, alog
 }
 
 // echoWithin sends a few bytes through the exposure and reports how long
@@ -111,14 +112,18 @@ func idle(a *agent.Agent, nat *netsim.NAT, relayAP netip.AddrPort, d time.Durati
 	return kept
 }
 
+// autoScaled is heartbeat auto with the scaled schedule and a minimum
+// below the simulated NAT's timeout.
+func autoScaled(c *agent.Config) {
+	c.Heartbeat, c.HeartbeatMin, c.Lifetime = 0, 500*time.Millisecond, scaledLifetime
+}
+
 // TestHeartbeatAutoKeepsMapping: behind a NAT that forgets an idle mapping
 // after 4 s, heartbeat auto measures the lifetime, pings under it, the
 // relay follows the announced interval, and an exposure is reachable at
 // once after idling 2.5 times the NAT's timeout, without a reconnect.
 func TestHeartbeatAutoKeepsMapping(t *testing.T) {
-	a, r, nat, port := behindShortNAT(t, func(c *agent.Config) {
-		c.Heartbeat, c.HeartbeatMin, c.Lifetime = 0, 500*time.Millisecond, scaledLifetime
-	})
+	a, r, nat, port, _ := behindShortNAT(t, netsim.PortRestricted, autoScaled)
 	since := *a.Status().Since
 	var st agent.Status
 	testenv.WaitFor(t, 30*time.Second, "mapping lifetime measured", func() bool {
@@ -160,7 +165,7 @@ func TestHeartbeatAutoKeepsMapping(t *testing.T) {
 // between pings, and a client reaching the exposure then waits for the
 // agent's next ping instead of being served.
 func TestFixedHeartbeatOutlivedByNAT(t *testing.T) {
-	a, _, nat, port := behindShortNAT(t, func(c *agent.Config) { c.Heartbeat = 12 * time.Second })
+	a, _, nat, port, _ := behindShortNAT(t, netsim.PortRestricted, func(c *agent.Config) { c.Heartbeat = 12 * time.Second })
 	// Right after a Pong: the next ping is 9.6-14.4 s away.
 	testenv.WaitFor(t, 5*time.Second, "NAT check done", func() bool { return a.Status().NAT != nil })
 	pongs := a.Status().Counters["pongs"]
@@ -173,5 +178,25 @@ func TestFixedHeartbeatOutlivedByNAT(t *testing.T) {
 	}
 	if a.Status().NAT.LifetimeSeconds != nil {
 		t.Error("a fixed heartbeat measured the lifetime anyway")
+	}
+}
+
+// TestHeartbeatAutoRemeasures: when the NAT forgets the agent's mapping
+// (a router reboot) and a symmetric NAT gives it a new public address, the
+// agent measures the lifetime of the new network again, and is back on
+// the tuned heartbeat afterwards without a reconnect.
+func TestHeartbeatAutoRemeasures(t *testing.T) {
+	a, _, nat, _, alog := behindShortNAT(t, netsim.Symmetric, autoScaled)
+	since := *a.Status().Since
+	measured := func() int { return strings.Count(alog.String(), "NAT mapping lifetime measured") }
+	testenv.WaitFor(t, 30*time.Second, "mapping lifetime measured", func() bool { return measured() == 1 })
+	before := a.Status().Observed
+	nat.Flush()
+	testenv.WaitFor(t, 10*time.Second, "a new public address", func() bool { return a.Status().Observed != before })
+	testenv.WaitFor(t, 30*time.Second, "mapping lifetime measured again", func() bool { return measured() == 2 })
+	st := a.Status()
+	t.Logf("public %s -> %s, lifetime %.2fs, heartbeat %.2fs", before, st.Observed, *st.NAT.LifetimeSeconds, st.HeartbeatSeconds)
+	if st.HeartbeatSeconds > 3 || !st.Since.Equal(since) {
+		t.Fatalf("heartbeat %vs, since %v (was %v): want the tuned heartbeat on the same link", st.HeartbeatSeconds, st.Since, since)
 	}
 }
