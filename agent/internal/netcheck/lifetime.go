@@ -104,6 +104,7 @@ func (c *Checker) Lifetime(ctx context.Context, s LifetimeSchedule) (time.Durati
 		s = DefaultLifetimeSchedule
 	}
 	var alive, dead time.Duration // longest alive, shortest dead above it (0: none)
+	first := true
 	round := func(ts []time.Duration) error {
 		res := c.probeAll(ctx, ts, s)
 		if ctx.Err() != nil {
@@ -121,7 +122,7 @@ func (c *Checker) Lifetime(ctx context.Context, s LifetimeSchedule) (time.Durati
 			}
 		}
 		if !known {
-			if alive > 0 {
+			if !first {
 				return errStop // a bisection round told nothing: keep what is known
 			}
 			return fmt.Errorf("relay %s: no lifetime probe got an answer", c.cfg.Relay)
@@ -139,6 +140,7 @@ func (c *Checker) Lifetime(ctx context.Context, s LifetimeSchedule) (time.Durati
 	if err := round(s.First); err != nil {
 		return 0, err
 	}
+	first = false
 	for r := 0; r < s.Rounds && dead > 0 && dead-alive > max(s.Step, time.Duration(s.Precision*float64(alive))); r++ {
 		lo, hi := alive, dead
 		if lo == 0 {
