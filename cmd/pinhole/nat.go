@@ -110,7 +110,8 @@ func printNAT(w io.Writer, res agent.NATResult) { printLines(w, natLines(res)) }
 
 func printLines(w io.Writer, lines [][2]string) {
 	for _, l := range lines {
-		fmt.Fprintf(w, "%-17s%s\n", l[0]+":", l[1])
+		// Values line up at column 18; a longer key keeps one space.
+		fmt.Fprintf(w, "%-*s%s\n", max(17, len(l[0])+2), l[0]+":", l[1])
 	}
 }
 

@@ -124,6 +124,14 @@ func TestPrintStatusHeartbeat(t *testing.T) {
 	}
 }
 
+func TestLifetimeLine(t *testing.T) {
+	var b strings.Builder
+	printLines(&b, [][2]string{{"udp", "ok"}, {"mapping lifetime", lifetimeWords(26*time.Second, nil)}})
+	if got, want := b.String(), "udp:             ok\nmapping lifetime: 26 s\n"; got != want {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+}
+
 func TestLifetimeWords(t *testing.T) {
 	for _, c := range []struct {
 		l    time.Duration
