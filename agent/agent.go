@@ -41,6 +41,12 @@ type Agent struct {
 	// dupWarned: the relay's "another agent uses this key" was logged.
 	dupWarned atomic.Bool
 	natWake   chan natWake // to natLoop: measure against this relay
+	// retune: the heartbeat interval changed (a measured mapping
+	// lifetime); the link's watchReload announces it.
+	retune chan struct{}
+	// silentDeath: a link died by silence; the next NAT wake measures
+	// the mapping lifetime again (the heartbeat may have outlasted it).
+	silentDeath atomic.Bool
 }
 
 // New checks cfg and opens the agent's local sockets (the UDP socket and
@@ -50,7 +56,7 @@ func New(cfg *Config, log *slog.Logger) (*Agent, error) {
 		return nil, fmt.Errorf("no relays configured")
 	}
 	cfg = cfg.withDefaults()
-	a := &Agent{log: log, reload: make(chan struct{}, 1), natWake: make(chan natWake, 1)}
+	a := &Agent{log: log, reload: make(chan struct{}, 1), natWake: make(chan natWake, 1), retune: make(chan struct{}, 1)}
 	a.cfg.Store(cfg)
 	a.services.Store(buildServices(cfg, nil))
 	sock, err := demux.ListenWith(cfg.ListenPacket, cfg.ListenPort, wantsIPv6(cfg))

@@ -4,6 +4,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/pinhole/pinhole/agent/internal/netcheck"
 	"github.com/pinhole/pinhole/internal/link"
 	"github.com/pinhole/pinhole/protocol"
 	"github.com/pinhole/pinhole/protocol/secure"
@@ -12,16 +13,20 @@ import (
 // Config is the agent's runtime configuration. cmd/pinhole builds it from
 // agent.yaml; tests build it directly.
 type Config struct {
-	Name         string
-	PrivateKey   secure.PrivateKey
-	Relays       []Relay   // tried in order; the first that answers wins
-	Transport    Transport // auto, udp or tcp
-	ListenPort   int       // the one UDP socket's port (0: ephemeral)
-	Heartbeat    time.Duration
-	ReconnectMax time.Duration // cap of the reconnect backoff (default 30s)
-	Admin        string        // status endpoint ("" = off)
-	Tuning       link.Tuning
-	Expose       []Exposure
+	Name       string
+	PrivateKey secure.PrivateKey
+	Relays     []Relay   // tried in order; the first that answers wins
+	Transport  Transport // auto, udp or tcp
+	ListenPort int       // the one UDP socket's port (0: ephemeral)
+	// Heartbeat is the Ping interval; 0 is auto: the safe default until
+	// the NAT's mapping lifetime is measured, then tuned to it within
+	// HeartbeatMin and HeartbeatMax (defaults 10 s and 5 min; timers.go).
+	Heartbeat                  time.Duration
+	HeartbeatMin, HeartbeatMax time.Duration
+	ReconnectMax               time.Duration // cap of the reconnect backoff (default 30s)
+	Admin                      string        // status endpoint ("" = off)
+	Tuning                     link.Tuning
+	Expose                     []Exposure
 
 	// UDPWait is how long auto mode waits for a UDP handshake answer
 	// before trying TCP (default 3s).
@@ -29,6 +34,9 @@ type Config struct {
 	// UDPProbe is how often auto mode on the TCP fallback checks whether
 	// UDP works again (default 60s).
 	UDPProbe time.Duration
+	// Lifetime is how heartbeat auto probes the mapping lifetime (zero:
+	// the real schedule, minutes long); tests scale it down.
+	Lifetime LifetimeSchedule
 	// Clock is the wall clock for handshake timestamps (nil: time.Now).
 	// Tests give the agent a wrong clock through it.
 	Clock func() time.Time
@@ -37,6 +45,10 @@ type Config struct {
 	// it; batched I/O applies only to a real *net.UDPConn.
 	ListenPacket func(network, address string) (net.PacketConn, error)
 }
+
+// LifetimeSchedule is how the mapping lifetime is probed (see package
+// netcheck).
+type LifetimeSchedule = netcheck.LifetimeSchedule
 
 // Relay is one relay the agent may use.
 type Relay struct {

@@ -108,3 +108,26 @@ func resolveRelay(ctx context.Context, address string) (netip.AddrPort, error) {
 	}
 	return netip.AddrPortFrom(best.Unmap(), uint16(p)), nil
 }
+
+// MeasureLifetime measures how long the NAT between this host and the
+// relay at address keeps an idle UDP mapping, as `pinhole nat --lifetime`
+// does: a lower bound, from probes on fresh sockets (package netcheck;
+// minutes with the zero schedule, the real one).
+func MeasureLifetime(ctx context.Context, address string, s LifetimeSchedule) (time.Duration, error) {
+	ap, err := resolveRelay(ctx, address)
+	if err != nil {
+		return 0, err
+	}
+	network := "udp4"
+	if ap.Addr().Is6() {
+		network = "udp6"
+	}
+	chk := netcheck.New(netcheck.Config{Relay: ap, Listen: func() (net.PacketConn, error) { return net.ListenPacket(network, "") }})
+	return chk.Lifetime(ctx, s)
+}
+
+// Lifetime measurement outcomes callers tell apart.
+var (
+	ErrShortLifetime = netcheck.ErrShortLifetime
+	ErrNoDelay       = netcheck.ErrNoDelay
+)

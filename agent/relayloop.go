@@ -47,6 +47,10 @@ func (a *Agent) relayLoop(ctx context.Context) {
 			switch end.why {
 			case endSilent:
 				first = i + 1 // fail over: the silent relay is tried last
+				if cfg.heartbeatAuto() {
+					a.silentDeath.Store(true)
+					a.unmeasured()
+				}
 			case endUDP:
 				first = i // back to udp on the same relay
 			}

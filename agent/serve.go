@@ -50,8 +50,8 @@ func (a *Agent) serve(ctx context.Context, conn *relaylink.Conn, idx int) linkEn
 		return linkEnd{}
 	}
 	cfg := a.cfg.Load()
-	c := &control{st: ctrl, asked: make(chan struct{}, 1)}
-	if c.send(protocol.Hello{Name: cfg.Name, Software: Software, Heartbeat: cfg.heartbeat()}) != nil || c.send(registerMsg(cfg)) != nil {
+	c := &control{st: ctrl, asked: make(chan struct{}, 1), retuned: make(chan struct{}, 1)}
+	if c.send(protocol.Hello{Name: cfg.Name, Software: Software, Heartbeat: a.heartbeatNow()}) != nil || c.send(registerMsg(cfg)) != nil {
 		log.Warn("relay link failed during registration")
 		conn.Close()
 		return linkEnd{}
@@ -120,9 +120,10 @@ func (a *Agent) serve(ctx context.Context, conn *relaylink.Conn, idx int) linkEn
 
 // control serialises writes on the control stream.
 type control struct {
-	mu    sync.Mutex
-	st    *smux.Stream
-	asked chan struct{} // a request that expects an answer went out (for heartbeat)
+	mu      sync.Mutex
+	st      *smux.Stream
+	asked   chan struct{} // a request that expects an answer went out (for heartbeat)
+	retuned chan struct{} // the heartbeat interval changed (for heartbeat)
 }
 
 // request sends a message the relay answers (a Register), so the heartbeat
@@ -237,22 +238,32 @@ func (a *Agent) acceptStreams(ctx context.Context, mux *smux.Session, tn *splice
 	}
 }
 
-// watchReload re-sends Register after a config reload.
+// watchReload re-sends Register after a config reload, and announces a
+// new heartbeat interval (a reload, or a measured mapping lifetime) to
+// the relay before the heartbeat applies it.
 func (a *Agent) watchReload(ctx context.Context, c *control) {
-	announced := a.cfg.Load().heartbeat() // in Hello
+	announced := a.heartbeatNow() // in Hello
 	for {
+		reload := false
 		select {
 		case <-ctx.Done():
 			return
 		case <-a.reload:
-			cfg := a.cfg.Load()
-			if hb := cfg.heartbeat(); hb != announced {
-				// The relay's watchdog must follow, or a longer interval
-				// gets this agent dropped as silent.
-				c.send(protocol.SetHeartbeat{Interval: hb})
-				announced = hb
+			reload = true
+		case <-a.retune:
+		}
+		if hb := a.heartbeatNow(); hb != announced {
+			// The relay's watchdog must follow, or a longer interval
+			// gets this agent dropped as silent.
+			c.send(protocol.SetHeartbeat{Interval: hb})
+			announced = hb
+			select {
+			case c.retuned <- struct{}{}:
+			default:
 			}
-			c.request(registerMsg(cfg))
+		}
+		if reload {
+			c.request(registerMsg(a.cfg.Load()))
 		}
 	}
 }

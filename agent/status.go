@@ -20,6 +20,7 @@ type state struct {
 	clock     time.Duration // relay clock minus ours, from the last handshake
 	nat       protocol.NATReport
 	natAt     time.Time
+	lifetime  time.Duration // measured mapping lifetime (0: none; shortLifetime)
 	since     time.Time
 	rtt       time.Duration
 	lastPong  time.Time
@@ -68,6 +69,18 @@ func (s *state) setNAT(r protocol.NATReport) {
 	s.mu.Lock()
 	s.nat, s.natAt = r, time.Now()
 	s.mu.Unlock()
+}
+
+func (s *state) setLifetime(l time.Duration) {
+	s.mu.Lock()
+	s.lifetime = l
+	s.mu.Unlock()
+}
+
+func (s *state) mappingLifetime() time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lifetime
 }
 
 // roundTrip is the last measured RTT (zero before the first Pong).
@@ -147,6 +160,10 @@ type Status struct {
 	Process           admin.Process     `json:"process"`
 	// NAT is the last NAT measurement (absent before the first).
 	NAT *NATStatus `json:"nat,omitempty"`
+	// HeartbeatSeconds is the Ping interval now; HeartbeatAuto says it
+	// follows the measured mapping lifetime.
+	HeartbeatSeconds float64 `json:"heartbeat_s"`
+	HeartbeatAuto    bool    `json:"heartbeat_auto"`
 }
 
 // NATStatus is a NAT measurement in the words `pinhole nat` prints.
@@ -158,6 +175,9 @@ type NATStatus struct {
 	Ports      string    `json:"port_allocation"`
 	Hairpin    string    `json:"hairpinning"`
 	MeasuredAt time.Time `json:"measured_at"`
+	// LifetimeSeconds is the measured mapping lifetime, a lower bound
+	// (absent until measured; 0: shorter than the shortest probe).
+	LifetimeSeconds *float64 `json:"lifetime_s,omitempty"`
 }
 
 // ExposureReport is one exposure and the relay's verdict on it.
@@ -171,10 +191,13 @@ type ExposureReport struct {
 // Status returns a snapshot of the agent.
 func (a *Agent) Status() Status {
 	proc := admin.ProcessStats() // reads /proc: outside the lock
+	cfg := a.cfg.Load()
+	hb := a.heartbeatNow() // takes the lock
 	s := &a.state
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st := Status{Role: "agent", Name: a.cfg.Load().Name, Connected: s.up, LastError: s.lastErr,
+	st := Status{Role: "agent", Name: cfg.Name, Connected: s.up, LastError: s.lastErr,
+		HeartbeatSeconds: hb.Seconds(), HeartbeatAuto: cfg.heartbeatAuto(),
 		Local: a.sock.LocalAddr().String(), Exposures: []ExposureReport{}, Counters: map[string]uint64{
 			"streams":             a.stats.Streams.Load(),
 			"local_dial_failed":   a.stats.DialFailed.Load(),
@@ -199,6 +222,10 @@ func (a *Agent) Status() Status {
 		n := s.nat
 		st.NAT = &NATStatus{Type: n.Classic(), Public: n.Public.String(), Mapping: n.Mapping.String(), Filtering: n.Filtering.String(),
 			Ports: n.PortsString(), Hairpin: n.Hairpin.String(), MeasuredAt: s.natAt}
+		if s.lifetime != 0 {
+			l := max(s.lifetime, 0).Seconds()
+			st.NAT.LifetimeSeconds = &l
+		}
 	}
 	for _, e := range s.exposures {
 		r := ExposureReport{Name: e.Name, Status: e.Status.String(), Detail: e.Detail}

@@ -67,13 +67,89 @@ const (
 	// jitterFraction spreads every periodic timer by ±20 %, so a fleet of
 	// agents does not act in lockstep.
 	jitterFraction = 0.2
+
+	// heartbeat auto (Config.Heartbeat 0). The NAT drops an idle mapping
+	// after its lifetime (RFC 4787 REQ-5 asks for 2 minutes at least;
+	// home routers often keep 30 s), and the relay's answers may not
+	// refresh it (REQ-6 leaves that to the NAT), so the agent's own Pings
+	// must. Until the lifetime L is measured the interval is
+	// defaultHeartbeat; then it is lifetimeShare × L: jitter may stretch
+	// a gap to 1.2 × 0.6 L = 0.72 L, L is a lower bound within 10 %, and
+	// the remaining quarter of L covers a lost Ping (the next fast probe
+	// follows within answerWait + fastProbeInterval, about 2 s) and the
+	// NAT's timer granularity.
+	lifetimeShare = 0.6
+	// defaultHeartbeatMin keeps an agent behind a very short-lived NAT
+	// from pinging more than every 10 s (a mapping shorter than that is
+	// left to reconnects); defaultHeartbeatMax keeps a dead relay noticed
+	// within minutes even behind a NAT that never forgets.
+	defaultHeartbeatMin = 10 * time.Second
+	defaultHeartbeatMax = 5 * time.Minute
 )
 
-func (c *Config) heartbeat() time.Duration {
-	if c.Heartbeat > 0 {
-		return c.Heartbeat
+// heartbeatAuto reports whether the interval follows the measured mapping
+// lifetime.
+func (c *Config) heartbeatAuto() bool { return c.Heartbeat <= 0 }
+
+func (c *Config) heartbeatMin() time.Duration {
+	if c.HeartbeatMin > 0 {
+		return c.HeartbeatMin
 	}
-	return defaultHeartbeat
+	return defaultHeartbeatMin
+}
+
+func (c *Config) heartbeatMax() time.Duration {
+	if c.HeartbeatMax > 0 {
+		return max(c.HeartbeatMax, c.heartbeatMin())
+	}
+	return max(defaultHeartbeatMax, c.heartbeatMin())
+}
+
+// heartbeatFor is the Ping interval given the measured mapping lifetime
+// (0: not measured, shortLifetime: shorter than every probe).
+func (c *Config) heartbeatFor(lifetime time.Duration) time.Duration {
+	clamp := func(d time.Duration) time.Duration { return min(c.heartbeatMax(), max(c.heartbeatMin(), d)) }
+	switch {
+	case c.Heartbeat > 0:
+		return c.Heartbeat
+	case lifetime == 0:
+		return clamp(defaultHeartbeat)
+	case lifetime < 0:
+		return c.heartbeatMin()
+	}
+	return clamp(time.Duration(lifetimeShare * float64(lifetime)))
+}
+
+// shortLifetime records a mapping that expired before the shortest probe.
+const shortLifetime = -1
+
+// heartbeat is the agent's Ping interval now.
+func (a *Agent) heartbeatNow() time.Duration {
+	return a.cfg.Load().heartbeatFor(a.state.mappingLifetime())
+}
+
+// setLifetime records a measured mapping lifetime (0: forget it) and has
+// the link announce and apply the new interval.
+func (a *Agent) setLifetime(l time.Duration) {
+	before := a.heartbeatNow()
+	a.state.setLifetime(l)
+	if hb := a.heartbeatNow(); hb != before {
+		a.log.Info("heartbeat tuned to the NAT's mapping lifetime", "lifetime", l, "heartbeat", hb)
+		select {
+		case a.retune <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// unmeasured is what the interval may be while the lifetime is measured
+// again (another network, or a link that died by silence): never longer
+// than the safe default, so a shorter-lived NAT is not outlasted
+// meanwhile; a shorter interval already chosen stays.
+func (a *Agent) unmeasured() {
+	if a.cfg.Load().heartbeatFor(a.state.mappingLifetime()) > a.cfg.Load().heartbeatFor(0) {
+		a.setLifetime(0)
+	}
 }
 
 func (c *Config) reconnectMax() time.Duration {
@@ -160,6 +236,15 @@ func (l *liveness) step(now, lastRecv time.Time, rtt time.Duration) (verdict, ti
 	return idle, l.nextPing.Sub(now)
 }
 
+// retune applies a new interval at once when it is shorter than the wait
+// for the next Ping (a longer one applies from the next Ping on).
+func (l *liveness) retune(now time.Time, interval time.Duration) {
+	l.interval = interval
+	if next := now.Add(jitter(interval)); l.waiting.IsZero() && next.Before(l.nextPing) {
+		l.nextPing = next
+	}
+}
+
 // silentFor reports how long the relay has been silent, for the log line
 // of a dead link.
 func (l *liveness) silentFor(now time.Time) time.Duration { return now.Sub(l.waiting) }
@@ -219,9 +304,11 @@ func (a *Agent) heartbeat(ctx context.Context, c *control, conn *relaylink.Conn,
 			return endClosed
 		case <-c.asked:
 			l.sent(time.Now())
+		case <-c.retuned:
+			l.retune(time.Now(), a.heartbeatNow())
 		case <-t.C:
 		}
-		l.interval = a.cfg.Load().heartbeat() // a reload may change it
+		l.interval = a.heartbeatNow() // a reload or a measurement may change it
 		now := time.Now()
 		v, wait := l.step(now, conn.LastReceive(), a.state.roundTrip())
 		switch v {

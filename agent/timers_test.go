@@ -114,3 +114,46 @@ func TestBackoff(t *testing.T) {
 		within(t, b.next(t0, 30*time.Second), 30*time.Second)
 	})
 }
+
+// TestHeartbeatFor: a fixed heartbeat is kept; auto starts at the default
+// and follows 0.6 × the measured lifetime within min and max.
+func TestHeartbeatFor(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		cfg      Config
+		lifetime time.Duration
+		want     time.Duration
+	}{
+		{"fixed", Config{Heartbeat: 40 * time.Second}, 30 * time.Second, 40 * time.Second},
+		{"auto-unmeasured", Config{}, 0, 15 * time.Second},
+		{"auto-30s-nat", Config{}, 30 * time.Second, 18 * time.Second},
+		{"auto-linux-stream", Config{}, 180 * time.Second, 108 * time.Second},
+		{"auto-capped", Config{}, 10 * time.Minute, 5 * time.Minute},
+		{"auto-min", Config{}, 12 * time.Second, 10 * time.Second},
+		{"auto-short", Config{}, shortLifetime, 10 * time.Second},
+		{"auto-own-bounds", Config{HeartbeatMin: time.Second, HeartbeatMax: time.Minute}, 4 * time.Second, 2400 * time.Millisecond},
+		{"auto-min-above-default", Config{HeartbeatMin: 20 * time.Second}, 0, 20 * time.Second},
+	} {
+		if got := c.cfg.heartbeatFor(c.lifetime); got != c.want {
+			t.Errorf("%s: got %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
+// TestLivenessRetune: a shorter interval applies at once, a longer one
+// from the next Ping on.
+func TestLivenessRetune(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	l := liveness{interval: 15 * time.Second}
+	l.step(t0, t0, 0) // first ping
+	l.step(t0.Add(10*time.Millisecond), t0.Add(10*time.Millisecond), 0)
+	before := l.nextPing
+	l.retune(t0.Add(time.Second), 2*time.Second)
+	if got := l.nextPing.Sub(t0); got > time.Second+2400*time.Millisecond || !l.nextPing.Before(before) {
+		t.Fatalf("next ping %v after start, want within 1 s + 2 s ±20 %%", got)
+	}
+	l.retune(t0.Add(time.Second), time.Minute)
+	if got := l.nextPing.Sub(t0); got > time.Second+2400*time.Millisecond {
+		t.Fatalf("a longer interval moved the next ping to %v", got)
+	}
+}

@@ -60,6 +60,8 @@ func (r *Relay) Status() Status {
 		"cookies_sent":           r.stats.CookiesSent.Load(),
 		"stun_requests":          r.stun.requests.Load(),
 		"stun_dropped":           r.stun.dropped.Load(),
+		"stun_delayed":           r.stun.delayed.accepted.Load(),
+		"stun_delayed_refused":   r.stun.delayed.refused.Load(),
 		"duplicate_key":          r.stats.DuplicateKey.Load(),
 		"streams_reset_sent":     r.stats.Tunnels.ResetSent.Load(),
 		"streams_reset_received": r.stats.Tunnels.ResetReceived.Load(),

@@ -240,6 +240,7 @@ func (r *Relay) Run(ctx context.Context) error {
 		bye.Go(func() { s.notifyAndClose(protocol.Notice{Code: protocol.NoticeShutdown, Text: "relay shutting down"}) })
 	}
 	bye.Wait()
+	r.stun.delayed.stop() // before the sockets its timers write to close
 	r.udp.Close()
 	r.stun.close()
 	wg.Wait()

@@ -24,7 +24,10 @@ import (
 //     would send it elsewhere, is refused with 420);
 //   - an answer never carries PADDING or SOFTWARE: it is at most 100 bytes
 //     (IPv6, all attributes), whatever the request asked for;
-//   - answers are rate-limited per source IP.
+//   - answers are rate-limited per source IP;
+//   - a delayed answer (PINHOLE-DELAY, for the agent's mapping-lifetime
+//     measurement; stundelay.go) obeys the same rules and is bounded per
+//     source IP and in total.
 
 // Per-source STUN budget: NAT discovery sends about ten requests in a
 // second and lifetime probing a few a minute; carrier-grade NATs put many
@@ -52,6 +55,8 @@ type stunServer struct {
 	shared  bucket
 
 	requests, dropped atomic.Uint64
+
+	delayed delayer // PINHOLE-DELAY answers waiting (stundelay.go)
 }
 
 // newSTUNServer opens the alternate sockets when cfg names alt_listen.
@@ -89,6 +94,7 @@ func newSTUNServer(r *Relay, cfg *Config) (*stunServer, error) {
 }
 
 func (s *stunServer) close() {
+	s.delayed.stop()
 	for _, c := range s.socks[1:] {
 		if c != nil {
 			c.Close()
@@ -162,7 +168,24 @@ func (s *stunServer) handle(b []byte, from netip.AddrPort, at int) {
 		resp.AddResponseOrigin(s.addrs[out])
 		resp.AddOtherAddress(s.addrs[at^(altIP|altPort)])
 	}
-	s.send(stun.Append(nil, resp), from, out)
+	delay, ok := delayOf(m)
+	switch {
+	case !ok:
+		resp = stun.Message{Type: stun.TypeBindingError, TxID: m.TxID, Fingerprint: true}
+		resp.AddErrorCode(stun.ErrorCode{Code: stun.CodeBadRequest, Reason: "Delay Out Of Range"})
+		s.send(stun.Append(nil, resp), from, at)
+	case delay > 0:
+		// The answer is built now, the same as an immediate one; out is
+		// the socket the request came to unless CHANGE-REQUEST asked
+		// for another, as for an immediate answer.
+		if !s.delayed.schedule(delay, stun.Append(nil, resp), from, func(b []byte, to netip.AddrPort) { s.send(b, to, out) }) {
+			resp = stun.Message{Type: stun.TypeBindingError, TxID: m.TxID, Fingerprint: true}
+			resp.AddErrorCode(stun.ErrorCode{Code: stun.CodeInsufficientCapacity, Reason: "Too Many Delayed"})
+			s.send(stun.Append(nil, resp), from, at)
+		}
+	default:
+		s.send(stun.Append(nil, resp), from, out)
+	}
 }
 
 // unknownRequired lists comprehension-required attributes the server does

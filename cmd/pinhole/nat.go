@@ -3,8 +3,12 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/pinhole/pinhole/agent"
@@ -17,10 +21,11 @@ func init() {
 }
 
 func runNAT(args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	fs := newFlagSet("nat", "nat (--relay HOST:PORT | -c agent.yaml) [--json]", stderr)
+	fs := newFlagSet("nat", "nat (--relay HOST:PORT | -c agent.yaml) [--lifetime] [--json]", stderr)
 	relay := fs.String("relay", "", "relay to probe (its UDP port answers STUN)")
 	path := fs.StringP("config", "c", "", "agent config whose first relay to probe")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
+	lifetime := fs.Bool("lifetime", false, "also measure how long the NAT keeps an idle UDP mapping (takes minutes)")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
@@ -43,10 +48,31 @@ func runNAT(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "pinhole nat: %v\n", err)
 		return 1
 	}
-	if *asJSON {
-		json.NewEncoder(stdout).Encode(natJSON(res))
-	} else {
+	var extra [][2]string
+	if *lifetime && res.UDP == protocol.Yes {
+		if !*asJSON {
+			printNAT(stdout, res)
+			fmt.Fprintln(stderr, "measuring the mapping lifetime (up to about 10 minutes)...")
+		}
+		// Ctrl-C stops it; the bound is the schedule's worst case.
+		lctx, lcancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		lctx, lcancel2 := context.WithTimeout(lctx, 15*time.Minute)
+		defer lcancel2()
+		l, err := agent.MeasureLifetime(lctx, *relay, agent.LifetimeSchedule{})
+		lcancel()
+		extra = append(extra, [2]string{"mapping lifetime", lifetimeWords(l, err)})
+		if !*asJSON {
+			printLines(stdout, extra)
+		}
+	} else if !*asJSON {
 		printNAT(stdout, res)
+	}
+	if *asJSON {
+		m := natJSON(res)
+		for _, l := range extra {
+			m[l[0]] = l[1]
+		}
+		json.NewEncoder(stdout).Encode(m)
 	}
 	if res.UDP != protocol.Yes && res.TCP != protocol.Yes {
 		fmt.Fprintf(stderr, "pinhole nat: relay %s unreachable over udp and tcp\n", res.Relay)
@@ -80,10 +106,25 @@ func natLines(res agent.NATResult) [][2]string {
 	}
 }
 
-func printNAT(w io.Writer, res agent.NATResult) {
-	for _, l := range natLines(res) {
-		fmt.Fprintf(w, "%-17s%s\n", l[0]+":", l[1])
+func printNAT(w io.Writer, res agent.NATResult) { printLines(w, natLines(res)) }
+
+func printLines(w io.Writer, lines [][2]string) {
+	for _, l := range lines {
+		// Values line up at column 18; a longer key keeps one space.
+		fmt.Fprintf(w, "%-*s%s\n", max(17, len(l[0])+2), l[0]+":", l[1])
 	}
+}
+
+// lifetimeWords is the "mapping lifetime" line: whole seconds, a lower
+// bound (the longest delayed answer that got through).
+func lifetimeWords(l time.Duration, err error) string {
+	switch {
+	case errors.Is(err, agent.ErrShortLifetime):
+		return fmt.Sprintf("under %d s", int(agent.LifetimeSchedule{}.Shortest().Seconds()))
+	case err != nil:
+		return "unknown (" + err.Error() + ")"
+	}
+	return fmt.Sprintf("%d s", int(l.Seconds()))
 }
 
 func natJSON(res agent.NATResult) map[string]string {

@@ -61,6 +61,20 @@ func printStatus(w io.Writer, st map[string]any) {
 			fmt.Fprintf(w, "  not connected; last error: %s\n", str(st, "last_error"))
 		}
 		fmt.Fprintf(w, "  udp socket  %s\n", str(st, "udp_socket"))
+		if hb, ok := st["heartbeat_s"].(float64); ok {
+			mode := "fixed"
+			if st["heartbeat_auto"] == true {
+				mode = "auto"
+			}
+			fmt.Fprintf(w, "  heartbeat   %s (%s)\n", seconds(hb), mode)
+		}
+		if n, ok := st["nat"].(map[string]any); ok {
+			lifetime := "not measured"
+			if l, ok := n["lifetime_s"].(float64); ok {
+				lifetime = seconds(l)
+			}
+			fmt.Fprintf(w, "  nat         %s, public %s, mapping lifetime %s\n", str(n, "type"), str(n, "public_address"), lifetime)
+		}
 		if exps, ok := st["exposures"].([]any); ok {
 			for _, e := range exps {
 				m, _ := e.(map[string]any)
@@ -92,6 +106,11 @@ func printStatus(w io.Writer, st map[string]any) {
 		}
 		fmt.Fprintln(w)
 	}
+}
+
+// seconds renders a number of seconds from the JSON document.
+func seconds(s float64) string {
+	return time.Duration(s * float64(time.Second)).Round(100 * time.Millisecond).String()
 }
 
 // mebibytes renders a byte count from the JSON document (a float64) for a

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -101,6 +102,49 @@ func TestStatusProcess(t *testing.T) {
 		code, out, _ = run(t, "", "status", "--admin", addr)
 		if code != 0 || !strings.Contains(out, " goroutines, ") || !strings.Contains(out, " open fds, heap ") {
 			t.Errorf("%s status: exit %d, no process line:\n%s", role, code, out)
+		}
+	}
+}
+
+// TestPrintStatusHeartbeat: the human status shows the heartbeat interval,
+// whether it is auto, and the measured mapping lifetime.
+func TestPrintStatusHeartbeat(t *testing.T) {
+	doc := `{"role":"agent","name":"r1","connected":false,"udp_socket":"0.0.0.0:1","heartbeat_s":15.6,"heartbeat_auto":true,
+		"nat":{"type":"port-restricted cone","public_address":"198.51.100.10:4000","lifetime_s":26.25}}`
+	var st map[string]any
+	if err := json.Unmarshal([]byte(doc), &st); err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	printStatus(&b, st)
+	for _, want := range []string{"heartbeat   15.6s (auto)", "mapping lifetime 26.3s"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("got\n%s\nwant a line with %q", b.String(), want)
+		}
+	}
+}
+
+func TestLifetimeLine(t *testing.T) {
+	var b strings.Builder
+	printLines(&b, [][2]string{{"udp", "ok"}, {"mapping lifetime", lifetimeWords(26*time.Second, nil)}})
+	if got, want := b.String(), "udp:             ok\nmapping lifetime: 26 s\n"; got != want {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+}
+
+func TestLifetimeWords(t *testing.T) {
+	for _, c := range []struct {
+		l    time.Duration
+		err  error
+		want string
+	}{
+		{26250 * time.Millisecond, nil, "26 s"},
+		{0, agent.ErrShortLifetime, "under 15 s"},
+		{0, agent.ErrNoDelay, "unknown (the relay does not support delayed STUN answers)"},
+		{0, errors.New("x"), "unknown (x)"},
+	} {
+		if got := lifetimeWords(c.l, c.err); got != c.want {
+			t.Errorf("got %q, want %q", got, c.want)
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // AttrType is an attribute type (RFC 8489 §14, registry in §18.3). Types
@@ -33,6 +34,17 @@ const (
 	AttrFingerprint            AttrType = 0x8028 // RFC 8489 §14.7
 	AttrResponseOrigin         AttrType = 0x802B // RFC 5780 §7.3
 	AttrOtherAddress           AttrType = 0x802C // RFC 5780 §7.4
+
+	// AttrPinholeDelay is pinhole's own attribute (private range
+	// 0xC000-0xFFFF of RFC 8489 §18.3, comprehension-optional, so any
+	// other server ignores it and answers at once): 4 bytes, a delay in
+	// milliseconds. A pinhole relay answers a Binding request that
+	// carries it after that delay instead of at once, from the socket
+	// the request came to, to the request's source only. The agent sends
+	// it from a fresh socket and so learns whether the NAT mapping lived
+	// that long (RFC 4787 REQ-5 mapping timeouts; see
+	// agent/internal/netcheck/lifetime.go).
+	AttrPinholeDelay AttrType = 0xC05A
 )
 
 var attrNames = map[AttrType]string{
@@ -55,6 +67,7 @@ var attrNames = map[AttrType]string{
 	AttrFingerprint:            "FINGERPRINT",
 	AttrResponseOrigin:         "RESPONSE-ORIGIN",
 	AttrOtherAddress:           "OTHER-ADDRESS",
+	AttrPinholeDelay:           "PINHOLE-DELAY",
 }
 
 func (t AttrType) String() string {
@@ -90,6 +103,22 @@ func (m *Message) ChangeRequest() (ChangeRequest, error) {
 // AddChangeRequest appends CHANGE-REQUEST.
 func (m *Message) AddChangeRequest(c ChangeRequest) {
 	m.Add(AttrChangeRequest, binary.BigEndian.AppendUint32(nil, uint32(c)))
+}
+
+// Delay returns PINHOLE-DELAY (see AttrPinholeDelay).
+func (m *Message) Delay() (time.Duration, error) {
+	v, err := m.fixed(AttrPinholeDelay, 4)
+	if err != nil {
+		return 0, err
+	}
+	return time.Duration(binary.BigEndian.Uint32(v)) * time.Millisecond, nil
+}
+
+// AddDelay appends PINHOLE-DELAY, d in whole milliseconds (at most about
+// 49 days; longer is cut to that).
+func (m *Message) AddDelay(d time.Duration) {
+	ms := min(max(d.Milliseconds(), 0), 1<<32-1)
+	m.Add(AttrPinholeDelay, binary.BigEndian.AppendUint32(nil, uint32(ms)))
 }
 
 // ResponsePort returns RESPONSE-PORT: the port a Binding response should go
@@ -162,7 +191,10 @@ const (
 	CodeUnauthenticated  = 401
 	CodeUnknownAttribute = 420
 	CodeStaleNonce       = 438
-	CodeServerError      = 500
+	// CodeInsufficientCapacity (RFC 8656 §18, TURN) is how a pinhole relay
+	// refuses a PINHOLE-DELAY request when too many delayed answers wait.
+	CodeInsufficientCapacity = 508
+	CodeServerError          = 500
 )
 
 func (e ErrorCode) Error() string { return fmt.Sprintf("STUN error %d %s", e.Code, e.Reason) }

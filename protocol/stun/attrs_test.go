@@ -2,10 +2,12 @@ package stun
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 )
 
@@ -22,6 +24,7 @@ var getters = map[AttrType]func(*Message) (any, error){
 	AttrPadding:          func(m *Message) (any, error) { return m.Padding() },
 	AttrSoftware:         func(m *Message) (any, error) { return m.Software() },
 	AttrErrorCode:        func(m *Message) (any, error) { return m.ErrorCode() },
+	AttrPinholeDelay:     func(m *Message) (any, error) { return m.Delay() },
 }
 
 // attrCases decode one attribute value in a message with testTx; want is
@@ -51,6 +54,8 @@ var attrCases = []struct {
 	{"change-short", AttrChangeRequest, "0004", ErrMalformed},
 	{"response-port", AttrResponsePort, "9c40 0000", uint16(40000)},
 	{"response-port-long", AttrResponsePort, "9c40 0000 00", ErrMalformed},
+	{"pinhole-delay-30s", AttrPinholeDelay, "00007530", 30 * time.Second},
+	{"pinhole-delay-short", AttrPinholeDelay, "007530", ErrMalformed},
 	{"padding", AttrPadding, "00000000 00000000", 8},
 	{"padding-empty", AttrPadding, "", 0},
 	{"padding-unaligned", AttrPadding, "000000", ErrMalformed},
@@ -165,5 +170,26 @@ func TestAttrTypeString(t *testing.T) {
 		if c.typ.String() != c.name || c.typ.Required() != c.required {
 			t.Errorf("%#04x: got %q required=%v, want %q %v", uint16(c.typ), c.typ.String(), c.typ.Required(), c.name, c.required)
 		}
+	}
+}
+
+// TestDelayRoundTrip pins PINHOLE-DELAY on the wire: type 0xC05A (private,
+// comprehension-optional), 4 bytes of milliseconds.
+func TestDelayRoundTrip(t *testing.T) {
+	m := Message{Type: TypeBindingRequest, TxID: testTx}
+	m.AddDelay(90 * time.Second)
+	b := Append(nil, m)
+	if got, want := fmt.Sprintf("%x", b[HeaderLen:]), "c05a000400015f90"; got != want {
+		t.Fatalf("got %s, want %s", got, want)
+	}
+	p, err := Parse(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, err := p.Delay(); err != nil || d != 90*time.Second {
+		t.Fatalf("got %v, %v, want 1m30s", d, err)
+	}
+	if AttrPinholeDelay.Required() {
+		t.Fatal("PINHOLE-DELAY must be comprehension-optional: other servers ignore it")
 	}
 }

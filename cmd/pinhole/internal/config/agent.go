@@ -6,6 +6,7 @@ import (
 
 	"github.com/pinhole/pinhole/agent"
 	"github.com/pinhole/pinhole/protocol"
+	"gopkg.in/yaml.v3"
 )
 
 // AgentFile is what agent.yaml holds: the agent's runtime Config plus the
@@ -52,7 +53,34 @@ func ParseAgent(path string, data []byte) (*AgentFile, error) {
 	}
 	cfg.Transport = agent.Transport(m.enum("transport", "auto", "auto", "udp", "tcp"))
 	cfg.ListenPort = m.integer("listen_port", 0, 0, 65535)
-	cfg.Heartbeat = m.duration("heartbeat", 15*time.Second, time.Second, 10*time.Minute)
+	// heartbeat: auto (the default) tunes the interval to the NAT's
+	// measured mapping lifetime within heartbeat_min and heartbeat_max;
+	// a duration fixes it.
+	if n, s, ok := m.scalar("heartbeat"); ok && s != "auto" {
+		if _, err := time.ParseDuration(s); err != nil {
+			c.add(n, "heartbeat", "%q is neither auto nor a duration (examples: auto, 15s, 2m)", s)
+		} else {
+			cfg.Heartbeat = m.duration("heartbeat", 0, time.Second, 10*time.Minute)
+		}
+	}
+	hbMin, hbMax := m.get("heartbeat_min"), m.get("heartbeat_max")
+	cfg.HeartbeatMin = m.duration("heartbeat_min", 10*time.Second, time.Second, 10*time.Minute)
+	cfg.HeartbeatMax = m.duration("heartbeat_max", 5*time.Minute, time.Second, 10*time.Minute)
+	for _, f := range []struct {
+		name string
+		n    *yaml.Node
+	}{{"heartbeat_min", hbMin}, {"heartbeat_max", hbMax}} {
+		if cfg.Heartbeat > 0 && f.n != nil {
+			c.add(f.n, f.name, "is for heartbeat: auto only (heartbeat is %v)", cfg.Heartbeat)
+		}
+	}
+	if cfg.Heartbeat == 0 && cfg.HeartbeatMin > cfg.HeartbeatMax {
+		n := hbMin
+		if n == nil {
+			n = hbMax
+		}
+		c.add(n, "heartbeat_min", "%v is above heartbeat_max %v", cfg.HeartbeatMin, cfg.HeartbeatMax)
+	}
 	cfg.ReconnectMax = m.duration("reconnect_max", 30*time.Second, time.Second, time.Hour)
 	cfg.Admin = m.admin("admin", "127.0.0.1:7702", false)
 	f.MemoryLimit = m.size("memory_limit", 24<<20)

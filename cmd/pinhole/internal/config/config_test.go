@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pinhole/pinhole/protocol"
 	"github.com/pinhole/pinhole/protocol/secure"
@@ -104,8 +105,31 @@ func TestDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := f.Agent
-	if c.Relays[0].Address != "relay.example:7700" || c.Transport != "auto" || c.Heartbeat.Seconds() != 15 || c.Admin != "127.0.0.1:7702" {
+	if c.Relays[0].Address != "relay.example:7700" || c.Transport != "auto" || c.Heartbeat != 0 || c.HeartbeatMin != 10*time.Second ||
+		c.HeartbeatMax != 5*time.Minute || c.Admin != "127.0.0.1:7702" {
 		t.Errorf("defaults: got %+v", c)
+	}
+}
+
+// TestHeartbeatSetting: auto or a duration, with its bounds.
+func TestHeartbeatSetting(t *testing.T) {
+	k, _ := secure.GeneratePrivateKey()
+	base := "name: r\nprivate_key: " + k.String() + "\nrelays:\n  - address: relay.example\n    public_key: " + k.Public().String() + "\n"
+	for _, c := range []struct {
+		yaml         string
+		hb, min, max time.Duration
+	}{
+		{"heartbeat: auto\n", 0, 10 * time.Second, 5 * time.Minute},
+		{"heartbeat: 25s\n", 25 * time.Second, 10 * time.Second, 5 * time.Minute},
+		{"heartbeat: auto\nheartbeat_min: 5s\nheartbeat_max: 2m\n", 0, 5 * time.Second, 2 * time.Minute},
+	} {
+		f, err := ParseAgent("a.yaml", []byte(base+c.yaml))
+		if err != nil {
+			t.Fatalf("%q: %v", c.yaml, err)
+		}
+		if a := f.Agent; a.Heartbeat != c.hb || a.HeartbeatMin != c.min || a.HeartbeatMax != c.max {
+			t.Errorf("%q: got %v %v %v, want %v %v %v", c.yaml, a.Heartbeat, a.HeartbeatMin, a.HeartbeatMax, c.hb, c.min, c.max)
+		}
 	}
 }
 
