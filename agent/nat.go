@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/pinhole/pinhole/agent/internal/netcheck"
+	"github.com/pinhole/pinhole/agent/internal/relaylink"
 	"github.com/pinhole/pinhole/protocol"
 )
 
@@ -25,7 +26,7 @@ type NATResult struct {
 // an error only when the relay cannot be resolved or the socket opened;
 // "no UDP" is a result (UDP = No, with TCP checked).
 func CheckNAT(ctx context.Context, address string) (NATResult, error) {
-	ap, err := resolveRelay(ctx, address)
+	ap, err := relaylink.Resolve(ctx, nil, address)
 	if err != nil {
 		return NATResult{}, err
 	}
@@ -81,40 +82,12 @@ func CheckNAT(ctx context.Context, address string) (NATResult, error) {
 	return res, err
 }
 
-// resolveRelay turns host:port into an address, IPv4 preferred as the
-// agent's dialer does.
-func resolveRelay(ctx context.Context, address string) (netip.AddrPort, error) {
-	if ap, err := netip.ParseAddrPort(address); err == nil {
-		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), nil
-	}
-	host, port, err := net.SplitHostPort(address)
-	if err != nil {
-		return netip.AddrPort{}, fmt.Errorf("relay address %q: %w", address, err)
-	}
-	p, err := net.LookupPort("udp", port)
-	if err != nil {
-		return netip.AddrPort{}, fmt.Errorf("relay address %q: %w", address, err)
-	}
-	ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
-	if err != nil || len(ips) == 0 {
-		return netip.AddrPort{}, fmt.Errorf("resolve relay %s: %v", host, err)
-	}
-	best := ips[0]
-	for _, ip := range ips {
-		if ip.Unmap().Is4() {
-			best = ip
-			break
-		}
-	}
-	return netip.AddrPortFrom(best.Unmap(), uint16(p)), nil
-}
-
 // MeasureLifetime measures how long the NAT between this host and the
 // relay at address keeps an idle UDP mapping, as `pinhole nat --lifetime`
 // does: a lower bound, from probes on fresh sockets (package netcheck;
 // minutes with the zero schedule, the real one).
 func MeasureLifetime(ctx context.Context, address string, s LifetimeSchedule) (time.Duration, error) {
-	ap, err := resolveRelay(ctx, address)
+	ap, err := relaylink.Resolve(ctx, nil, address)
 	if err != nil {
 		return 0, err
 	}

@@ -145,6 +145,12 @@ func (d *Dialer) udpWait() time.Duration {
 }
 
 func (d *Dialer) resolve(ctx context.Context, hostport string) (netip.AddrPort, error) {
+	return Resolve(ctx, d.Resolver, hostport)
+}
+
+// Resolve turns a relay's host:port into an address with r (nil:
+// net.DefaultResolver), preferring IPv4.
+func Resolve(ctx context.Context, r *net.Resolver, hostport string) (netip.AddrPort, error) {
 	if ap, err := netip.ParseAddrPort(hostport); err == nil {
 		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), nil
 	}
@@ -156,7 +162,6 @@ func (d *Dialer) resolve(ctx context.Context, hostport string) (netip.AddrPort, 
 	if err != nil {
 		return netip.AddrPort{}, fmt.Errorf("relay address %q: %w", hostport, err)
 	}
-	r := d.Resolver
 	if r == nil {
 		r = net.DefaultResolver
 	}
