@@ -28,9 +28,9 @@ func TestNATInteropCoturn(t *testing.T) {
 		t.Skip("SKIP: coturn not installed (apt-get install coturn)")
 	}
 	cases := []struct {
-		b                   Behaviour
+		b                  Behaviour
 		mapping, filtering string
-		natType             string
+		natType            string
 	}{
 		{FullCone, "endpoint-independent", "endpoint-independent", "full cone"},
 		{RestrictedCone, "endpoint-independent", "address-dependent", "restricted cone"},
