@@ -15,7 +15,10 @@ type Config struct {
 	Listen string // host:port, UDP and TCP
 	// AltListen is another IP of this host and another port (IP:port):
 	// with it the relay answers RFC 5780 NAT behaviour discovery.
-	AltListen    string
+	AltListen string
+	// StateFile remembers where the agents are, so that after a restart
+	// the relay invites them back at once ("" = off; see state.go).
+	StateFile    string
 	PrivateKey   secure.PrivateKey
 	Bind         string        // IP the exposed ports listen on ("" = all)
 	Admin        string        // status endpoint, loopback; "" = off

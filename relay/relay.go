@@ -213,6 +213,9 @@ func (r *Relay) Run(ctx context.Context) error {
 	wg.Go(func() { r.refill(ctx) })
 	wg.Go(func() { r.handshakeWorker(ctx) })
 	r.stun.serveAlt(ctx, &wg)
+	if path := r.cfg.Load().StateFile; path != "" {
+		wg.Go(func() { r.keepState(ctx, path) })
+	}
 	if r.admin != nil {
 		wg.Go(func() { r.serveAdmin(ctx) })
 	}

@@ -3,6 +3,8 @@ package config
 import (
 	"fmt"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -58,6 +60,18 @@ func ParseRelay(path string, data []byte) (*RelayFile, error) {
 		}
 	}
 	cfg.PrivateKey = m.privateKey(path)
+	// state_file: where agents are, so a restarted relay invites them back
+	// at once (relative to this file; its directory must exist).
+	if n, st, ok := m.scalar("state_file"); ok && st != "" {
+		if !filepath.IsAbs(st) {
+			st = filepath.Join(filepath.Dir(path), st)
+		}
+		if fi, err := os.Stat(filepath.Dir(st)); err != nil || !fi.IsDir() {
+			c.add(n, "state_file", "directory %s does not exist", filepath.Dir(st))
+		} else {
+			cfg.StateFile = st
+		}
+	}
 	cfg.Bind = m.str("bind", "0.0.0.0")
 	if _, err := netip.ParseAddr(cfg.Bind); cfg.Bind != "" && err != nil {
 		c.add(m.get("bind"), "bind", "%q is not an IP address", cfg.Bind)

@@ -1,0 +1,168 @@
+package relay
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pinhole/pinhole/protocol"
+)
+
+// The relay remembers, in a small state file, where its UDP agents are and
+// which session index each one's link has here. When it starts again (a
+// restart, a crash, SIGKILL) it sends each of them a Refuse "unknown
+// session" naming that index, which is what an agent's packet to a
+// restarted relay would draw anyway: the agent closes the dead link and
+// handshakes at once, instead of noticing only at its next heartbeat,
+// which may be minutes away when heartbeats are tuned to a long NAT
+// mapping lifetime. The invitation is an unauthenticated hint, as every
+// Refuse is: it only makes an agent start a normal authenticated
+// handshake, and a forger must know the session's random 32-bit index.
+
+const (
+	stateHeader = "pinhole relay state v1"
+	// stateEvery is how often a changed state is written: agents that
+	// connected in the last seconds before a crash are missing from it
+	// and reconnect at their next heartbeat, as before.
+	stateEvery = 2 * time.Second
+	// stateMaxBytes bounds what is read back (about 40 bytes an agent).
+	stateMaxBytes = 8 << 20
+	// invitesPerSecond paces the invitations after a start, so a relay of
+	// ten thousand agents does not send them in one burst (and the
+	// handshakes that follow arrive spread out).
+	invitesPerSecond = 2000
+)
+
+// stateEntry is one agent's link: where it is and the relay-side index.
+type stateEntry struct {
+	addr  netip.AddrPort
+	index uint32
+}
+
+// stateSnapshot lists the live UDP sessions.
+func (r *Relay) stateSnapshot() []stateEntry {
+	var out []stateEntry
+	for _, s := range r.liveSessions() {
+		if s.pc != nil {
+			out = append(out, stateEntry{addr: s.pc.Peer(), index: s.index})
+		}
+	}
+	return out
+}
+
+// writeState writes the entries to path atomically: a temporary file in
+// the same directory, synced, then renamed over the old one, so a crash
+// mid-write leaves the previous state, never half of one.
+func writeState(path string, entries []stateEntry) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".relay-state-*")
+	if err != nil {
+		return fmt.Errorf("write state %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name()) // after a successful rename this fails harmlessly
+	w := bufio.NewWriter(tmp)
+	fmt.Fprintln(w, stateHeader)
+	for _, e := range entries {
+		fmt.Fprintf(w, "%s %d\n", e.addr, e.index)
+	}
+	if err := w.Flush(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write state %s: %w", path, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write state %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write state %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("write state %s: %w", path, err)
+	}
+	return nil
+}
+
+// readState reads a state file; a missing file is an empty state, and
+// lines that do not parse are skipped (the file is only a hint).
+func readState(path string) ([]stateEntry, error) {
+	f, err := os.Open(path)
+	if os.IsNotExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read state %s: %w", path, err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(io.LimitReader(f, stateMaxBytes))
+	if !sc.Scan() || sc.Text() != stateHeader {
+		return nil, fmt.Errorf("read state %s: not a pinhole relay state file", path)
+	}
+	var out []stateEntry
+	for sc.Scan() {
+		a, i, ok := strings.Cut(sc.Text(), " ")
+		ap, err := netip.ParseAddrPort(a)
+		idx, ierr := strconv.ParseUint(i, 10, 32)
+		if ok && err == nil && ierr == nil {
+			out = append(out, stateEntry{addr: ap, index: uint32(idx)})
+		}
+	}
+	return out, sc.Err()
+}
+
+// keepState invites the agents of the last state file, then writes the
+// state every stateEvery while it changes, and once more when ctx ends.
+func (r *Relay) keepState(ctx context.Context, path string) {
+	if old, err := readState(path); err != nil {
+		r.log.Warn("relay state not used", "err", err)
+	} else if len(old) > 0 {
+		r.log.Info("inviting the agents of the last run to reconnect", "agents", len(old), "state", path)
+		r.invite(ctx, old)
+	}
+	var last string
+	save := func() {
+		entries := r.stateSnapshot()
+		var b strings.Builder
+		for _, e := range entries {
+			fmt.Fprintf(&b, "%s %d\n", e.addr, e.index)
+		}
+		if b.String() == last {
+			return
+		}
+		if err := writeState(path, entries); err != nil {
+			r.log.Warn("relay state not saved", "err", err)
+			return
+		}
+		last = b.String()
+	}
+	t := time.NewTicker(stateEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			save()
+		}
+	}
+}
+
+// invite sends each remembered agent a Refuse "unknown session" for its
+// old index, paced.
+func (r *Relay) invite(ctx context.Context, entries []stateEntry) {
+	tick := time.NewTicker(time.Second / invitesPerSecond)
+	defer tick.Stop()
+	for _, e := range entries {
+		r.sendUDP(protocol.AppendRefuse(nil, protocol.Refuse{Code: protocol.RefuseUnknownSession, Version: protocol.Version, Index: e.index}), e.addr)
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
