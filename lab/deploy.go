@@ -73,7 +73,7 @@ expose:
 	}
 	// The relay listens on its first address and answers RFC 5780
 	// discovery from its second one (the relay host has two).
-	relayCfg := fmt.Sprintf("listen: %s\nalt_listen: %s\nprivate_key: %s\nbind: 0.0.0.0\nadmin: 127.0.0.1:7701\nagent_timeout: 10s\nlog: {level: debug}\nagents:\n%s",
+	relayCfg := fmt.Sprintf("listen: %s\nalt_listen: %s\nstate_file: relay.state\nprivate_key: %s\nbind: 0.0.0.0\nadmin: 127.0.0.1:7701\nagent_timeout: 10s\nlog: {level: debug}\nagents:\n%s",
 		RelayAddr, RelayAltAddr, rk, agents.String())
 	if err := os.WriteFile(filepath.Join(dir, "relay.yaml"), []byte(relayCfg), 0o600); err != nil {
 		return nil, err

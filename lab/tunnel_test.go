@@ -78,6 +78,7 @@ func TestMappingFlush(t *testing.T) {
 func TestRelayRestartInLab(t *testing.T) {
 	l := up(t, map[string]Site{"a": {Behaviour: PortRestricted}})
 	tu := startTunnel(t, l, "a1", tunnelOpts{})
+	time.Sleep(3 * time.Second) // the relay writes its state file every 2 s
 	tu.relay.Signal(syscall.SIGKILL)
 	<-tu.relay.Done()
 	killed := time.Now()
@@ -87,6 +88,26 @@ func TestRelayRestartInLab(t *testing.T) {
 	_ = took
 	if r := tu.tcpCheck(t, 1<<20); !r.Intact {
 		t.Fatalf("after restart: %d of %d bytes intact (%s)", r.Echoed, r.Bytes, r.Error)
+	}
+}
+
+// TestRelayKillLongHeartbeat: the agent's heartbeat is 10 minutes (as when
+// tuned to a long NAT lifetime), so nothing it sends would notice a killed
+// relay for minutes; the restarted relay's invitation (state_file) brings
+// it back within 3 s of the relay's start, through the NAT.
+func TestRelayKillLongHeartbeat(t *testing.T) {
+	l := up(t, map[string]Site{"a": {Behaviour: PortRestricted}})
+	tu := startTunnel(t, l, "a1", tunnelOpts{heartbeat: "10m"})
+	time.Sleep(3 * time.Second) // the relay writes its state file every 2 s
+	tu.relay.Signal(syscall.SIGKILL)
+	<-tu.relay.Done()
+	tu.startRelay(t)
+	restarted := time.Now()
+	tu.waitReachable(t, 20*time.Second)
+	back := time.Since(restarted)
+	t.Logf("10 min heartbeat: exposure back %v after the relay's restart", back.Round(time.Millisecond))
+	if back > 3*time.Second {
+		t.Fatalf("exposure back %v after the restart, want within 3 s", back)
 	}
 }
 
