@@ -2,7 +2,7 @@
 # Size report (`make size`): the stripped binary of every target in dist/,
 # the packages, where the mipsle bytes go (ELF sections, then the Go
 # packages that contribute most), and the budget check:
-#   mipsle binary <= 5.75 MiB, router .ipk <= 2.2 MB (x86_64 is exempt).
+#   mipsle binary <= 5.75 MiB, router .ipk <= 2.3 MB (x86_64 is exempt).
 # Exits 1 when a budget is exceeded. Reads $DIST (default dist): run
 # build/cross.sh (and build/package.sh for the package lines) first.
 set -eu
@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 # agent (timers, NAT discovery, netcheck), protocol/stun and splice (stream
 # resets, stall guard); the only new std package is runtime/metrics.
 budget=6029312
-ipk_budget=2200000    # 2.2 MB
+ipk_budget=2300000    # 2.3 MB: 2.2 MB grown with the binary budget (5.5 -> 5.75 MiB, +4.5 %)
 dist=${DIST:-dist}
 mib() { awk -v n="$1" 'BEGIN { printf "%.2f MiB", n / 1048576 }'; }
 
