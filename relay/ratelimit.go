@@ -24,13 +24,65 @@ const (
 
 // sourceLimiter is a token bucket per source, consulted before a handshake
 // is queued, so one flooding address cannot keep the handshake queue full
-// and lock every other agent out. mu guards every field.
+// and lock every other agent out.
 type sourceLimiter struct {
-	mu       sync.Mutex
-	byIP     map[netip.Addr]*bucket
-	byPort   map[netip.AddrPort]*bucket
-	sharedIP bucket // for sources beyond limiterMaxAddrs
-	sharedAP bucket
+	byIP   rateTable[netip.Addr]
+	byPort rateTable[netip.AddrPort]
+}
+
+// allow reports whether an unproven handshake from addr may be queued now.
+func (l *sourceLimiter) allow(addr netip.Addr, now time.Time) bool {
+	return l.byIP.allow(addr, now, handshakeRate, handshakeBurst)
+}
+
+// allowProven reports whether a handshake whose mac2 proved it comes from
+// ap may be queued now.
+func (l *sourceLimiter) allowProven(ap netip.AddrPort, now time.Time) bool {
+	return l.byPort.allow(ap, now, provenRate, provenBurst)
+}
+
+// sweep forgets sources whose bucket has refilled: they are idle.
+func (l *sourceLimiter) sweep(now time.Time) {
+	l.byIP.sweep(now, handshakeRate, handshakeBurst)
+	l.byPort.sweep(now, provenRate, provenBurst)
+}
+
+// rateTable is a token bucket per source key, bounded to limiterMaxAddrs
+// entries (beyond that, new sources share one bucket). The zero value is
+// ready; mu guards every field.
+type rateTable[K comparable] struct {
+	mu      sync.Mutex
+	buckets map[K]*bucket
+	shared  bucket
+}
+
+// allow takes a token from k's bucket.
+func (t *rateTable[K]) allow(k K, now time.Time, rate, burst float64) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.buckets == nil {
+		t.buckets = map[K]*bucket{}
+	}
+	b := t.buckets[k]
+	if b == nil {
+		if len(t.buckets) >= limiterMaxAddrs {
+			return t.shared.take(now, rate, burst)
+		}
+		b = &bucket{}
+		t.buckets[k] = b
+	}
+	return b.take(now, rate, burst)
+}
+
+// sweep forgets keys whose bucket has refilled: they are idle.
+func (t *rateTable[K]) sweep(now time.Time, rate, burst float64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for k, b := range t.buckets {
+		if now.Sub(b.last).Seconds()*rate+b.tokens >= burst {
+			delete(t.buckets, k)
+		}
+	}
 }
 
 type bucket struct {
@@ -49,58 +101,4 @@ func (b *bucket) take(now time.Time, rate, burst float64) bool {
 	}
 	b.tokens--
 	return true
-}
-
-func (b *bucket) full(now time.Time, rate, burst float64) bool {
-	return now.Sub(b.last).Seconds()*rate+b.tokens >= burst
-}
-
-// bucketFor returns the bucket of k in m, or shared when m is full.
-func bucketFor[K comparable](m map[K]*bucket, k K, shared *bucket) *bucket {
-	if b := m[k]; b != nil {
-		return b
-	}
-	if len(m) >= limiterMaxAddrs {
-		return shared
-	}
-	b := &bucket{}
-	m[k] = b
-	return b
-}
-
-// allow reports whether an unproven handshake from addr may be queued now.
-func (l *sourceLimiter) allow(addr netip.Addr, now time.Time) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.byIP == nil {
-		l.byIP = map[netip.Addr]*bucket{}
-	}
-	return bucketFor(l.byIP, addr, &l.sharedIP).take(now, handshakeRate, handshakeBurst)
-}
-
-// allowProven reports whether a handshake whose mac2 proved it comes from
-// ap may be queued now.
-func (l *sourceLimiter) allowProven(ap netip.AddrPort, now time.Time) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.byPort == nil {
-		l.byPort = map[netip.AddrPort]*bucket{}
-	}
-	return bucketFor(l.byPort, ap, &l.sharedAP).take(now, provenRate, provenBurst)
-}
-
-// sweep forgets sources whose bucket has refilled: they are idle.
-func (l *sourceLimiter) sweep(now time.Time) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for a, b := range l.byIP {
-		if b.full(now, handshakeRate, handshakeBurst) {
-			delete(l.byIP, a)
-		}
-	}
-	for a, b := range l.byPort {
-		if b.full(now, provenRate, provenBurst) {
-			delete(l.byPort, a)
-		}
-	}
 }

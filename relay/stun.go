@@ -50,9 +50,7 @@ type stunServer struct {
 	socks [4]net.PacketConn // [0] unused: the main socket is r.uio
 	alt   bool              // RFC 5780 discovery available
 
-	mu      sync.Mutex // guards buckets and shared
-	buckets map[netip.Addr]*bucket
-	shared  bucket
+	limit rateTable[netip.Addr] // per source IP
 
 	requests, dropped atomic.Uint64
 
@@ -61,7 +59,7 @@ type stunServer struct {
 
 // newSTUNServer opens the alternate sockets when cfg names alt_listen.
 func newSTUNServer(r *Relay, cfg *Config) (*stunServer, error) {
-	s := &stunServer{r: r, buckets: map[netip.Addr]*bucket{}}
+	s := &stunServer{r: r}
 	s.addrs[0] = r.udpAddr
 	if cfg.AltListen == "" {
 		return s, nil
@@ -214,18 +212,8 @@ func (s *stunServer) send(b []byte, to netip.AddrPort, from int) {
 }
 
 func (s *stunServer) allow(ip netip.Addr, now time.Time) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return bucketFor(s.buckets, ip, &s.shared).take(now, stunRate, stunBurst)
+	return s.limit.allow(ip, now, stunRate, stunBurst)
 }
 
 // sweep forgets idle sources.
-func (s *stunServer) sweep(now time.Time) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for a, b := range s.buckets {
-		if b.full(now, stunRate, stunBurst) {
-			delete(s.buckets, a)
-		}
-	}
-}
+func (s *stunServer) sweep(now time.Time) { s.limit.sweep(now, stunRate, stunBurst) }
