@@ -39,13 +39,7 @@ func CheckNAT(ctx context.Context, address string) (NATResult, error) {
 		return NATResult{}, fmt.Errorf("open udp socket: %w", err)
 	}
 	defer main.Close()
-	// The socket's IP as the kernel picks it toward the relay: a connected
-	// probe tells (no packet is sent by connecting UDP).
-	local := main.LocalAddr().(*net.UDPAddr).AddrPort()
-	if c, err := net.DialUDP(network, nil, net.UDPAddrFromAddrPort(ap)); err == nil {
-		local = netip.AddrPortFrom(c.LocalAddr().(*net.UDPAddr).AddrPort().Addr(), local.Port())
-		c.Close()
-	}
+	local := localToward(main.LocalAddr().(*net.UDPAddr).AddrPort(), ap, true)
 	chk := netcheck.New(netcheck.Config{Relay: ap, Local: local,
 		Send: func(b []byte, to netip.AddrPort) error {
 			_, err := main.WriteToUDPAddrPort(b, to)

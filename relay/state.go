@@ -2,6 +2,7 @@ package relay
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -57,21 +58,25 @@ func (r *Relay) stateSnapshot() []stateEntry {
 	return out
 }
 
-// writeState writes the entries to path atomically: a temporary file in
-// the same directory, synced, then renamed over the old one, so a crash
+// encodeState renders entries as the state file's contents.
+func encodeState(entries []stateEntry) []byte {
+	b := []byte(stateHeader + "\n")
+	for _, e := range entries {
+		b = fmt.Appendf(b, "%s %d\n", e.addr, e.index)
+	}
+	return b
+}
+
+// writeState writes contents to path atomically: a temporary file in the
+// same directory, synced, then renamed over the old one, so a crash
 // mid-write leaves the previous state, never half of one.
-func writeState(path string, entries []stateEntry) error {
+func writeState(path string, contents []byte) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".relay-state-*")
 	if err != nil {
 		return fmt.Errorf("write state %s: %w", path, err)
 	}
 	defer os.Remove(tmp.Name()) // after a successful rename this fails harmlessly
-	w := bufio.NewWriter(tmp)
-	fmt.Fprintln(w, stateHeader)
-	for _, e := range entries {
-		fmt.Fprintf(w, "%s %d\n", e.addr, e.index)
-	}
-	if err := w.Flush(); err != nil {
+	if _, err := tmp.Write(contents); err != nil {
 		tmp.Close()
 		return fmt.Errorf("write state %s: %w", path, err)
 	}
@@ -124,21 +129,17 @@ func (r *Relay) keepState(ctx context.Context, path string) {
 		r.log.Info("inviting the agents of the last run to reconnect", "agents", len(old), "state", path)
 		r.invite(ctx, old)
 	}
-	var last string
+	var last []byte
 	save := func() {
-		entries := r.stateSnapshot()
-		var b strings.Builder
-		for _, e := range entries {
-			fmt.Fprintf(&b, "%s %d\n", e.addr, e.index)
-		}
-		if b.String() == last {
+		b := encodeState(r.stateSnapshot())
+		if bytes.Equal(b, last) {
 			return
 		}
-		if err := writeState(path, entries); err != nil {
+		if err := writeState(path, b); err != nil {
 			r.log.Warn("relay state not saved", "err", err)
 			return
 		}
-		last = b.String()
+		last = b
 	}
 	t := time.NewTicker(stateEvery)
 	defer t.Stop()

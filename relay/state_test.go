@@ -18,7 +18,7 @@ func TestStateFileRoundTrip(t *testing.T) {
 		t.Fatalf("missing file: %v, %v", got, err)
 	}
 	want := []stateEntry{{netip.MustParseAddrPort("198.51.100.7:40000"), 7}, {netip.MustParseAddrPort("[2001:db8::1]:5"), 4294967295}}
-	if err := writeState(path, want); err != nil {
+	if err := writeState(path, encodeState(want)); err != nil {
 		t.Fatal(err)
 	}
 	got, err := readState(path)
