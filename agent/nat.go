@@ -51,14 +51,7 @@ func CheckNAT(ctx context.Context, address string) (NATResult, error) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		buf := make([]byte, 1500)
-		for {
-			n, from, err := main.ReadFromUDPAddrPort(buf)
-			if err != nil {
-				return
-			}
-			chk.Deliver(buf[:n], netip.AddrPortFrom(from.Addr().Unmap(), from.Port()))
-		}
+		chk.Feed(main)
 	}()
 	rep, err := chk.Check(ctx)
 	main.Close()

@@ -77,14 +77,7 @@ func checkOn(t *testing.T, host *netsim.Host, relayAddr netip.AddrPort) protocol
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		buf := make([]byte, 1500)
-		for {
-			n, from, err := main.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			c.Deliver(buf[:n], from.(*net.UDPAddr).AddrPort())
-		}
+		c.Feed(main)
 	}()
 	defer func() { main.Close(); <-done }()
 	start := time.Now()

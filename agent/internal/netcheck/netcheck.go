@@ -170,18 +170,25 @@ func (c *Checker) openProbe() (*probe, error) {
 	}
 	go func() {
 		defer close(p.done)
-		buf := make([]byte, 1500)
-		for {
-			n, from, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			if ap, err := netip.ParseAddrPort(from.String()); err == nil && stun.Is(buf[:n]) {
-				c.Deliver(buf[:n], netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()))
-			}
-		}
+		c.Feed(pc)
 	}()
 	return p, nil
+}
+
+// Feed reads pc until it is closed and hands every STUN message to
+// Deliver: the reader of a socket that is not the agent's demux (probe
+// sockets, and `pinhole nat`'s own main socket).
+func (c *Checker) Feed(pc net.PacketConn) {
+	buf := make([]byte, 1500)
+	for {
+		n, from, err := pc.ReadFrom(buf)
+		if err != nil {
+			return
+		}
+		if ap, err := netip.ParseAddrPort(from.String()); err == nil && stun.Is(buf[:n]) {
+			c.Deliver(buf[:n], netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()))
+		}
+	}
 }
 
 func (p *probe) send(to netip.AddrPort) func([]byte) error {
