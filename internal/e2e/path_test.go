@@ -112,18 +112,23 @@ func (p *natProxy) down(back *net.UDPConn) {
 	}
 }
 
-// withhold returns the next Data datagram the agent sends, kept from the relay.
-func (p *natProxy) withhold() []byte {
+// withhold arms the proxy to keep the next Data datagram the agent sends
+// from the relay; the returned function waits for it. Arm before causing
+// the traffic: a fast round trip can otherwise finish before the trap is
+// set, leaving nothing to catch until the next heartbeat.
+func (p *natProxy) withhold() func() []byte {
 	c := make(chan []byte, 1)
 	p.mu.Lock()
 	p.hold = c
 	p.mu.Unlock()
-	select {
-	case b := <-c:
-		return b
-	case <-time.After(10 * time.Second):
-		p.t.Fatal("the agent sent nothing to withhold")
-		return nil
+	return func() []byte {
+		select {
+		case b := <-c:
+			return b
+		case <-time.After(10 * time.Second):
+			p.t.Fatal("the agent sent nothing to withhold")
+			return nil
+		}
 	}
 }
 
@@ -177,9 +182,10 @@ func TestWithheldPacketCannotRedirect(t *testing.T) {
 	// A client connection makes the agent send; withhold one packet of it
 	// (KCP retransmits its content under a new counter, so the held
 	// datagram stays unseen, and replayable, at the relay).
+	caught := proxy.withhold()
 	done := make(chan struct{})
 	go func() { roundTripErr(port, randomBytes(t, 4<<10)); close(done) }()
-	held := proxy.withhold()
+	held := caught()
 	<-done
 	// Replay it from elsewhere while the link is idle: nothing from the
 	// agent would pull the relay back before the next client arrives.
