@@ -47,6 +47,9 @@ type Agent struct {
 	// silentDeath: a link died by silence; the next NAT wake measures
 	// the mapping lifetime again (the heartbeat may have outlasted it).
 	silentDeath atomic.Bool
+	// peers: sessions with other agents (peers.go).
+	peers    *peerManager
+	connects []connectListener // local sockets of the connect entries
 }
 
 // New checks cfg and opens the agent's local sockets (the UDP socket and
@@ -64,8 +67,14 @@ func New(cfg *Config, log *slog.Logger) (*Agent, error) {
 		return nil, err
 	}
 	a.sock = sock
+	a.peers = newPeerManager(a)
+	if a.connects, err = listenConnects(cfg); err != nil {
+		sock.Close()
+		return nil, err
+	}
 	if cfg.Admin != "" {
 		if a.adminLn, err = admin.Listen(cfg.Admin, false); err != nil {
+			closeConnects(a.connects)
 			sock.Close()
 			return nil, err
 		}
@@ -118,6 +127,7 @@ func (a *Agent) Reload(cfg *Config) {
 	cfg = cfg.withDefaults()
 	a.cfg.Store(cfg)
 	a.services.Store(buildServices(cfg, *a.services.Load()))
+	a.peers.configure(cfg)
 	select {
 	case a.reload <- struct{}{}:
 	default:
@@ -138,6 +148,11 @@ func (a *Agent) Run(ctx context.Context) error {
 	// Siblings, each until ctx ends: a relay reconnect does not restart
 	// NAT discovery (or, later, port mapping and peer sessions).
 	wg.Go(func() { a.relayLoop(ctx) })
+	wg.Go(func() { a.peers.run(ctx) })
+	for _, l := range a.connects {
+		w := a.peers.wants[l.c.Peer]
+		wg.Go(func() { a.serveConnect(ctx, l, w) })
+	}
 	wg.Go(func() { a.natLoop(ctx) })
 	wg.Wait()
 	a.streams.Wait()

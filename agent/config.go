@@ -27,6 +27,7 @@ type Config struct {
 	Admin                      string        // status endpoint ("" = off)
 	Tuning                     link.Tuning
 	Expose                     []Exposure
+	Connect                    []Connect // peers' services reached over peer sessions
 
 	// UDPWait is how long auto mode waits for a UDP handshake answer
 	// before trying TCP (default 3s).
@@ -74,6 +75,19 @@ type Exposure struct {
 	ProxyProtocol string        // "", "off", "v1" or "v2" (TCP only)
 	IdleTimeout   time.Duration // UDP flows (default 60s)
 	MaxFlows      int           // UDP flows at once (default 256)
+	// Peers may reach this service over peer sessions (agent names as
+	// the relay knows them); RemotePort 0 with Peers is private to them.
+	Peers []string
+}
+
+// Connect makes a peer agent's service reachable on a local address.
+type Connect struct {
+	Peer    string // the agent's name on the relay
+	Service string // the name of the peer's exposure
+	Proto   protocol.Proto
+	Listen  string // local host:port
+	// PublicKey pins the peer's key (zero: trust the relay's introduction).
+	PublicKey secure.PublicKey
 }
 
 // withDefaults returns a copy of c with the zero values that cannot be

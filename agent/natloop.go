@@ -66,6 +66,9 @@ func (a *Agent) natLoop(ctx context.Context) {
 		last, lastRelay, lastAt = rep, w.relay, time.Now()
 		a.state.setNAT(rep)
 		if changed {
+			a.peers.natChanged()
+		}
+		if changed {
 			a.log.Info("NAT discovered", "type", rep.Classic(), "public", rep.Public, "mapping", rep.Mapping,
 				"filtering", rep.Filtering, "ports", rep.PortsString(), "hairpin", rep.Hairpin)
 		}

@@ -58,6 +58,8 @@ func (a *Agent) serve(ctx context.Context, conn *relaylink.Conn, idx int) linkEn
 	}
 	start := time.Now()
 	a.state.connected(conn)
+	a.peers.linkUp(conn, c)
+	defer a.peers.linkDown(conn)
 	if conn.Transport == link.UDP {
 		a.wakeNAT(conn.Addr, conn.Observed)
 	}
@@ -146,6 +148,9 @@ func (c *control) send(m protocol.Message) error {
 func registerMsg(cfg *Config) protocol.Register {
 	var r protocol.Register
 	for _, e := range cfg.Expose {
+		if e.RemotePort == 0 {
+			continue // offered to peers only
+		}
 		r.Exposures = append(r.Exposures, protocol.Exposure{Name: e.Name, Proto: e.Proto, RemotePort: e.RemotePort})
 	}
 	sort.Slice(r.Exposures, func(i, j int) bool { return r.Exposures[i].Name < r.Exposures[j].Name })
@@ -192,6 +197,8 @@ func (a *Agent) readControl(ctx context.Context, c *control, conn *relaylink.Con
 			c.send(protocol.Pong(hb))
 		case protocol.Reset:
 			tn.Reset(m.Stream)
+		case protocol.PeerIntro:
+			a.peers.intro(m, a.log)
 		case protocol.Notice:
 			// The relay is closing this link; leave now rather than
 			// wait for the silence to time out.

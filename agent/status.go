@@ -164,6 +164,8 @@ type Status struct {
 	// follows the measured mapping lifetime.
 	HeartbeatSeconds float64 `json:"heartbeat_s"`
 	HeartbeatAuto    bool    `json:"heartbeat_auto"`
+	// Peers are the sessions with other agents (peerstatus.go).
+	Peers []PeerReport `json:"peers,omitempty"`
 }
 
 // NATStatus is a NAT measurement in the words `pinhole nat` prints.
@@ -191,13 +193,14 @@ type ExposureReport struct {
 // Status returns a snapshot of the agent.
 func (a *Agent) Status() Status {
 	proc := admin.ProcessStats() // reads /proc: outside the lock
+	peers := a.peers.report()
 	cfg := a.cfg.Load()
 	hb := a.heartbeatNow() // takes the lock
 	s := &a.state
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := Status{Role: "agent", Name: cfg.Name, Connected: s.up, LastError: s.lastErr,
-		HeartbeatSeconds: hb.Seconds(), HeartbeatAuto: cfg.heartbeatAuto(),
+		HeartbeatSeconds: hb.Seconds(), HeartbeatAuto: cfg.heartbeatAuto(), Peers: peers,
 		Local: a.sock.LocalAddr().String(), Exposures: []ExposureReport{}, Counters: map[string]uint64{
 			"streams":             a.stats.Streams.Load(),
 			"local_dial_failed":   a.stats.DialFailed.Load(),

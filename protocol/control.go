@@ -12,14 +12,17 @@ import (
 type MsgType byte
 
 const (
-	MsgHello         MsgType = 1 // agent -> relay, first message
-	MsgRegister      MsgType = 2 // agent -> relay, the full set of exposures wanted
-	MsgRegisterReply MsgType = 3 // relay -> agent, one status per exposure
-	MsgPing          MsgType = 4 // either way
-	MsgPong          MsgType = 5 // answer to Ping
-	MsgNotice        MsgType = 6 // relay -> agent, why the relay is closing the link
-	MsgReset         MsgType = 7 // either way, one tunneled stream aborted
-	MsgSetHeartbeat  MsgType = 8 // agent -> relay, its heartbeat interval changed
+	MsgHello         MsgType = 1  // agent -> relay, first message
+	MsgRegister      MsgType = 2  // agent -> relay, the full set of exposures wanted
+	MsgRegisterReply MsgType = 3  // relay -> agent, one status per exposure
+	MsgPing          MsgType = 4  // either way
+	MsgPong          MsgType = 5  // answer to Ping
+	MsgNotice        MsgType = 6  // relay -> agent, why the relay is closing the link
+	MsgReset         MsgType = 7  // either way, one tunneled stream aborted
+	MsgSetHeartbeat  MsgType = 8  // agent -> relay, its heartbeat interval changed
+	MsgPeerInfo      MsgType = 9  // agent -> relay, candidates and NAT facts for peers
+	MsgPeerConnect   MsgType = 10 // agent -> relay, introduce me to that agent
+	MsgPeerIntro     MsgType = 11 // relay -> agent, a peer introduced (or why not)
 )
 
 // MaxControlBody bounds a control frame body (a Register with a few hundred
@@ -93,6 +96,12 @@ func ParseMessage(t MsgType, body []byte) (Message, error) {
 		m = parseReset(rd)
 	case MsgSetHeartbeat:
 		m = parseSetHeartbeat(rd)
+	case MsgPeerInfo:
+		m = parsePeerInfo(rd)
+	case MsgPeerConnect:
+		m = parsePeerConnect(rd)
+	case MsgPeerIntro:
+		m = parsePeerIntro(rd)
 	default:
 		return nil, fmt.Errorf("%w: unknown control message %v", ErrMalformed, t)
 	}
@@ -120,6 +129,12 @@ func (t MsgType) String() string {
 		return "reset"
 	case MsgSetHeartbeat:
 		return "set-heartbeat"
+	case MsgPeerInfo:
+		return "peer-info"
+	case MsgPeerConnect:
+		return "peer-connect"
+	case MsgPeerIntro:
+		return "peer-intro"
 	}
 	return fmt.Sprintf("msg(%d)", byte(t))
 }

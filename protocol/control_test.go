@@ -32,6 +32,16 @@ var controlCases = []struct {
 	{"notice-duplicate-key", Notice{Code: NoticeDuplicateKey, Text: "x"}, "06 0003 06 0178"},
 	{"reset", Reset{Stream: 0x0103, Reason: ResetStalled}, "07 0005 00000103 02"},
 	{"set-heartbeat", SetHeartbeat{Interval: 118 * time.Second}, "08 0004 0001ccf0"},
+	{"peer-info", PeerInfo{Candidates: []netip.AddrPort{netip.MustParseAddrPort("192.168.1.2:7000")},
+		Facts: NATFacts{UDP: Yes, Mapping: MappingEndpointIndependent, Filtering: FilteringAddressPortDependent,
+			Ports: PortsSequential, Delta: -2, Hairpin: No, Lifetime: 30 * time.Second}},
+		"09 0011 01 04c0a80102 1b58 01 01 03 02 fffe 02 001e"},
+	{"peer-connect", PeerConnect{Peer: "gw"}, "0a 0003 026777"},
+	{"peer-intro", PeerIntro{Pair: 7, Status: PeerOK, Initiator: true, Peer: "gw", Key: [32]byte{1},
+		Candidates: []netip.AddrPort{netip.MustParseAddrPort("203.0.113.7:4000")}, Facts: NATFacts{UDP: Yes}, StartIn: 25 * time.Millisecond},
+		"0b 003c 00000007 00 01 026777 01" + strings.Repeat("00", 31) + " 01 04cb007107 0fa0 01 00 00 00 0000 00 0000 0019"},
+	{"peer-intro-offline", PeerIntro{Pair: 0, Status: PeerOffline, Peer: "gw"},
+		"0b 0035 00000000 01 00 026777" + strings.Repeat("00", 32) + " 00 00 00 00 00 0000 00 0000 0000"},
 }
 
 func unhex(t testing.TB, s string) []byte {
@@ -73,6 +83,9 @@ func TestControlRefusals(t *testing.T) {
 		{"bad family", "04 000d 00000001 0000000000000002 05"},
 		{"truncated frame", "01 0010 00"},
 		{"short reset", "07 0004 00000103"},
+		{"peer-info bad mapping", "09 0009 00 01 07 03 02 fffe 02 001e"},
+		{"peer-info too many", "09 0001 11"},
+		{"peer-intro bad initiator", "0b 0035 00000000 01 02 026777" + strings.Repeat("00", 32) + " 00 00 00 00 00 0000 00 0000 0000"},
 	}
 	for _, c := range cases {
 		if m, err := ReadMessage(bytes.NewReader(unhex(t, c.hex))); err == nil {

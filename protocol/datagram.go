@@ -94,6 +94,10 @@ const (
 	DataPathChallenge DataKind = 1
 	// DataPathResponse echoes a DataPathChallenge's 8 bytes.
 	DataPathResponse DataKind = 2
+	// DataForward: on an agent-relay link, a datagram of a peer session
+	// for the relay to pass to the other agent of an introduced pair
+	// (AppendForward). Outside KCP: no reliable transport inside another.
+	DataForward DataKind = 3
 )
 
 // PathTokenLen is the size of a path challenge's payload.

@@ -68,6 +68,11 @@ func (r *Relay) Status() Status {
 		"streams_stalled_reset":  r.stats.Tunnels.StalledReset.Load(),
 		"udp_flows_evicted":      r.stats.FlowsEvicted.Load(),
 		"udp_datagrams_dropped":  r.stats.DatagramsDropped.Load(),
+		"peer_intros":            r.stats.Peers.Intros.Load(),
+		"peer_refused":           r.stats.Peers.Refused.Load(),
+		"peer_forwarded":         r.stats.Peers.Forwarded.Load(),
+		"peer_forwarded_bytes":   r.stats.Peers.ForwardedBytes.Load(),
+		"peer_forward_dropped":   r.stats.Peers.ForwardDropped.Load(),
 	}, Process: admin.ProcessStats()}
 	for _, s := range r.liveSessions() {
 		if s.pc != nil {

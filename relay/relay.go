@@ -47,6 +47,8 @@ type Relay struct {
 	live     map[secure.PublicKey]*session
 	pending  map[secure.PublicKey][]*session // unconfirmed, oldest first
 	ports    map[portKey]*session
+	pairs    map[uint32]*pair      // peer introductions (peers.go)
+	waiting  map[string][]*session // askers waiting for an agent to connect, by its name
 	sessions sync.WaitGroup
 	dups     dupTracker
 
@@ -82,6 +84,7 @@ type Stats struct {
 	Tunnels          splice.Stats  // stream resets sent, received, stalled
 	FlowsEvicted     atomic.Uint64 // UDP exposure flows ended to make room for a new client
 	DatagramsDropped atomic.Uint64 // UDP exposure datagrams dropped: flow queue or exposure budget full
+	Peers            PeerStats     // introductions and forwarded peer datagrams
 }
 
 const (
@@ -112,7 +115,7 @@ const (
 func New(cfg *Config, log *slog.Logger) (*Relay, error) {
 	cfg = cfg.withDefaults()
 	r := &Relay{log: log, byIndex: map[uint32]*session{}, live: map[secure.PublicKey]*session{},
-		pending: map[secure.PublicKey][]*session{}, ports: map[portKey]*session{},
+		pending: map[secure.PublicKey][]*session{}, ports: map[portKey]*session{}, pairs: map[uint32]*pair{}, waiting: map[string][]*session{},
 		handshakes: make(chan initMsg, handshakeQueue), proven: make(chan initMsg, handshakeQueue),
 		drops: dropLog{lg: log}}
 	r.macs.Store(secure.NewMACChecker(cfg.PrivateKey))

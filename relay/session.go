@@ -46,6 +46,8 @@ type session struct {
 	// ways, and bounds what stalled ones may hold.
 	tunnels *splice.Tunnels
 
+	peers peerState // introductions; guarded by r.mu
+
 	confirmed atomic.Bool
 	twin      atomic.Bool // refused: another agent holds the key (closed quietly)
 	noticed   atomic.Bool // a goodbye notice was sent
@@ -77,6 +79,7 @@ func (s *session) run(ctx context.Context) {
 		s.tunnels.Wait()
 	}()
 
+	s.link.SetForwardHandler(s.forward)
 	s.link.Mux.SetDeadline(time.Now().Add(confirmTimeout))
 	ctrl, err := s.link.Mux.AcceptStream()
 	if err != nil {
@@ -107,6 +110,7 @@ func (s *session) run(ctx context.Context) {
 	var wg sync.WaitGroup
 	s.setHeartbeat(hello.Heartbeat)
 	wg.Go(func() { s.watchdog(wdone) })
+	wg.Go(func() { s.r.introduceWaiting(s) })
 	defer func() { close(wdone); wg.Wait() }()
 
 	for {
@@ -135,6 +139,10 @@ func (s *session) run(ctx context.Context) {
 			s.setHeartbeat(m.Interval)
 		case protocol.Reset:
 			s.tunnels.Reset(m.Stream)
+		case protocol.PeerInfo:
+			s.setPeerInfo(m)
+		case protocol.PeerConnect:
+			s.introduce(m)
 		case protocol.Notice:
 			s.log.Info("agent is leaving", "reason", m.Text)
 			return
@@ -292,6 +300,7 @@ func (r *Relay) activate(s *session) bool {
 func (r *Relay) release(s *session) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	defer tellGone(s.dropPairsLocked()) // sends on other goroutines
 	if cur, ok := r.byIndex[s.index]; ok && (cur == s || cur == nil) {
 		delete(r.byIndex, s.index)
 	}

@@ -22,10 +22,12 @@ type Link struct {
 	Mux       *smux.Session
 	Transport Transport
 
-	lastRecv  func() time.Time
-	srtt      func() time.Duration // smoothed RTT, UDP only
-	closeOnce sync.Once
-	closers   []func() error
+	lastRecv   func() time.Time
+	forward    func([]byte) error
+	setForward func(ForwardHandler)
+	srtt       func() time.Duration // smoothed RTT, UDP only
+	closeOnce  sync.Once
+	closers    []func() error
 }
 
 // NewUDPLink runs KCP over pc and smux over KCP. conv is the KCP
@@ -45,7 +47,7 @@ func NewUDPLink(pc *PacketConn, conv uint32, t Tuning, server bool) (*Link, erro
 		pc.Close()
 		return nil, err
 	}
-	return &Link{Mux: mux, Transport: UDP, lastRecv: pc.LastReceive,
+	return &Link{Mux: mux, Transport: UDP, lastRecv: pc.LastReceive, forward: pc.Forward, setForward: pc.SetForwardHandler,
 		srtt:    func() time.Duration { return time.Duration(ks.GetSRTT()) * time.Millisecond },
 		closers: []func() error{mux.Close, ks.Close, pc.Close}}, nil
 }
@@ -57,7 +59,7 @@ func NewTCPLink(st *Stream, t Tuning, server bool) (*Link, error) {
 		st.Close()
 		return nil, err
 	}
-	return &Link{Mux: mux, Transport: TCP, lastRecv: st.LastReceive,
+	return &Link{Mux: mux, Transport: TCP, lastRecv: st.LastReceive, forward: st.Forward, setForward: st.SetForwardHandler,
 		closers: []func() error{mux.Close, st.Close}}, nil
 }
 
@@ -74,6 +76,14 @@ func newMux(c interface {
 
 // LastReceive returns when the last authenticated packet arrived.
 func (l *Link) LastReceive() time.Time { return l.lastRecv() }
+
+// SRTT returns KCP's smoothed round-trip time (zero on TCP).
+func (l *Link) SRTT() time.Duration {
+	if l.srtt == nil {
+		return 0
+	}
+	return l.srtt()
+}
 
 // Linger gives KCP time to deliver what was just written (a goodbye
 // notice) before Close: about two round trips, at most max. TCP needs none:

@@ -51,12 +51,17 @@ type PacketConn struct {
 	path        pathValidator
 	lastRecv    atomic.Int64                       // unix nanos of the last authenticated packet
 	lastDirect  atomic.Int64                       // unix nanos of the last one that came directly
+	lastValid   atomic.Int64                       // unix nanos of the last answered path challenge
+	lastSent    atomic.Int64                       // unix nanos of the last datagram sent directly
 	relay       atomic.Pointer[func([]byte) error] // the relay path; nil: none
+	onForward   atomic.Pointer[ForwardHandler]     // DataForward datagrams (agent-relay links)
 	viaRelay    atomic.Bool                        // WriteTo uses the relay path
 	Direct      atomic.Uint64                      // authenticated datagrams that came directly
 	Relayed     atomic.Uint64                      // authenticated datagrams the relay forwarded
 	Dropped     atomic.Uint64                      // inbox full
 	AuthFailed  atomic.Uint64                      // failed authentication or replay
+	BytesIn     atomic.Uint64                      // plaintext bytes of authenticated KCP datagrams
+	BytesOut    atomic.Uint64                      // plaintext bytes sent
 	virtualAddr net.Addr
 }
 
@@ -142,12 +147,16 @@ func (c *PacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
 		c.authenticated(in.from)
 		switch kind {
 		case protocol.DataKCP:
+			c.BytesIn.Add(uint64(len(out)))
 			c.maybeValidate(in.from)
 			return len(out), c.virtualAddr, nil
 		case protocol.DataPathChallenge:
 			c.answerChallenge(out, in.from)
+			c.maybeValidate(in.from) // a punching peer: validate its address too
 		case protocol.DataPathResponse:
 			c.checkResponse(out, in.from)
+		case protocol.DataForward:
+			c.forwarded(out)
 		}
 	}
 }
@@ -183,6 +192,7 @@ func (c *PacketConn) WriteTo(p []byte, _ net.Addr) (int, error) {
 	if err := c.sendOnPath(pkt); err != nil {
 		return 0, err
 	}
+	c.BytesOut.Add(uint64(len(p)))
 	return len(p), nil
 }
 

@@ -41,6 +41,19 @@ func (c *PacketConn) SetRelayPath(send func(b []byte) error) {
 // what WriteTo sends from now on; without a relay path it stays direct.
 func (c *PacketConn) UseRelay(on bool) { c.viaRelay.Store(on && c.relay.Load() != nil) }
 
+// UsingRelay reports whether WriteTo sends on the relay path.
+func (c *PacketConn) UsingRelay() bool { return c.viaRelay.Load() }
+
+// LastSentDirect returns when a datagram last went out on the direct path
+// (zero: never). Sent but unanswered for long is how a dead direct path
+// shows itself.
+func (c *PacketConn) LastSentDirect() time.Time {
+	if n := c.lastSent.Load(); n != 0 {
+		return time.Unix(0, n)
+	}
+	return time.Time{}
+}
+
 // LastDirect returns when the last authenticated datagram came directly
 // (zero time: never): the owner's evidence that the direct path works.
 func (c *PacketConn) LastDirect() time.Time {
@@ -57,6 +70,7 @@ func (c *PacketConn) sendOnPath(pkt []byte) error {
 			return (*r)(pkt)
 		}
 	}
+	c.lastSent.Store(time.Now().UnixNano())
 	return c.send(pkt, *c.peer.Load())
 }
 
@@ -64,12 +78,23 @@ func (c *PacketConn) sendOnPath(pkt []byte) error {
 // every authenticated packet from it would otherwise trigger one.
 const challengeEvery = 200 * time.Millisecond
 
-// pathValidator is the state of the challenge in flight; mu guards it.
+// maxProbes bounds the challenges in flight (hole punching probes a few
+// hundred addresses at once); probeTTL is how long one waits for its answer.
+const (
+	maxProbes = 2048
+	probeTTL  = 5 * time.Second
+)
+
+// probe is one challenge in flight to one address.
+type probe struct {
+	token [protocol.PathTokenLen]byte
+	sent  time.Time
+}
+
+// pathValidator is the state of the challenges in flight; mu guards it.
 type pathValidator struct {
-	mu        sync.Mutex
-	candidate netip.AddrPort
-	token     [protocol.PathTokenLen]byte
-	sent      time.Time
+	mu     sync.Mutex
+	probes map[netip.AddrPort]probe
 	// Challenges counts challenges sent; Moves counts validated moves.
 	challenges, moves uint64
 }
@@ -79,18 +104,51 @@ func (c *PacketConn) maybeValidate(from netip.AddrPort) {
 	if c.onRoam == nil || !from.IsValid() || from == *c.peer.Load() {
 		return
 	}
+	c.challenge(from, false)
+}
+
+// Probe sends a challenge to addr (a hole-punching candidate, or the
+// current direct address to check it still works). An answer from addr
+// makes it the direct path (onRoam) and refreshes LastDirect. It reports
+// false when the probe was not sent (too many in flight, or addr was
+// challenged within the last 200 ms).
+func (c *PacketConn) Probe(addr netip.AddrPort) bool {
+	return addr.IsValid() && c.challenge(addr, true)
+}
+
+func (c *PacketConn) challenge(to netip.AddrPort, force bool) bool {
 	v := &c.path
+	now := time.Now()
 	v.mu.Lock()
-	if from == v.candidate && time.Since(v.sent) < challengeEvery {
-		v.mu.Unlock()
-		return
+	if v.probes == nil {
+		v.probes = map[netip.AddrPort]probe{}
 	}
-	v.candidate, v.sent = from, time.Now()
-	rand.Read(v.token[:])
-	token := v.token
+	if p, ok := v.probes[to]; ok && now.Sub(p.sent) < challengeEvery {
+		v.mu.Unlock()
+		return false
+	}
+	if len(v.probes) >= maxProbes {
+		for a, p := range v.probes {
+			if now.Sub(p.sent) > probeTTL {
+				delete(v.probes, a)
+			}
+		}
+		if len(v.probes) >= maxProbes {
+			v.mu.Unlock()
+			return false
+		}
+	}
+	var p probe
+	rand.Read(p.token[:])
+	p.sent = now
+	v.probes[to] = p
 	v.challenges++
 	v.mu.Unlock()
-	c.sendKind(protocol.DataPathChallenge, token[:], from)
+	if to == *c.peer.Load() {
+		c.lastSent.Store(now.UnixNano()) // a probe of the direct path expects an answer too
+	}
+	c.sendKind(protocol.DataPathChallenge, p.token[:], to)
+	return true
 }
 
 // answerChallenge echoes a challenge to the address it came from: the
@@ -103,7 +161,7 @@ func (c *PacketConn) answerChallenge(token []byte, from netip.AddrPort) {
 	}
 }
 
-// checkResponse moves the peer when the response matches the challenge in
+// checkResponse moves the peer when the response matches a challenge in
 // flight and comes from the address that was challenged.
 func (c *PacketConn) checkResponse(token []byte, from netip.AddrPort) {
 	if c.onRoam == nil {
@@ -111,16 +169,32 @@ func (c *PacketConn) checkResponse(token []byte, from netip.AddrPort) {
 	}
 	v := &c.path
 	v.mu.Lock()
-	ok := v.candidate.IsValid() && from == v.candidate && string(token) == string(v.token[:])
+	p, ok := v.probes[from]
+	ok = ok && string(token) == string(p.token[:]) && time.Since(p.sent) < probeTTL
 	if ok {
-		v.candidate = netip.AddrPort{}
-		v.moves++
+		delete(v.probes, from)
+		if from != *c.peer.Load() {
+			v.moves++
+		}
 	}
 	v.mu.Unlock()
-	if ok && from != *c.peer.Load() {
+	if !ok {
+		return
+	}
+	c.lastValid.Store(time.Now().UnixNano())
+	if from != *c.peer.Load() {
 		c.peer.Store(&from)
 		c.onRoam(from)
 	}
+}
+
+// LastValidated returns when a challenge was last answered (zero: never):
+// proof that the direct path works both ways right now.
+func (c *PacketConn) LastValidated() time.Time {
+	if n := c.lastValid.Load(); n != 0 {
+		return time.Unix(0, n)
+	}
+	return time.Time{}
 }
 
 // sendKind seals a control payload of the given kind to addr.

@@ -34,6 +34,7 @@ type Stream struct {
 	confirmed atomic.Bool
 	onConfirm func()
 	lastRecv  atomic.Int64
+	onForward atomic.Pointer[ForwardHandler]
 }
 
 // NewStream wraps an established TCP connection. br must be the reader the
@@ -63,7 +64,12 @@ func (s *Stream) Read(p []byte) (int, error) {
 			return 0, err
 		}
 		s.lastRecv.Store(time.Now().UnixNano())
-		if protocol.DataKind(rec[1]) != protocol.DataKCP {
+		switch protocol.DataKind(rec[1]) {
+		case protocol.DataKCP:
+		case protocol.DataForward:
+			s.forwarded(out)
+			continue
+		default:
 			continue // path probes have no meaning on TCP, which does not roam
 		}
 		if !s.confirmed.Load() && s.confirmed.CompareAndSwap(false, true) && s.onConfirm != nil {

@@ -99,7 +99,13 @@ func ParseAgent(path string, data []byte) (*AgentFile, error) {
 			e.Proto = protocol.ProtoUDP
 		}
 		e.Local = em.hostPort("local", true, 0)
-		e.RemotePort = em.port("remote_port", true)
+		// remote_port publishes the service on the relay; peers offers it
+		// to the named agents only (peer sessions); either or both.
+		e.RemotePort = em.port("remote_port", false)
+		e.Peers = em.names("peers")
+		if e.RemotePort == 0 && len(e.Peers) == 0 && em.get("remote_port") == nil {
+			c.add(en, path, "needs remote_port (public on the relay), peers (private to the named agents), or both")
+		}
 		pp := em.get("proxy_protocol")
 		e.ProxyProtocol = em.enum("proxy_protocol", "off", "off", "v1", "v2")
 		if pp != nil && e.Proto == protocol.ProtoUDP && e.ProxyProtocol != "off" {
@@ -127,9 +133,38 @@ func ParseAgent(path string, data []byte) (*AgentFile, error) {
 		em.done()
 		cfg.Expose = append(cfg.Expose, e)
 	}
+	cfg.Connect = parseConnect(c, m)
 	m.done()
 	if err := c.err(); err != nil {
 		return nil, err
 	}
 	return f, nil
+}
+
+// parseConnect reads the connect section: services of peer agents made
+// reachable on a local address.
+func parseConnect(c *collector, m *mapping) []agent.Connect {
+	var out []agent.Connect
+	listens := map[string]int{}
+	for i, n := range m.sequence("connect") {
+		path := fmt.Sprintf("connect[%d]", i)
+		cm := newMapping(c, n, path)
+		k := agent.Connect{Peer: cm.name("peer"), Service: cm.name("service")}
+		k.Proto = protocol.ProtoTCP
+		if cm.enum("protocol", "tcp", "tcp", "udp") == "udp" {
+			k.Proto = protocol.ProtoUDP
+		}
+		k.Listen = cm.hostPort("listen", true, 0)
+		if cm.get("public_key") != nil {
+			k.PublicKey = cm.publicKey("public_key")
+		}
+		key := k.Proto.String() + " " + k.Listen
+		if prev, dup := listens[key]; dup && k.Listen != "" {
+			c.add(cm.get("listen"), path+".listen", "%s %s is already used by connect[%d]", k.Proto, k.Listen, prev)
+		}
+		listens[key] = i
+		cm.done()
+		out = append(out, k)
+	}
+	return out
 }

@@ -55,6 +55,23 @@ func (m *mapping) name(field string) string {
 	return s
 }
 
+// names reads an optional list of identifiers (agent names).
+func (m *mapping) names(field string) []string {
+	var out []string
+	for i, n := range m.sequence(field) {
+		path := fmt.Sprintf("%s[%d]", m.sub(field), i)
+		switch {
+		case n.Kind != yaml.ScalarNode:
+			m.c.add(n, path, "must be a name")
+		case !nameRE.MatchString(n.Value):
+			m.c.add(n, path, "%q must be 1-63 letters, digits, '.', '_' or '-'", n.Value)
+		default:
+			out = append(out, n.Value)
+		}
+	}
+	return out
+}
+
 func (m *mapping) integer(name string, def, lo, hi int) int {
 	n, s, ok := m.scalar(name)
 	if !ok {

@@ -1,0 +1,185 @@
+package e2e
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pinhole/pinhole/agent"
+	"github.com/pinhole/pinhole/internal/netsim"
+	"github.com/pinhole/pinhole/internal/testenv"
+	"github.com/pinhole/pinhole/protocol"
+	"github.com/pinhole/pinhole/relay"
+)
+
+// peerWorld is a relay on a simulated internet and agents behind
+// simulated NATs, the relay's STUN server answering from two addresses so
+// the agents learn their NAT facts.
+type peerWorld struct {
+	t    *testing.T
+	inet *netsim.Network
+	rcfg *relay.Config
+	r    *relay.Relay
+	ip1  netip.Addr
+	nats int
+}
+
+func newPeerWorld(t *testing.T) *peerWorld {
+	inet := netsim.New(netsim.Options{})
+	t.Cleanup(func() { inet.Close() })
+	ip1, ip2 := netip.MustParseAddr("203.0.113.1"), netip.MustParseAddr("203.0.113.2")
+	h1, _ := inet.AddHost(ip1)
+	h2, _ := inet.AddHost(ip2)
+	rcfg := testenv.RelayConfig(t, netip.AddrPortFrom(ip1, 7700).String())
+	rcfg.AltListen = netip.AddrPortFrom(ip2, 7701).String()
+	rcfg.ListenPacket = func(network, address string) (net.PacketConn, error) {
+		if ap, err := netip.ParseAddrPort(address); err == nil && ap.Addr() == ip2 {
+			return h2.ListenPacket(network, address)
+		}
+		return h1.ListenPacket(network, address)
+	}
+	rcfg.ListenTCP = func(network, _ string) (net.Listener, error) { return net.Listen(network, "127.0.0.1:0") }
+	return &peerWorld{t: t, inet: inet, rcfg: rcfg, ip1: ip1}
+}
+
+// site puts a new NAT of the given type on the internet and returns a
+// host inside it (or on the internet itself for netsim.None).
+func (w *peerWorld) site(typ netsim.NATType) *netsim.Network {
+	w.nats++
+	cfg, ok := typ.Config()
+	if !ok {
+		return w.inet
+	}
+	nat, err := w.inet.AddNAT(netip.AddrFrom4([4]byte{198, 51, 100, byte(10 * w.nats)}), cfg)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return nat.Inside()
+}
+
+// agentOn makes an agent config for a host at ip on network n.
+func (w *peerWorld) agentOn(n *netsim.Network, ip string, name string) *agent.Config {
+	host, err := n.AddHost(netip.MustParseAddr(ip))
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	acfg := testenv.AgentConfig(w.t, netip.AddrPortFrom(w.ip1, 7700).String(), w.rcfg.PrivateKey)
+	acfg.Name = name
+	acfg.Transport = agent.TransportUDP
+	acfg.ListenPacket = host.ListenPacket
+	testenv.Allow(w.rcfg, acfg)
+	return acfg
+}
+
+func (w *peerWorld) start() {
+	w.r, _, _ = testenv.StartRelay(w.t, w.rcfg)
+}
+
+// peerPair configures office (exposing echo to home) and home (connecting
+// to it on a local port) and returns home's local address.
+func peerPair(t *testing.T, office, home *agent.Config, proto protocol.Proto) string {
+	local := testenv.EchoTCP(t)
+	if proto == protocol.ProtoUDP {
+		local = testenv.EchoUDP(t)
+	}
+	office.Expose = append(office.Expose, agent.Exposure{Name: "echo", Proto: proto, Local: local, Peers: []string{home.Name}})
+	listen := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	home.Connect = append(home.Connect, agent.Connect{Peer: office.Name, Service: "echo", Proto: proto, Listen: listen})
+	return listen
+}
+
+// echoThrough sends payload through addr (TCP echo) and checks it back.
+func echoThrough(t *testing.T, addr string, payload []byte) {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	go c.Write(payload)
+	got := make([]byte, len(payload))
+	if _, err := io.ReadFull(c, got); err != nil {
+		t.Fatalf("echo through the peer session: %v", err)
+	}
+	if sha256.Sum256(got) != sha256.Sum256(payload) {
+		t.Fatal("echoed bytes differ")
+	}
+}
+
+// peerPath returns the path the agent's session with peer uses ("" if none).
+func peerPath(a *agent.Agent, peer string) string {
+	for _, p := range a.Status().Peers {
+		if p.Name == peer {
+			return p.Path
+		}
+	}
+	return ""
+}
+
+// TestPeerSessionBehindNATs: two agents behind simulated NATs reach each
+// other's service through a peer session; the first bytes go through the
+// relay at once, and the session moves to a punched direct path wherever
+// the pair of NATs allows one (naive punching for cones, port prediction
+// for sequential symmetric NATs), staying on the relay where no probe can
+// meet (random symmetric on both sides).
+func TestPeerSessionBehindNATs(t *testing.T) {
+	cases := []struct {
+		a, b   netsim.NATType
+		direct bool
+	}{
+		{netsim.FullCone, netsim.PortRestricted, true},
+		{netsim.PortRestricted, netsim.PortRestricted, true},
+		{netsim.None, netsim.PortRestricted, true},
+		{netsim.SymmetricSeq, netsim.PortRestricted, true},
+		{netsim.PortRestricted, netsim.SymmetricSeq, true},
+		{netsim.Symmetric, netsim.Symmetric, false},
+	}
+	for _, c := range cases {
+		t.Run(c.a.String()+"/"+c.b.String(), func(t *testing.T) {
+			w := newPeerWorld(t)
+			officeIP := "192.168.1.2"
+			if c.a == netsim.None {
+				officeIP = "198.51.100.200"
+			}
+			office := w.agentOn(w.site(c.a), officeIP, "office")
+			home := w.agentOn(w.site(c.b), "192.168.1.2", "home")
+			listen := peerPair(t, office, home, protocol.ProtoTCP)
+			w.start()
+			oa, olog, _ := testenv.StartAgent(t, office)
+			ha, hlog, _ := testenv.StartAgent(t, home)
+			start := time.Now()
+			echoThrough(t, listen, randomBytes(t, 64<<10))
+			t.Logf("first echo after %v (path %q)", time.Since(start).Round(time.Millisecond), peerPath(ha, "office"))
+			if c.direct {
+				testenv.WaitFor(t, 10*time.Second, "a direct path", func() bool {
+					return peerPath(ha, "office") == "direct" && peerPath(oa, "home") == "direct"
+				})
+				t.Logf("direct after %v", time.Since(start).Round(time.Millisecond))
+			} else {
+				time.Sleep(6 * time.Second) // one whole punching round
+				if p := peerPath(ha, "office"); p != "relay" {
+					t.Fatalf("path %q, want relay", p)
+				}
+			}
+			echoThrough(t, listen, randomBytes(t, 1<<20))
+			if t.Failed() || testing.Verbose() {
+				t.Logf("office log:\n%s\nhome log:\n%s", olog, hlog)
+			}
+			for _, l := range []string{olog.String(), hlog.String()} {
+				want := "peer path: relay"
+				if c.direct {
+					want = "peer path: direct"
+				}
+				if !strings.Contains(l, want) {
+					t.Fatalf("log lacks %q:\n%s", want, l)
+				}
+			}
+		})
+	}
+}
