@@ -60,11 +60,16 @@ func punchStrategy(self, peer protocol.NATFacts) string {
 	hard := func(f protocol.NATFacts) bool {
 		return f.Mapping == protocol.MappingAddressDependent || f.Mapping == protocol.MappingAddressPortDependent
 	}
+	random := func(f protocol.NATFacts) bool { return hard(f) && f.Ports == protocol.PortsRandom }
 	switch {
 	case self.UDP == protocol.No || peer.UDP == protocol.No:
 		return "lan-only" // one side has no UDP: only a shared LAN can help
-	case hard(self) && hard(peer) && self.Ports == protocol.PortsRandom && peer.Ports == protocol.PortsRandom:
+	case random(self) && random(peer):
 		return "lan-only" // both random symmetric: no probe can meet
+	case random(self) && !hard(peer):
+		return "birthday-open" // we open many mappings, the peer sprays
+	case random(peer) && !hard(self):
+		return "birthday-spray" // the peer opens many mappings, we spray
 	case hard(peer) && peer.Ports == protocol.PortsSequential:
 		return "predict"
 	}
@@ -137,6 +142,14 @@ func (s *peerSession) punch() {
 	s.mu.Unlock()
 	var strategy string
 	var cands []candidate
+	var bday *birthdaySet
+	var bdaySent time.Time
+	sprayed := 0
+	defer func() {
+		if bday != nil {
+			bday.finish()
+		}
+	}()
 	end := time.Now().Add(punchRound)
 	t := time.NewTicker(punchEvery)
 	defer t.Stop()
@@ -153,6 +166,23 @@ func (s *peerSession) punch() {
 		cands = s.candidates(strategy)
 		for _, c := range cands {
 			s.pc.Probe(c.addr)
+		}
+		if refl := s.reflexive(); refl.IsValid() {
+			switch strategy {
+			case "birthday-open":
+				if bday == nil {
+					bday = s.openBirthday()
+				}
+				if time.Since(bdaySent) >= birthdayResend {
+					bday.probe(refl)
+					bdaySent = time.Now()
+				}
+			case "birthday-spray":
+				if sprayed < birthdaySpray {
+					s.spray(refl.Addr(), sprayPerTick)
+					sprayed += sprayPerTick
+				}
+			}
 		}
 		select {
 		case <-s.ctx.Done():
@@ -196,6 +226,9 @@ func (s *peerSession) onDirect(addr netip.AddrPort) {
 		}
 	}
 	s.mu.Lock()
+	if kind == "learned" && (s.path.strategy == "birthday-open" || s.path.strategy == "birthday-spray") {
+		kind = "birthday"
+	}
 	first := !s.path.direct.IsValid()
 	s.path.direct, s.path.how = addr, kind
 	s.path.backoff, s.path.lastFail = 0, ""
@@ -254,6 +287,16 @@ func (s *peerSession) watch() {
 		}
 		s.punch()
 	}
+}
+
+// reflexive is the peer's address as the relay sees it (zero: unknown).
+func (s *peerSession) reflexive() netip.AddrPort {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.cands) > 0 {
+		return s.cands[0]
+	}
+	return netip.AddrPort{}
 }
 
 func (s *peerSession) fellBackAt() time.Time {

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"log/slog"
+	"net"
 	"net/netip"
 	"slices"
 	"sync"
@@ -51,6 +52,8 @@ type peerSession struct {
 	ctrl      *smux.Stream
 	tn        *splice.Tunnels
 	path      pathState
+	via       map[netip.AddrPort]net.PacketConn // birthday sockets by the peer address they reach
+	kept      []net.PacketConn                  // birthday sockets carrying the direct path
 	closed    bool
 	ctx       context.Context
 	cancel    context.CancelFunc
@@ -265,7 +268,7 @@ func (s *peerSession) finish(msg []byte) {
 // start runs KCP and smux over the new session, on the relay path first.
 func (s *peerSession) start(sess *secure.Session, conv uint32) {
 	a := s.m.a
-	pc := link.NewPacketConn(sess, netip.AddrPort{}, a.sock.Send, nil, s.onDirect)
+	pc := link.NewPacketConn(sess, netip.AddrPort{}, s.sendDirect, nil, s.onDirect)
 	pc.SetRelayPath(func(b []byte) error {
 		pair := s.currentPair()
 		if pair == 0 {
@@ -411,7 +414,11 @@ func (s *peerSession) close(why string) {
 	s.closed = true
 	lk := s.lk
 	idx := s.localIdx
+	kept := s.kept
 	s.mu.Unlock()
+	for _, c := range kept {
+		c.Close()
+	}
 	s.cancel()
 	if lk != nil {
 		lk.Close()

@@ -138,6 +138,8 @@ func TestPeerSessionBehindNATs(t *testing.T) {
 		{netsim.None, netsim.PortRestricted, true},
 		{netsim.SymmetricSeq, netsim.PortRestricted, true},
 		{netsim.PortRestricted, netsim.SymmetricSeq, true},
+		{netsim.Symmetric, netsim.PortRestricted, true},
+		{netsim.PortRestricted, netsim.Symmetric, true},
 		{netsim.Symmetric, netsim.Symmetric, false},
 	}
 	for _, c := range cases {

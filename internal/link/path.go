@@ -116,6 +116,35 @@ func (c *PacketConn) Probe(addr netip.AddrPort) bool {
 	return addr.IsValid() && c.challenge(addr, true)
 }
 
+// ProbeFrom sends a challenge to addr through send (another socket:
+// birthday probing opens hundreds toward one address). Every socket's
+// probe to addr carries the same token, so whichever mapping gets through
+// validates it; it is not rate-limited per address like Probe.
+func (c *PacketConn) ProbeFrom(addr netip.AddrPort, send Sender) bool {
+	v := &c.path
+	now := time.Now()
+	v.mu.Lock()
+	if v.probes == nil {
+		v.probes = map[netip.AddrPort]probe{}
+	}
+	p, ok := v.probes[addr]
+	if !ok || now.Sub(p.sent) > probeTTL/2 {
+		if !ok && len(v.probes) >= maxProbes {
+			v.mu.Unlock()
+			return false
+		}
+		rand.Read(p.token[:])
+		p.sent = now
+		v.probes[addr] = p
+	}
+	v.challenges++
+	v.mu.Unlock()
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	pkt, err := c.sess.SealKind((*bp)[:0], protocol.DataPathChallenge, p.token[:])
+	return err == nil && send(pkt, addr) == nil
+}
+
 func (c *PacketConn) challenge(to netip.AddrPort, force bool) bool {
 	v := &c.path
 	now := time.Now()
