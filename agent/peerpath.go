@@ -189,7 +189,7 @@ func (s *peerSession) punch() {
 			return
 		case <-t.C:
 		}
-		if s.directNow() {
+		if s.directNow() || s.tryReturn() {
 			return
 		}
 	}
@@ -271,14 +271,7 @@ func (s *peerSession) watch() {
 		}
 		return
 	}
-	if direct.IsValid() && pc.LastValidated().After(s.fellBackAt()) {
-		// The old direct path answers again.
-		pc.UseRelay(false)
-		s.mu.Lock()
-		s.path.switches++
-		s.mu.Unlock()
-		s.m.stats.PathMoves.Add(1)
-		s.log.Info("peer path: direct again", "addr", direct)
+	if s.tryReturn() {
 		return
 	}
 	if now.After(next) {
@@ -299,10 +292,23 @@ func (s *peerSession) reflexive() netip.AddrPort {
 	return netip.AddrPort{}
 }
 
-func (s *peerSession) fellBackAt() time.Time {
+// tryReturn moves traffic back to the old direct path once it answers a
+// challenge again, and reports whether it did.
+func (s *peerSession) tryReturn() bool {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.path.fellBack
+	direct, fell := s.path.direct, s.path.fellBack
+	s.mu.Unlock()
+	if !direct.IsValid() || !s.pc.UsingRelay() || !s.pc.LastValidated().After(fell) {
+		return false
+	}
+	s.pc.UseRelay(false)
+	s.mu.Lock()
+	s.path.switches++
+	s.path.backoff, s.path.lastFail = 0, ""
+	s.mu.Unlock()
+	s.m.stats.PathMoves.Add(1)
+	s.log.Info("peer path: direct again", "addr", direct)
+	return true
 }
 
 func latest(a, b time.Time) time.Time {

@@ -185,3 +185,71 @@ func TestPeerSessionBehindNATs(t *testing.T) {
 		})
 	}
 }
+
+// TestPeerPathFallsBackAndReturns: a transfer runs over a direct path;
+// the path is cut (a firewall drops the two NATs' traffic to each other)
+// and restored. The session moves to the relay within 3 s of the cut and
+// back to the direct path after it is restored; no stream breaks and the
+// bytes arrive intact.
+func TestPeerPathFallsBackAndReturns(t *testing.T) {
+	w := newPeerWorld(t)
+	office := w.agentOn(w.site(netsim.PortRestricted), "192.168.1.2", "office")
+	home := w.agentOn(w.site(netsim.PortRestricted), "192.168.1.2", "home")
+	listen := peerPair(t, office, home, protocol.ProtoTCP)
+	w.start()
+	testenv.StartAgent(t, office)
+	ha, hlog, _ := testenv.StartAgent(t, home)
+	echoThrough(t, listen, randomBytes(t, 4<<10))
+	testenv.WaitFor(t, 10*time.Second, "a direct path", func() bool { return peerPath(ha, "office") == "direct" })
+
+	// A paced transfer of 8 MiB, about 1 MiB/s, echoed back.
+	c, err := net.Dial("tcp", listen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(60 * time.Second))
+	payload := randomBytes(t, 8<<20)
+	go func() {
+		for off := 0; off < len(payload); off += 32 << 10 {
+			if _, err := c.Write(payload[off : off+32<<10]); err != nil {
+				return
+			}
+			time.Sleep(30 * time.Millisecond)
+		}
+	}()
+	got := make(chan []byte, 1)
+	go func() {
+		b := make([]byte, len(payload))
+		n, _ := io.ReadFull(c, b)
+		got <- b[:n]
+	}()
+
+	time.Sleep(1500 * time.Millisecond)
+	cut := func(src, dst netip.AddrPort) bool {
+		a, b := src.Addr().String(), dst.Addr().String()
+		return (a == "198.51.100.10" && b == "198.51.100.20") || (a == "198.51.100.20" && b == "198.51.100.10")
+	}
+	w.inet.SetDrop(cut)
+	cutAt := time.Now()
+	testenv.WaitFor(t, 5*time.Second, "the relay path after the cut", func() bool { return peerPath(ha, "office") == "relay" })
+	toRelay := time.Since(cutAt)
+	time.Sleep(3 * time.Second)
+	w.inet.SetDrop(nil)
+	restoredAt := time.Now()
+	testenv.WaitFor(t, 20*time.Second, "the direct path again", func() bool { return peerPath(ha, "office") == "direct" })
+	toDirect := time.Since(restoredAt)
+	b := <-got
+	if sha256.Sum256(b) != sha256.Sum256(payload) {
+		t.Fatalf("transfer across the switches: %d of %d bytes, or content differs", len(b), len(payload))
+	}
+	t.Logf("cut -> relay in %v; restored -> direct in %v; 8 MiB echoed intact", toRelay.Round(time.Millisecond), toDirect.Round(time.Millisecond))
+	if toRelay > 3*time.Second {
+		t.Errorf("moved to the relay %v after the cut, want within 3 s", toRelay)
+	}
+	for _, want := range []string{"peer path: relay (direct path stopped answering)", "peer path: direct again"} {
+		if !strings.Contains(hlog.String(), want) {
+			t.Errorf("home's log lacks %q", want)
+		}
+	}
+}

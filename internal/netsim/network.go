@@ -34,8 +34,9 @@ type Network struct {
 	w  *world
 	gw *NAT // default route for addresses not on this segment; nil on the top network
 
-	mu    sync.RWMutex // guards nodes
+	mu    sync.RWMutex // guards nodes and drop
 	nodes map[netip.Addr]node
+	drop  func(src, dst netip.AddrPort) bool
 }
 
 // node is something with an address on a segment that packets reach.
@@ -103,13 +104,26 @@ func (n *Network) attach(ip netip.Addr, nd node) error {
 func (n *Network) route(p packet) {
 	n.mu.RLock()
 	nd := n.nodes[p.dst.Addr()]
+	drop := n.drop
 	n.mu.RUnlock()
+	if drop != nil && drop(p.src, p.dst) {
+		return
+	}
 	switch {
 	case nd != nil:
 		nd.deliver(p)
 	case n.gw != nil:
 		n.gw.outbound(p)
 	}
+}
+
+// SetDrop installs a firewall rule on this segment: datagrams routed here
+// for which drop returns true vanish (nil removes it). Tests cut a path
+// with it, as the lab does with an nft drop rule.
+func (n *Network) SetDrop(drop func(src, dst netip.AddrPort) bool) {
+	n.mu.Lock()
+	n.drop = drop
+	n.mu.Unlock()
 }
 
 // Host is a machine with one IPv4 address on a network.
