@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pinhole/pinhole/agent/internal/relaylink"
+	"github.com/pinhole/pinhole/internal/link"
 	"github.com/pinhole/pinhole/protocol"
 	"github.com/pinhole/pinhole/protocol/secure"
 )
@@ -152,6 +153,9 @@ func (m *peerManager) info(conn *relaylink.Conn) protocol.PeerInfo {
 	var facts protocol.NATFacts
 	if rep, ok := m.a.state.natReport(); ok {
 		facts = protocol.FactsOf(rep)
+	}
+	if conn.Transport == link.TCP && m.a.cfg.Load().Transport == TransportAuto {
+		facts.UDP = protocol.No // on the fallback because UDP got no answer
 	}
 	return protocol.PeerInfo{Candidates: m.a.lanCandidates(conn.Addr), Facts: facts}
 }

@@ -214,6 +214,12 @@ func (a *Agent) Status() Status {
 			"streams_reset_received": a.stats.Tunnels.ResetReceived.Load(),
 			"streams_stalled_reset":  a.stats.Tunnels.StalledReset.Load(),
 			"pongs":                  s.pongs,
+			"peer_refused":           a.peers.stats.Refused.Load(),
+			"peer_wrong_key":         a.peers.stats.WrongKey.Load(),
+			"peer_bad_handshake":     a.peers.stats.BadHello.Load(),
+			"peer_unrouted":          a.peers.stats.Unrouted.Load(),
+			"peer_sessions":          a.peers.stats.Sessions.Load(),
+			"peer_path_switches":     a.peers.stats.PathMoves.Load(),
 		}, Process: proc}
 	if s.up {
 		since := s.since

@@ -253,3 +253,55 @@ func TestPeerPathFallsBackAndReturns(t *testing.T) {
 		}
 	}
 }
+
+// TestPeerSessionOverTCPFallback: an agent whose UDP is blocked reaches
+// the relay over TCP; its peer session's datagrams travel as forwarded
+// records on that TCP link (and UDP on the other side), streams intact.
+func TestPeerSessionOverTCPFallback(t *testing.T) {
+	rcfg, ags := loopbackPeers(t, "office", "home")
+	office, home := ags[0], ags[1]
+	listen := peerPair(t, office, home, protocol.ProtoUDP)
+	home.Transport = agent.TransportTCP
+	r, as, _ := startPeers(t, rcfg, office, home)
+	testenv.WaitFor(t, 10*time.Second, "home on tcp", func() bool { return as[1].Status().Transport == "tcp" })
+	for i := 0; i < 3; i++ {
+		if err := udpEcho(listen, randomBytes(t, 1200)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if p := peerPath(as[1], "office"); p == "" || p == "connecting" {
+		t.Fatalf("no peer session: %q", p)
+	}
+	// The handshake and the first packets came through the relay, over
+	// home's TCP link.
+	if n := r.Counters()["peer_forwarded"]; n < 2 {
+		t.Fatalf("relay forwarded %d peer datagrams, want the handshake at least", n)
+	}
+	for _, p := range as[1].Status().Peers {
+		if p.DatagramsRelayed == 0 {
+			t.Fatalf("home received nothing through the relay: %+v", p)
+		}
+	}
+}
+
+// udpEcho sends one datagram through addr and checks the echo.
+func udpEcho(addr string, payload []byte) error {
+	c, err := net.Dial("udp", addr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	b := make([]byte, len(payload)+1)
+	for try := 0; try < 20; try++ {
+		c.Write(payload)
+		c.SetReadDeadline(time.Now().Add(time.Second))
+		n, err := c.Read(b)
+		if err == nil {
+			if string(b[:n]) != string(payload) {
+				return fmt.Errorf("udp echo differs")
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("no udp echo through %s", addr)
+}
