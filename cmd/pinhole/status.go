@@ -81,6 +81,11 @@ func printStatus(w io.Writer, st map[string]any) {
 				fmt.Fprintf(w, "  exposure    %-16s %s %s\n", str(m, "name"), str(m, "status"), strings.TrimPrefix(str(m, "detail"), "-"))
 			}
 		}
+		if peers, ok := st["peers"].([]any); ok {
+			for _, e := range peers {
+				printPeer(w, e.(map[string]any), str)
+			}
+		}
 	case "relay":
 		fmt.Fprintf(w, "relay on %s\n", str(st, "addr"))
 		agents, _ := st["agents"].([]any)
@@ -105,6 +110,25 @@ func printStatus(w io.Writer, st map[string]any) {
 			fmt.Fprintf(w, " %s=%v", k, c[k])
 		}
 		fmt.Fprintln(w)
+	}
+}
+
+// printPeer renders one peer session: its path (the direct address and
+// how it was found, or relay), RTT, bytes both ways and the last
+// punching attempt's failure.
+func printPeer(w io.Writer, p map[string]any, str func(map[string]any, string) string) {
+	path := str(p, "path")
+	switch path {
+	case "direct":
+		path = "direct " + str(p, "direct_addr") + " (" + str(p, "found_as") + ")"
+	case "connecting":
+		fmt.Fprintf(w, "  peer        %-16s connecting: %s\n", str(p, "name"), str(p, "status"))
+		return
+	}
+	fmt.Fprintf(w, "  peer        %-16s %s, rtt %s ms, in %s B, out %s B, strategy %s\n",
+		str(p, "name"), path, str(p, "rtt_ms"), str(p, "bytes_in"), str(p, "bytes_out"), str(p, "strategy"))
+	if f := str(p, "last_punch_failure"); f != "-" {
+		fmt.Fprintf(w, "              last punch %s: %s\n", str(p, "last_punch"), f)
 	}
 }
 

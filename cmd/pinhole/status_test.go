@@ -148,3 +148,28 @@ func TestLifetimeWords(t *testing.T) {
 		}
 	}
 }
+
+// TestPrintStatusPeers: each peer shows its path (with the direct address
+// and how it was found), RTT, bytes, and why the last punch failed.
+func TestPrintStatusPeers(t *testing.T) {
+	doc := `{"role":"agent","name":"home","connected":true,"udp_socket":"0.0.0.0:1","peers":[
+		{"name":"office","path":"direct","direct_addr":"198.51.100.10:4000","found_as":"predicted","rtt_ms":12.5,"bytes_in":100,"bytes_out":200,"strategy":"predict"},
+		{"name":"nas","path":"relay","rtt_ms":40,"bytes_in":1,"bytes_out":2,"strategy":"lan-only","last_punch":"2026-11-25T18:00:00Z","last_punch_failure":"no candidate answered"},
+		{"name":"cam","path":"connecting","status":"relay says the peer is offline"}]}`
+	var st map[string]any
+	if err := json.Unmarshal([]byte(doc), &st); err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	printStatus(&b, st)
+	for _, want := range []string{
+		"office           direct 198.51.100.10:4000 (predicted), rtt 12.5 ms, in 100 B, out 200 B, strategy predict",
+		"nas              relay, rtt 40 ms",
+		"last punch 2026-11-25T18:00:00Z: no candidate answered",
+		"cam              connecting: relay says the peer is offline",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("got\n%s\nwant a line with %q", b.String(), want)
+		}
+	}
+}
