@@ -133,7 +133,7 @@ func ParseAgent(path string, data []byte) (*AgentFile, error) {
 		em.done()
 		cfg.Expose = append(cfg.Expose, e)
 	}
-	cfg.Connect = parseConnect(c, m)
+	cfg.Connect = parseConnect(c, m, cfg.Name)
 	m.done()
 	if err := c.err(); err != nil {
 		return nil, err
@@ -143,13 +143,16 @@ func ParseAgent(path string, data []byte) (*AgentFile, error) {
 
 // parseConnect reads the connect section: services of peer agents made
 // reachable on a local address.
-func parseConnect(c *collector, m *mapping) []agent.Connect {
+func parseConnect(c *collector, m *mapping, self string) []agent.Connect {
 	var out []agent.Connect
 	listens := map[string]int{}
 	for i, n := range m.sequence("connect") {
 		path := fmt.Sprintf("connect[%d]", i)
 		cm := newMapping(c, n, path)
 		k := agent.Connect{Peer: cm.name("peer"), Service: cm.name("service")}
+		if k.Peer != "" && k.Peer == self {
+			c.add(cm.get("peer"), path+".peer", "%q is this agent's own name", k.Peer)
+		}
 		k.Proto = protocol.ProtoTCP
 		if cm.enum("protocol", "tcp", "tcp", "udp") == "udp" {
 			k.Proto = protocol.ProtoUDP
