@@ -7,8 +7,8 @@ const MaxNameLen = 63
 // ValidName reports whether s is a usable agent or exposure name: 1 to
 // MaxNameLen ASCII letters, digits, '.', '_' or '-'. The config refuses
 // other names before the agent starts and the relay refuses them in a
-// Register, so both ends apply this one rule. (A loop, not a regexp: this
-// check was the only reason regexp's engine ran at the relay's start.)
+// Register, so both ends apply this one rule. (A loop: this package stays
+// free of regexp, and there is nothing to compile at start.)
 func ValidName(s string) bool {
 	if len(s) == 0 || len(s) > MaxNameLen {
 		return false
