@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"regexp"
 	"sync"
 	"syscall"
 	"time"
@@ -32,8 +31,6 @@ type exposure struct {
 	end chan struct{}
 }
 
-var validName = regexp.MustCompile(`^[A-Za-z0-9._-]{1,63}$`)
-
 // apply makes the session's exposures equal to want, keeping unchanged
 // ones untouched (their connections live on), and reports on each.
 func (s *session) apply(want []protocol.Exposure) protocol.RegisterReply {
@@ -56,7 +53,7 @@ func (s *session) apply(want []protocol.Exposure) protocol.RegisterReply {
 	for _, w := range want {
 		st := protocol.ExposureStatus{Name: w.Name}
 		switch {
-		case !validName.MatchString(w.Name) || seen[w.Name] || w.RemotePort == 0:
+		case !protocol.ValidName(w.Name) || seen[w.Name] || w.RemotePort == 0:
 			st.Status, st.Detail = protocol.StatusInvalid, "bad or duplicate name, or port 0"
 		case !entry.Allows(w.Proto, w.RemotePort):
 			st.Status, st.Detail = protocol.StatusNotAllowed, fmt.Sprintf("%s port %d is not in this agent's allow_ports", w.Proto, w.RemotePort)

@@ -2,12 +2,12 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
 	"time"
 
+	"github.com/pinhole/pinhole/cmd/pinhole/internal/jsonvalue"
 	"github.com/pinhole/pinhole/internal/admin"
 )
 
@@ -33,8 +33,8 @@ func runStatus(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 		stdout.Write(doc)
 		return 0
 	}
-	var st map[string]any
-	if err := json.Unmarshal(doc, &st); err != nil {
+	st, err := jsonvalue.Object(doc)
+	if err != nil {
 		fmt.Fprintf(stderr, "pinhole status: bad answer from %s: %v\n", *addr, err)
 		return 1
 	}

@@ -3,6 +3,7 @@ package admin
 import (
 	"context"
 	"encoding/json"
+	"os"
 	"runtime"
 	"testing"
 )
@@ -42,5 +43,36 @@ func TestProcessStats(t *testing.T) {
 		if _, ok := got.Process[k]; !ok {
 			t.Errorf("status document lacks process.%s:\n%s", k, doc)
 		}
+	}
+}
+
+// TestOpenFDsCountsExactly: opening files raises the count by exactly as
+// many, so the listing's own descriptor is not counted.
+func TestOpenFDsCountsExactly(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("/proc/self/fd is Linux only")
+	}
+	before := openFDs()
+	var files []*os.File
+	for range 5 {
+		f, err := os.Open(os.DevNull)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, f)
+	}
+	after := openFDs()
+	for _, f := range files {
+		f.Close()
+	}
+	if after-before != len(files) {
+		t.Errorf("opened %d files: count went from %d to %d", len(files), before, after)
+	}
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := openFDs(), len(ents)-1; got != want {
+		t.Errorf("openFDs() = %d, /proc/self/fd lists %d entries besides the listing's own", got, want)
 	}
 }

@@ -2,7 +2,6 @@ package splice
 
 import (
 	"errors"
-	"net"
 	"os"
 	"sync"
 	"time"
@@ -140,6 +139,5 @@ func (g *Guard) release() {
 }
 
 func isTimeout(err error) bool {
-	var ne net.Error
-	return errors.Is(err, os.ErrDeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
+	return errors.Is(err, os.ErrDeadlineExceeded) || NetTimeout(err)
 }

@@ -47,34 +47,60 @@ const (
 	AttrPinholeDelay AttrType = 0xC05A
 )
 
-var attrNames = map[AttrType]string{
-	AttrMappedAddress:          "MAPPED-ADDRESS",
-	AttrChangeRequest:          "CHANGE-REQUEST",
-	AttrSourceAddress:          "SOURCE-ADDRESS",
-	AttrChangedAddress:         "CHANGED-ADDRESS",
-	AttrUsername:               "USERNAME",
-	AttrMessageIntegrity:       "MESSAGE-INTEGRITY",
-	AttrErrorCode:              "ERROR-CODE",
-	AttrUnknownAttributes:      "UNKNOWN-ATTRIBUTES",
-	AttrRealm:                  "REALM",
-	AttrNonce:                  "NONCE",
-	AttrMessageIntegritySHA256: "MESSAGE-INTEGRITY-SHA256",
-	AttrXORMappedAddress:       "XOR-MAPPED-ADDRESS",
-	AttrPadding:                "PADDING",
-	AttrResponsePort:           "RESPONSE-PORT",
-	AttrSoftware:               "SOFTWARE",
-	AttrAlternateServer:        "ALTERNATE-SERVER",
-	AttrFingerprint:            "FINGERPRINT",
-	AttrResponseOrigin:         "RESPONSE-ORIGIN",
-	AttrOtherAddress:           "OTHER-ADDRESS",
-	AttrPinholeDelay:           "PINHOLE-DELAY",
-}
-
 func (t AttrType) String() string {
-	if s, ok := attrNames[t]; ok {
+	if s, ok := t.name(); ok {
 		return s
 	}
 	return fmt.Sprintf("attribute %#04x", uint16(t))
+}
+
+// name is the type's name in the registry of RFC 8489 §18.3, for the types
+// this package knows. (A switch, not a map: a map literal is built at init
+// and costs more code.)
+func (t AttrType) name() (string, bool) {
+	switch t {
+	case AttrMappedAddress:
+		return "MAPPED-ADDRESS", true
+	case AttrChangeRequest:
+		return "CHANGE-REQUEST", true
+	case AttrSourceAddress:
+		return "SOURCE-ADDRESS", true
+	case AttrChangedAddress:
+		return "CHANGED-ADDRESS", true
+	case AttrUsername:
+		return "USERNAME", true
+	case AttrMessageIntegrity:
+		return "MESSAGE-INTEGRITY", true
+	case AttrErrorCode:
+		return "ERROR-CODE", true
+	case AttrUnknownAttributes:
+		return "UNKNOWN-ATTRIBUTES", true
+	case AttrRealm:
+		return "REALM", true
+	case AttrNonce:
+		return "NONCE", true
+	case AttrMessageIntegritySHA256:
+		return "MESSAGE-INTEGRITY-SHA256", true
+	case AttrXORMappedAddress:
+		return "XOR-MAPPED-ADDRESS", true
+	case AttrPadding:
+		return "PADDING", true
+	case AttrResponsePort:
+		return "RESPONSE-PORT", true
+	case AttrSoftware:
+		return "SOFTWARE", true
+	case AttrAlternateServer:
+		return "ALTERNATE-SERVER", true
+	case AttrFingerprint:
+		return "FINGERPRINT", true
+	case AttrResponseOrigin:
+		return "RESPONSE-ORIGIN", true
+	case AttrOtherAddress:
+		return "OTHER-ADDRESS", true
+	case AttrPinholeDelay:
+		return "PINHOLE-DELAY", true
+	}
+	return "", false
 }
 
 // Required reports a comprehension-required type (0x0000-0x7FFF, RFC 8489

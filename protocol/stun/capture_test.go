@@ -148,7 +148,7 @@ func wantError(req Message) int {
 func unknownRequired(m Message) []AttrType {
 	var out []AttrType
 	for _, a := range m.Attrs {
-		if _, known := attrNames[a.Type]; !known && a.Type.Required() {
+		if _, known := a.Type.name(); !known && a.Type.Required() {
 			out = append(out, a.Type)
 		}
 	}

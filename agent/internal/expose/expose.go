@@ -148,8 +148,7 @@ func serveUDP(ctx context.Context, st Stream, svc *Service, tn *splice.Tunnels, 
 		lc.SetReadDeadline(time.Now().Add(idle / 4))
 		n, err := lc.Read(buf[2:])
 		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
+			if splice.NetTimeout(err) {
 				if time.Since(time.Unix(0, last.Load())) >= idle {
 					log.Debug("udp flow idle, closing", "idle", idle)
 					break

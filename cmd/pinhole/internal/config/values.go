@@ -10,11 +10,11 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/pinhole/pinhole/protocol"
 	"github.com/pinhole/pinhole/protocol/secure"
 	"gopkg.in/yaml.v3"
 )
@@ -39,17 +39,13 @@ func (m *mapping) str(name, def string) string {
 	return def
 }
 
-var yamlLineRE = regexp.MustCompile(`^line (\d+): (.*)$`)
-
-var nameRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,63}$`)
-
 // name reads a required identifier (agent or exposure name).
 func (m *mapping) name(field string) string {
 	if m.require(field) == nil {
 		return ""
 	}
 	n, s, _ := m.scalar(field)
-	if s != "" && !nameRE.MatchString(s) {
+	if s != "" && !protocol.ValidName(s) {
 		m.c.add(n, m.sub(field), "%q must be 1-63 letters, digits, '.', '_' or '-'", s)
 	}
 	return s
@@ -325,11 +321,31 @@ func parseDoc(c *collector, data []byte) *yaml.Node {
 // yamlError turns a yaml.v3 syntax error into a file:line error.
 func yamlError(file string, err error) *Error {
 	line, msg := 1, strings.TrimPrefix(err.Error(), "yaml: ")
-	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
-		line, _ = strconv.Atoi(m[1])
-		msg = m[2]
+	if n, rest, ok := splitLinePrefix(msg); ok {
+		line, msg = n, rest
 	}
 	return &Error{File: file, Line: line, Msg: "not valid YAML: " + msg}
+}
+
+// splitLinePrefix splits a yaml.v3 message of the form "line N: text" (one
+// line of text, N decimal digits) into N and text. An N too large for an
+// int is read as strconv.Atoi reads it, as before.
+func splitLinePrefix(msg string) (int, string, bool) {
+	rest, ok := strings.CutPrefix(msg, "line ")
+	if !ok {
+		return 0, "", false
+	}
+	num, text, ok := strings.Cut(rest, ": ")
+	if !ok || num == "" || strings.IndexByte(text, '\n') >= 0 {
+		return 0, "", false
+	}
+	for i := 0; i < len(num); i++ {
+		if num[i] < '0' || num[i] > '9' {
+			return 0, "", false
+		}
+	}
+	n, _ := strconv.Atoi(num)
+	return n, text, true
 }
 
 // maxKeyFile bounds a key file: a key is 44 base64 characters, so anything
