@@ -59,7 +59,7 @@ func (m *mapping) names(field string) []string {
 		switch {
 		case n.Kind != yaml.ScalarNode:
 			m.c.add(n, path, "must be a name")
-		case !nameRE.MatchString(n.Value):
+		case !protocol.ValidName(n.Value):
 			m.c.add(n, path, "%q must be 1-63 letters, digits, '.', '_' or '-'", n.Value)
 		default:
 			out = append(out, n.Value)
