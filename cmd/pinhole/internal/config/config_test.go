@@ -68,12 +68,18 @@ func TestExamples(t *testing.T) {
 	if err != nil {
 		t.Fatalf("configs/agent.yaml: %v", err)
 	}
-	if a.Agent.Name != "home-router" || len(a.Agent.Relays) != 1 || len(a.Agent.Expose) != 3 ||
+	if a.Agent.Name != "home-router" || len(a.Agent.Relays) != 1 || len(a.Agent.Expose) != 4 ||
 		a.Agent.Relays[0].Address != "relay.example.net:7700" || a.MemoryLimit != 24<<20 {
 		t.Errorf("agent example read as %+v", a.Agent)
 	}
 	if e := a.Agent.Expose[2]; e.Proto != protocol.ProtoUDP || e.RemotePort != 5353 || e.MaxFlows != 256 {
 		t.Errorf("dns exposure read as %+v", e)
+	}
+	if e := a.Agent.Expose[3]; e.RemotePort != 0 || len(e.Peers) != 1 || e.Peers[0] != "office-gw" {
+		t.Errorf("peer-only exposure read as %+v", e)
+	}
+	if c := a.Agent.Connect; len(c) != 1 || c[0].Peer != "office-gw" || c[0].Service != "ssh" || c[0].Listen != "127.0.0.1:2222" || !c[0].PublicKey.IsZero() {
+		t.Errorf("connect read as %+v", c)
 	}
 	r, err := LoadRelay(filepath.Join(dir, "relay.yaml"))
 	if err != nil {
