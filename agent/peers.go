@@ -434,38 +434,20 @@ func (w *peerWant) wait(ctx context.Context, d time.Duration) *peerSession {
 	}
 }
 
-// lanCandidates lists this host's addresses on the agent's UDP port:
-// two agents behind one NAT reach each other over the LAN even when the
-// NAT does not hairpin. Loopback is offered only when the relay itself is
-// on loopback (tests and demos on one machine).
+// lanCandidates is this host's address on the agent's UDP port, the one
+// it uses toward the relay (its LAN address behind a NAT): two agents
+// behind one NAT meet on the LAN even when the NAT does not hairpin.
+// Loopback is offered only when the relay itself is on loopback (tests and
+// demos on one machine). (Not every interface: net.Interfaces costs the
+// router binary its netlink parser, and the route toward the relay is the
+// LAN a peer behind the same NAT shares.)
 func (a *Agent) lanCandidates(relay netip.AddrPort) []netip.AddrPort {
-	port := a.sock.LocalAddr().Port()
-	var out []netip.AddrPort
-	ifaces, _ := net.Interfaces()
-	for _, ifc := range ifaces {
-		if ifc.Flags&net.FlagUp == 0 {
-			continue
-		}
-		addrs, _ := ifc.Addrs()
-		for _, ad := range addrs {
-			pfx, err := netip.ParsePrefix(ad.String())
-			if err != nil {
-				continue
-			}
-			ip := pfx.Addr().Unmap()
-			switch {
-			case !ip.Is4(), ip.IsLinkLocalUnicast(), ip.IsLoopback() && !relay.Addr().IsLoopback():
-				continue
-			}
-			if len(out) < protocol.MaxCandidates-2 {
-				out = append(out, netip.AddrPortFrom(ip, port))
-			}
-		}
+	ap := localToward(a.sock.LocalAddr(), relay, a.cfg.Load().ListenPacket == nil)
+	ip := ap.Addr().Unmap()
+	if !ip.Is4() || ip.IsUnspecified() || ip.IsLinkLocalUnicast() || (ip.IsLoopback() && !relay.Addr().IsLoopback()) {
+		return nil
 	}
-	if ap := a.sock.LocalAddr(); ap.Addr().IsValid() && !ap.Addr().IsUnspecified() && !slices.Contains(out, ap) {
-		out = append(out, ap)
-	}
-	return out
+	return []netip.AddrPort{netip.AddrPortFrom(ip, ap.Port())}
 }
 
 // natReport returns the last NAT measurement, if any.
