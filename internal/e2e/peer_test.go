@@ -6,7 +6,10 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -55,6 +58,7 @@ func (w *peerWorld) site(typ netsim.NATType) *netsim.Network {
 	if !ok {
 		return w.inet
 	}
+	cfg.Seed = uint64(time.Now().UnixNano()) // random ports differ from run to run
 	nat, err := w.inet.AddNAT(netip.AddrFrom4([4]byte{198, 51, 100, byte(10 * w.nats)}), cfg)
 	if err != nil {
 		w.t.Fatal(err)
@@ -304,4 +308,55 @@ func udpEcho(addr string, payload []byte) error {
 		}
 	}
 	return fmt.Errorf("no udp echo through %s", addr)
+}
+
+// TestBirthdayTrials: random symmetric against port-restricted, 20 fresh
+// pairs (new NATs seeded from the clock, so new random ports each time): at least 19 must find a
+// direct path within two punching rounds (the bar for the lab).
+func TestBirthdayTrials(t *testing.T) {
+	if testing.Short() {
+		t.Skip("20 pairs")
+	}
+	const trials = 20
+	var mu sync.Mutex
+	direct, times := 0, []time.Duration{}
+	t.Run("pairs", func(t *testing.T) {
+		for i := range trials {
+			t.Run(strconv.Itoa(i), func(t *testing.T) {
+				t.Parallel()
+				w := newPeerWorld(t)
+				a, b := netsim.Symmetric, netsim.PortRestricted
+				if i%2 == 1 {
+					a, b = b, a
+				}
+				office := w.agentOn(w.site(a), "192.168.1.2", "office")
+				home := w.agentOn(w.site(b), "192.168.1.2", "home")
+				listen := peerPair(t, office, home, protocol.ProtoTCP)
+				w.start()
+				testenv.StartAgent(t, office)
+				ha, _, _ := testenv.StartAgent(t, home)
+				start := time.Now()
+				echoThrough(t, listen, randomBytes(t, 4<<10))
+				deadline := time.Now().Add(12 * time.Second)
+				for time.Now().Before(deadline) && peerPath(ha, "office") != "direct" {
+					time.Sleep(50 * time.Millisecond)
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				if peerPath(ha, "office") == "direct" {
+					direct++
+					times = append(times, time.Since(start))
+				}
+			})
+		}
+	})
+	slices.Sort(times)
+	med := time.Duration(0)
+	if len(times) > 0 {
+		med = times[len(times)/2]
+	}
+	t.Logf("birthday: %d of %d pairs direct, median time to direct %v", direct, trials, med.Round(time.Millisecond))
+	if direct < trials-1 {
+		t.Fatalf("only %d of %d pairs went direct", direct, trials)
+	}
 }
