@@ -104,7 +104,7 @@ func (c *PacketConn) maybeValidate(from netip.AddrPort) {
 	if c.onRoam == nil || !from.IsValid() || from == *c.peer.Load() {
 		return
 	}
-	c.challenge(from, false)
+	c.challenge(from, nil)
 }
 
 // Probe sends a challenge to addr (a hole-punching candidate, or the
@@ -113,7 +113,7 @@ func (c *PacketConn) maybeValidate(from netip.AddrPort) {
 // false when the probe was not sent (too many in flight, or addr was
 // challenged within the last 200 ms).
 func (c *PacketConn) Probe(addr netip.AddrPort) bool {
-	return addr.IsValid() && c.challenge(addr, true)
+	return addr.IsValid() && c.challenge(addr, nil)
 }
 
 // ProbeFrom sends a challenge to addr through send (another socket:
@@ -121,63 +121,60 @@ func (c *PacketConn) Probe(addr netip.AddrPort) bool {
 // probe to addr carries the same token, so whichever mapping gets through
 // validates it; it is not rate-limited per address like Probe.
 func (c *PacketConn) ProbeFrom(addr netip.AddrPort, send Sender) bool {
+	return addr.IsValid() && c.challenge(addr, send)
+}
+
+// challenge sends a challenge to addr: through the conn's own sender, at
+// most every challengeEvery per address, or through send, reusing addr's
+// token while it is young.
+func (c *PacketConn) challenge(to netip.AddrPort, send Sender) bool {
 	v := &c.path
 	now := time.Now()
 	v.mu.Lock()
 	if v.probes == nil {
 		v.probes = map[netip.AddrPort]probe{}
 	}
-	p, ok := v.probes[addr]
-	if !ok || now.Sub(p.sent) > probeTTL/2 {
-		if !ok && len(v.probes) >= maxProbes {
+	p, ok := v.probes[to]
+	switch {
+	case send == nil && ok && now.Sub(p.sent) < challengeEvery:
+		v.mu.Unlock()
+		return false
+	case send != nil && ok && now.Sub(p.sent) <= probeTTL/2:
+	default:
+		if !ok && !v.roomLocked(now) {
 			v.mu.Unlock()
 			return false
 		}
 		rand.Read(p.token[:])
 		p.sent = now
-		v.probes[addr] = p
+		v.probes[to] = p
 	}
 	v.challenges++
 	v.mu.Unlock()
+	if send == nil {
+		send = c.send
+		if to == *c.peer.Load() {
+			c.lastSent.Store(now.UnixNano()) // a probe of the direct path expects an answer too
+		}
+	}
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	pkt, err := c.sess.SealKind((*bp)[:0], protocol.DataPathChallenge, p.token[:])
-	return err == nil && send(pkt, addr) == nil
+	return err == nil && send(pkt, to) == nil
 }
 
-func (c *PacketConn) challenge(to netip.AddrPort, force bool) bool {
-	v := &c.path
-	now := time.Now()
-	v.mu.Lock()
-	if v.probes == nil {
-		v.probes = map[netip.AddrPort]probe{}
+// roomLocked reports whether another challenge may be recorded, dropping
+// expired ones when the table is full.
+func (v *pathValidator) roomLocked(now time.Time) bool {
+	if len(v.probes) < maxProbes {
+		return true
 	}
-	if p, ok := v.probes[to]; ok && now.Sub(p.sent) < challengeEvery {
-		v.mu.Unlock()
-		return false
-	}
-	if len(v.probes) >= maxProbes {
-		for a, p := range v.probes {
-			if now.Sub(p.sent) > probeTTL {
-				delete(v.probes, a)
-			}
-		}
-		if len(v.probes) >= maxProbes {
-			v.mu.Unlock()
-			return false
+	for a, p := range v.probes {
+		if now.Sub(p.sent) > probeTTL {
+			delete(v.probes, a)
 		}
 	}
-	var p probe
-	rand.Read(p.token[:])
-	p.sent = now
-	v.probes[to] = p
-	v.challenges++
-	v.mu.Unlock()
-	if to == *c.peer.Load() {
-		c.lastSent.Store(now.UnixNano()) // a probe of the direct path expects an answer too
-	}
-	c.sendKind(protocol.DataPathChallenge, p.token[:], to)
-	return true
+	return len(v.probes) < maxProbes
 }
 
 // answerChallenge echoes a challenge to the address it came from: the
