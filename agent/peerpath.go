@@ -1,11 +1,13 @@
 package agent
 
 import (
+	"context"
 	"net/netip"
 	"slices"
 	"strconv"
 	"time"
 
+	"github.com/pinhole/pinhole/agent/internal/netcheck"
 	"github.com/pinhole/pinhole/protocol"
 )
 
@@ -57,9 +59,6 @@ type candidate struct {
 
 // strategy picks what to probe from both sides' NAT facts.
 func punchStrategy(self, peer protocol.NATFacts) string {
-	hard := func(f protocol.NATFacts) bool {
-		return f.Mapping == protocol.MappingAddressDependent || f.Mapping == protocol.MappingAddressPortDependent
-	}
 	random := func(f protocol.NATFacts) bool { return hard(f) && f.Ports == protocol.PortsRandom }
 	switch {
 	case self.UDP == protocol.No || peer.UDP == protocol.No:
@@ -76,10 +75,28 @@ func punchStrategy(self, peer protocol.NATFacts) string {
 	return "direct"
 }
 
-// candidates lists what to probe for the strategy.
-func (s *peerSession) candidates(strategy string) []candidate {
+// hard reports an address-dependent mapping: a new port per destination.
+func hard(f protocol.NATFacts) bool {
+	return f.Mapping == protocol.MappingAddressDependent || f.Mapping == protocol.MappingAddressPortDependent
+}
+
+// sequential reports a hard mapping whose ports come in sequence.
+func sequential(f protocol.NATFacts) bool { return hard(f) && f.Ports == protocol.PortsSequential }
+
+// hintFresh bounds how old the peer's newest-mapping hint may be.
+const hintFresh = 30 * time.Second
+
+// candidates lists what to probe for the strategy. Behind a sequential
+// NAT ourselves (seqSelf), every new destination costs us the next port,
+// which the peer predicts: the predicted window goes first, in order, and
+// a hard peer's reflexive address (useless: its mapping was for the
+// relay) is not probed at all.
+func (s *peerSession) candidates(strategy string, seqSelf bool) []candidate {
 	s.mu.Lock()
 	cands := slices.Clone(s.cands)
+	hint, hintAt := s.hint, s.hintAt
+	peerHard := hard(s.facts)
+	delta := s.facts.Delta
 	s.mu.Unlock()
 	var out []candidate
 	add := func(a netip.AddrPort, kind string) {
@@ -87,9 +104,34 @@ func (s *peerSession) candidates(strategy string) []candidate {
 			out = append(out, candidate{a, kind})
 		}
 	}
+	predict := func() {
+		if strategy != "predict" || len(cands) == 0 || !cands[0].IsValid() {
+			return
+		}
+		// Past the peer's newest mapping (a hint, just made) first, then
+		// past the one the relay saw: a mapping the peer made toward us
+		// before it could send the hint lies there.
+		bases := []int{int(cands[0].Port())}
+		if hint.Addr() == cands[0].Addr() && time.Since(hintAt) < hintFresh {
+			bases = append([]int{int(hint.Port())}, bases...)
+		}
+		if delta == 0 {
+			delta = 1
+		}
+		for _, base := range bases {
+			for k := 1; k <= predictWindow; k++ {
+				if p := base + k*delta; p > 0 && p < 65536 {
+					add(netip.AddrPortFrom(cands[0].Addr(), uint16(p)), "predicted")
+				}
+			}
+		}
+	}
+	if seqSelf {
+		predict()
+	}
 	for i, a := range cands {
 		switch {
-		case i == 0 && strategy == "lan-only":
+		case i == 0 && (strategy == "lan-only" || seqSelf && peerHard):
 		case i == 0:
 			add(a, "reflexive")
 		case a.Addr().IsPrivate() || a.Addr().IsLoopback():
@@ -98,17 +140,7 @@ func (s *peerSession) candidates(strategy string) []candidate {
 			add(a, "mapped")
 		}
 	}
-	if strategy == "predict" && len(cands) > 0 && cands[0].IsValid() {
-		base, delta := int(cands[0].Port()), s.facts.Delta
-		if delta == 0 {
-			delta = 1
-		}
-		for k := 1; k <= predictWindow; k++ {
-			if p := base + k*delta; p > 0 && p < 65536 {
-				add(netip.AddrPortFrom(cands[0].Addr(), uint16(p)), "predicted")
-			}
-		}
-	}
+	predict()
 	return out
 }
 
@@ -150,7 +182,9 @@ func (s *peerSession) punch() {
 			bday.finish()
 		}
 	}()
-	end := time.Now().Add(punchRound)
+	start := time.Now()
+	end := start.Add(punchRound)
+	hinted := false
 	t := time.NewTicker(punchEvery)
 	defer t.Stop()
 	for time.Now().Before(end) {
@@ -162,10 +196,23 @@ func (s *peerSession) punch() {
 		s.mu.Lock()
 		strategy = punchStrategy(self, s.facts)
 		s.path.strategy = strategy
+		peerSeq, hintAt := sequential(s.facts), s.hintAt
 		s.mu.Unlock()
-		cands = s.candidates(strategy)
-		for _, c := range cands {
-			s.pc.Probe(c.addr)
+		seqSelf := sequential(self)
+		if seqSelf && !hinted {
+			// Tell the peer where our next mapping will be: one new
+			// mapping now, whose port plus the delta is the next.
+			hinted = true
+			if m, err := s.m.a.freshMapping(s.ctx); err == nil {
+				s.sendCtrl(protocol.PeerInfo{Candidates: []netip.AddrPort{m}})
+			}
+		}
+		waitHint := seqSelf && peerSeq && hintAt.Before(start) && time.Since(start) < 1500*time.Millisecond
+		if !waitHint { // both sequential: probe only once we know where the peer's next port is
+			cands = s.candidates(strategy, seqSelf)
+			for _, c := range cands {
+				s.pc.Probe(c.addr)
+			}
 		}
 		if refl := s.reflexive(); refl.IsValid() {
 			switch strategy {
@@ -220,7 +267,7 @@ func (s *peerSession) directNow() bool {
 // is now the direct path.
 func (s *peerSession) onDirect(addr netip.AddrPort) {
 	kind := "learned"
-	for _, c := range s.candidates("predict") {
+	for _, c := range s.candidates("predict", false) {
 		if c.addr == addr {
 			kind = c.kind
 		}
@@ -316,4 +363,25 @@ func latest(a, b time.Time) time.Time {
 		return a
 	}
 	return b
+}
+
+// freshMapping makes one new mapping toward the relay (netcheck.Fresh).
+func (a *Agent) freshMapping(ctx context.Context) (netip.AddrPort, error) {
+	relay, ok := a.state.relayUDP()
+	if !ok {
+		return netip.AddrPort{}, errNoRelayPath
+	}
+	cfg := a.cfg.Load()
+	local := localToward(a.sock.LocalAddr(), relay, cfg.ListenPacket == nil)
+	chk := netcheck.New(netcheck.Config{Relay: relay, Local: local, Send: a.sock.Send, Listen: a.probeListener(cfg, local)})
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	return chk.Fresh(ctx)
+}
+
+// relayUDP returns the relay's address while the link is over UDP.
+func (s *state) relayUDP() (netip.AddrPort, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.addr, s.up && s.transport == "udp"
 }

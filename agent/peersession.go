@@ -54,6 +54,8 @@ type peerSession struct {
 	path      pathState
 	via       map[netip.AddrPort]net.PacketConn // birthday sockets by the peer address they reach
 	kept      []net.PacketConn                  // birthday sockets carrying the direct path
+	hint      netip.AddrPort                    // the peer's freshest mapping (sequential NATs)
+	hintAt    time.Time
 	closed    bool
 	ctx       context.Context
 	cancel    context.CancelFunc
@@ -321,7 +323,10 @@ func (s *peerSession) setCtrl(st *smux.Stream) {
 }
 
 // sendReset tells the peer a tunneled stream was aborted.
-func (s *peerSession) sendReset(m protocol.Reset) error {
+func (s *peerSession) sendReset(m protocol.Reset) error { return s.sendCtrl(m) }
+
+// sendCtrl writes a message on the session's control stream.
+func (s *peerSession) sendCtrl(m protocol.Message) error {
 	s.mu.Lock()
 	st := s.ctrl
 	s.mu.Unlock()
@@ -344,8 +349,16 @@ func (s *peerSession) readCtrl() {
 		if err != nil {
 			return
 		}
-		if r, ok := m.(protocol.Reset); ok {
-			s.tn.Reset(r.Stream)
+		switch m := m.(type) {
+		case protocol.Reset:
+			s.tn.Reset(m.Stream)
+		case protocol.PeerInfo:
+			// A punching hint: the peer's newest mapping (peerpath.go).
+			if len(m.Candidates) > 0 {
+				s.mu.Lock()
+				s.hint, s.hintAt = m.Candidates[0], time.Now()
+				s.mu.Unlock()
+			}
 		}
 	}
 }

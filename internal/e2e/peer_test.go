@@ -144,6 +144,7 @@ func TestPeerSessionBehindNATs(t *testing.T) {
 		{netsim.PortRestricted, netsim.SymmetricSeq, true},
 		{netsim.Symmetric, netsim.PortRestricted, true},
 		{netsim.PortRestricted, netsim.Symmetric, true},
+		{netsim.SymmetricSeq, netsim.SymmetricSeq, true},
 		{netsim.Symmetric, netsim.Symmetric, false},
 	}
 	for _, c := range cases {

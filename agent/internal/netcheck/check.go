@@ -210,3 +210,22 @@ func (c *Checker) hairpin(ctx context.Context, r protocol.NATReport) protocol.Tr
 		}
 	}
 }
+
+// Fresh makes one new mapping (a Binding from a fresh probe socket to the
+// relay) and returns it: behind a NAT that allocates ports in sequence,
+// the next mapping the agent makes will be this one's port plus the delta,
+// which is what a punching peer must aim at (port prediction).
+func (c *Checker) Fresh(ctx context.Context) (netip.AddrPort, error) {
+	p, err := c.openProbe()
+	if err != nil {
+		return netip.AddrPort{}, err
+	}
+	defer p.close()
+	tx := stun.NewTxID()
+	a, ok := c.transact(ctx, p.send(c.cfg.Relay), c.cfg.Relay, tx, stun.BindingRequest(tx, 0), answerWait)
+	if !ok {
+		return netip.AddrPort{}, ErrNoUDP
+	}
+	m, _ := a.msg.XORMappedAddress()
+	return m, nil
+}
