@@ -58,8 +58,6 @@ func (a *Agent) serve(ctx context.Context, conn *relaylink.Conn, idx int) linkEn
 	}
 	start := time.Now()
 	a.state.connected(conn)
-	a.peers.linkUp(conn, c)
-	defer a.peers.linkDown(conn)
 	if conn.Transport == link.UDP {
 		a.wakeNAT(conn.Addr, conn.Observed)
 	}
@@ -70,6 +68,8 @@ func (a *Agent) serve(ctx context.Context, conn *relaylink.Conn, idx int) linkEn
 		// blocked.
 		log.Warn("this system's clock differs from the relay's", "relay_minus_ours", conn.ClockOffset.Round(time.Second))
 	}
+	a.peers.linkUp(conn, c)
+	defer a.peers.linkDown(conn)
 
 	// tn knows this link's tunneled streams: Resets go both ways on the
 	// control stream, and its Guard bounds what stalled ones may hold.
