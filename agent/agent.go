@@ -10,7 +10,6 @@ package agent
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/netip"
 	"sync"
@@ -22,6 +21,7 @@ import (
 	"github.com/pinhole/pinhole/agent/internal/proxyproto"
 	"github.com/pinhole/pinhole/agent/internal/relaylink"
 	"github.com/pinhole/pinhole/internal/admin"
+	"github.com/pinhole/pinhole/internal/slog"
 )
 
 // Software identifies this build to the relay; cmd/pinhole sets it.
