@@ -21,6 +21,7 @@ package jsonw
 
 import (
 	"math"
+	"sort"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -141,6 +142,44 @@ func (w *Writer) Time(key string, t time.Time) {
 func (w *Writer) Null(key string) {
 	w.key(key)
 	w.B = append(w.B, "null"...)
+}
+
+// Uints writes a map of counters as encoding/json does: keys sorted,
+// null for a nil map.
+func (w *Writer) Uints(key string, m map[string]uint64) {
+	if m == nil {
+		w.Null(key)
+		return
+	}
+	w.Object(key)
+	for _, k := range sortedKeys(m) {
+		w.Uint(k, m[k])
+	}
+	w.End()
+}
+
+// Strings writes a map of strings as Uints does counters.
+func (w *Writer) Strings(key string, m map[string]string) {
+	if m == nil {
+		w.Null(key)
+		return
+	}
+	w.Object(key)
+	for _, k := range sortedKeys(m) {
+		w.String(k, m[k])
+	}
+	w.End()
+}
+
+// sortedKeys sorts with sort.Sort, which the binary links anyway, rather
+// than a generic sort instantiated for strings (about 12 KB).
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Sort(sort.StringSlice(keys))
+	return keys
 }
 
 // The Omit variants are the omitempty fields: nothing for the zero value.
