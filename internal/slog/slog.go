@@ -7,8 +7,8 @@
 // Why not log/slog: its handlers share one formatter whose JSON branch
 // marshals "any" values with encoding/json, and its init installs a
 // default handler built on that formatter, so linking log/slog at all
-// links encoding/json's reflection encoder. The two cost about 190 KB of
-// the router binary; this package and internal/jsonw cost a tenth of it.
+// links encoding/json's reflection encoder. This package and
+// internal/jsonw in their place took 234,774 bytes off the mipsle binary.
 //
 // What it covers is what pinhole logs: alternating key/value arguments
 // (a key that is not a string is logged as !BADKEY, as log/slog does),
