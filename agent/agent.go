@@ -10,7 +10,6 @@ package agent
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/netip"
 	"sync"
@@ -22,6 +21,7 @@ import (
 	"github.com/pinhole/pinhole/agent/internal/proxyproto"
 	"github.com/pinhole/pinhole/agent/internal/relaylink"
 	"github.com/pinhole/pinhole/internal/admin"
+	"github.com/pinhole/pinhole/internal/slog"
 )
 
 // Software identifies this build to the relay; cmd/pinhole sets it.
@@ -141,7 +141,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer a.sock.Close()
 	var wg sync.WaitGroup
 	if a.adminLn != nil {
-		wg.Go(func() { admin.Serve(ctx, a.adminLn, func() any { return a.Status() }) })
+		wg.Go(func() { admin.Serve(ctx, a.adminLn, func() admin.Document { return a.Status() }) })
 	}
 	cfg := a.cfg.Load()
 	a.log.Info("agent up", "name", cfg.Name, "udp", a.sock.LocalAddr(), "relays", len(cfg.Relays), "exposures", len(cfg.Expose))

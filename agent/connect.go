@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/netip"
 	"sync"
 	"time"
 
+	"github.com/pinhole/pinhole/internal/slog"
 	"github.com/pinhole/pinhole/protocol"
 	"github.com/xtaci/smux"
 )

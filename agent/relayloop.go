@@ -2,8 +2,9 @@ package agent
 
 import (
 	"context"
-	"log/slog"
 	"time"
+
+	"github.com/pinhole/pinhole/internal/slog"
 )
 
 // relayLoop keeps the agent linked to one of its relays until ctx ends:

@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"log/slog"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -11,6 +10,7 @@ import (
 	"github.com/pinhole/pinhole/agent/internal/expose"
 	"github.com/pinhole/pinhole/agent/internal/relaylink"
 	"github.com/pinhole/pinhole/internal/link"
+	"github.com/pinhole/pinhole/internal/slog"
 	"github.com/pinhole/pinhole/internal/splice"
 	"github.com/pinhole/pinhole/protocol"
 	"github.com/xtaci/smux"

@@ -7,11 +7,11 @@ package agent
 
 import (
 	"context"
-	"log/slog"
 	"math/rand/v2"
 	"time"
 
 	"github.com/pinhole/pinhole/agent/internal/relaylink"
+	"github.com/pinhole/pinhole/internal/slog"
 	"github.com/pinhole/pinhole/protocol"
 )
 

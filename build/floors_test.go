@@ -11,10 +11,11 @@ import (
 //
 //	cmd/pinhole            the one main
 //	agent/, relay/         the two roles; never import each other
-//	internal/{link,udpio,splice,admin}   shared machinery; no role, no config
+//	internal/{link,udpio,splice,admin,slog,jsonw}   shared machinery; no role, no config
 //	protocol/...           what both ends agree on; std only (secure: +x/crypto)
 //
-// and the release binary links no test support and no net/http.
+// and the release binary links no test support, no net/http and no
+// encoding/json or log/slog.
 
 const module = "github.com/pinhole/pinhole"
 
@@ -56,7 +57,7 @@ func TestProtocolFloors(t *testing.T) {
 
 func TestSharedMachineryFloors(t *testing.T) {
 	forbidden := []string{module + "/agent", module + "/relay", module + "/cmd"} // cmd/pinhole/internal/config included
-	for _, pkg := range []string{"internal/link", "internal/udpio", "internal/splice", "internal/admin"} {
+	for _, pkg := range []string{"internal/link", "internal/udpio", "internal/splice", "internal/admin", "internal/slog", "internal/jsonw"} {
 		for _, d := range deps(t, pkg) {
 			if hasPrefix(d, forbidden) {
 				t.Errorf("%s imports %s: shared machinery never imports a role or the config", pkg, d)
@@ -79,8 +80,20 @@ func TestReleaseBinaryLinksNoTestSupport(t *testing.T) {
 	for _, d := range deps(t, "cmd/pinhole") {
 		switch {
 		case d == "testing", d == "net/http", strings.HasPrefix(d, "net/http/"),
-			d == module+"/internal/testenv", d == module+"/internal/netsim":
+			d == module+"/internal/testenv", d == module+"/internal/netsim", d == module+"/internal/jsonw/jsonwtest":
 			t.Errorf("the release binary links %s", d)
+		}
+	}
+}
+
+// TestReleaseBinaryLinksNoJSONReflection: log/slog (whose default
+// handler reaches encoding/json's encoder) and encoding/json cost about
+// 230 KB of the mipsle binary; internal/slog and internal/jsonw write the
+// same bytes. A new import of either brings them all back.
+func TestReleaseBinaryLinksNoJSONReflection(t *testing.T) {
+	for _, d := range deps(t, "cmd/pinhole") {
+		if d == "encoding/json" || d == "log/slog" {
+			t.Errorf("the release binary links %s: use %s/internal/slog and internal/jsonw", d, module)
 		}
 	}
 }

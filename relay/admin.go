@@ -12,7 +12,7 @@ import (
 func listenAdmin(addr string) (net.Listener, error) { return admin.Listen(addr, false) }
 
 func (r *Relay) serveAdmin(ctx context.Context) {
-	admin.Serve(ctx, r.admin, func() any { return r.Status() })
+	admin.Serve(ctx, r.admin, func() admin.Document { return r.Status() })
 }
 
 // Status is the relay's state as `pinhole status` shows it.

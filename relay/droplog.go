@@ -1,10 +1,11 @@
 package relay
 
 import (
-	"log/slog"
 	"net/netip"
 	"sync"
 	"time"
+
+	"github.com/pinhole/pinhole/internal/slog"
 )
 
 // dropLog logs why handshakes are dropped or answered with a cookie, once

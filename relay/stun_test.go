@@ -3,13 +3,13 @@ package relay
 import (
 	"context"
 	"io"
-	"log/slog"
 	"net"
 	"net/netip"
 	"testing"
 	"time"
 
 	"github.com/pinhole/pinhole/internal/link"
+	"github.com/pinhole/pinhole/internal/slog"
 	"github.com/pinhole/pinhole/protocol/secure"
 	"github.com/pinhole/pinhole/protocol/stun"
 )

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/pinhole/pinhole/agent"
 	"github.com/pinhole/pinhole/cmd/pinhole/internal/config"
+	"github.com/pinhole/pinhole/internal/jsonw"
 	"github.com/pinhole/pinhole/protocol"
 )
 
@@ -72,7 +72,7 @@ func runNAT(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 		for _, l := range extra {
 			m[l[0]] = l[1]
 		}
-		json.NewEncoder(stdout).Encode(m)
+		writeJSONLine(stdout, m)
 	}
 	if res.UDP != protocol.Yes && res.TCP != protocol.Yes {
 		fmt.Fprintf(stderr, "pinhole nat: relay %s unreachable over udp and tcp\n", res.Relay)
@@ -133,4 +133,12 @@ func natJSON(res agent.NATResult) map[string]string {
 		m[l[0]] = l[1]
 	}
 	return m
+}
+
+// writeJSONLine writes m as json.NewEncoder(w).Encode(m) does: compact,
+// keys sorted, HTML characters escaped, a newline after.
+func writeJSONLine(out io.Writer, m map[string]string) {
+	w := jsonw.Writer{HTML: true}
+	w.Strings("", m)
+	out.Write(append(w.B, '\n'))
 }

@@ -3,11 +3,12 @@ package main
 import (
 	"context"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"runtime/debug"
 	"syscall"
+
+	"github.com/pinhole/pinhole/internal/slog"
 )
 
 // newLogger builds the process logger. procd sends stderr to logd, so the

@@ -16,14 +16,14 @@ import (
 )
 
 // serveStatus runs an admin endpoint answering with doc until the test ends.
-func serveStatus(t *testing.T, doc any) string {
+func serveStatus(t *testing.T, doc admin.Document) string {
 	ln, err := admin.Listen("127.0.0.1:0", false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	go admin.Serve(ctx, ln, func() any { return doc })
+	go admin.Serve(ctx, ln, func() admin.Document { return doc })
 	return ln.Addr().String()
 }
 

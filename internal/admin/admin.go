@@ -7,13 +7,14 @@ package admin
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/pinhole/pinhole/internal/jsonw"
 )
 
 // Listen opens addr: a path starting with "/" is a unix socket, anything
@@ -40,9 +41,17 @@ func Listen(addr string, allowRemote bool) (net.Listener, error) {
 	return ln, nil
 }
 
+// Document is a status document: it writes itself (as the object under
+// key, "" for the whole document) with internal/jsonw, field by field in
+// the order of its struct and its json tags, so that the admin port
+// answers what encoding/json's Encoder would without linking it.
+type Document interface {
+	WriteJSON(w *jsonw.Writer, key string)
+}
+
 // Serve answers each connection on ln with status() as indented JSON until
 // ctx ends or ln is closed.
-func Serve(ctx context.Context, ln net.Listener, status func() any) {
+func Serve(ctx context.Context, ln net.Listener, status func() Document) {
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
 	var wg sync.WaitGroup
@@ -55,9 +64,9 @@ func Serve(ctx context.Context, ln net.Listener, status func() any) {
 		wg.Go(func() {
 			defer c.Close()
 			c.SetDeadline(time.Now().Add(5 * time.Second))
-			enc := json.NewEncoder(c)
-			enc.SetIndent("", "  ")
-			enc.Encode(status())
+			w := jsonw.Writer{Indent: "  ", HTML: true}
+			status().WriteJSON(&w, "")
+			c.Write(append(w.B, '\n'))
 		})
 	}
 }

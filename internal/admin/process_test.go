@@ -6,6 +6,9 @@ import (
 	"os"
 	"runtime"
 	"testing"
+
+	"github.com/pinhole/pinhole/internal/jsonw"
+	"github.com/pinhole/pinhole/internal/jsonw/jsonwtest"
 )
 
 // TestProcessStats: the numbers are plausible for this process, and the
@@ -24,11 +27,7 @@ func TestProcessStats(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go Serve(ctx, ln, func() any {
-		return struct {
-			Process Process `json:"process"`
-		}{ProcessStats()}
-	})
+	go Serve(ctx, ln, func() Document { return processDoc{ProcessStats()} })
 	doc, err := Fetch(ctx, ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
@@ -43,6 +42,26 @@ func TestProcessStats(t *testing.T) {
 		if _, ok := got.Process[k]; !ok {
 			t.Errorf("status document lacks process.%s:\n%s", k, doc)
 		}
+	}
+}
+
+type processDoc struct {
+	Process Process `json:"process"`
+}
+
+func (d processDoc) WriteJSON(w *jsonw.Writer, key string) {
+	w.Object(key)
+	d.Process.WriteJSON(w, "process")
+	w.End()
+}
+
+// TestProcessJSON: Process writes what encoding/json writes for it, with
+// every field set and with none.
+func TestProcessJSON(t *testing.T) {
+	var filled processDoc
+	jsonwtest.Fill(&filled)
+	for _, d := range []processDoc{filled, {}} {
+		jsonwtest.Equal(t, d, "  ", func(w *jsonw.Writer) { d.WriteJSON(w, "") })
 	}
 }
 

@@ -6,7 +6,6 @@ package testenv
 import (
 	"context"
 	"io"
-	"log/slog"
 	"net"
 	"os"
 	"strconv"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/pinhole/pinhole/agent"
 	"github.com/pinhole/pinhole/internal/link"
+	"github.com/pinhole/pinhole/internal/slog"
 	"github.com/pinhole/pinhole/protocol/secure"
 	"github.com/pinhole/pinhole/relay"
 )

@@ -9,12 +9,12 @@ import (
 	"context"
 	"errors"
 	"io"
-	"log/slog"
 	"net"
 	"sync/atomic"
 	"time"
 
 	"github.com/pinhole/pinhole/agent/internal/proxyproto"
+	"github.com/pinhole/pinhole/internal/slog"
 	"github.com/pinhole/pinhole/internal/splice"
 	"github.com/pinhole/pinhole/protocol"
 )

@@ -3,7 +3,6 @@ package netcheck
 import (
 	"context"
 	"io"
-	"log/slog"
 	"net"
 	"net/netip"
 	"testing"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/pinhole/pinhole/internal/link"
 	"github.com/pinhole/pinhole/internal/netsim"
+	"github.com/pinhole/pinhole/internal/slog"
 	"github.com/pinhole/pinhole/protocol"
 	"github.com/pinhole/pinhole/protocol/secure"
 	"github.com/pinhole/pinhole/relay"

@@ -13,7 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/netip"
 	"sync"
@@ -22,6 +21,7 @@ import (
 
 	"github.com/pinhole/pinhole/agent/internal/demux"
 	"github.com/pinhole/pinhole/internal/link"
+	"github.com/pinhole/pinhole/internal/slog"
 	"github.com/pinhole/pinhole/protocol"
 	"github.com/pinhole/pinhole/protocol/secure"
 )

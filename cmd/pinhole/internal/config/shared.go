@@ -1,9 +1,8 @@
 package config
 
 import (
-	"log/slog"
-
 	"github.com/pinhole/pinhole/internal/link"
+	"github.com/pinhole/pinhole/internal/slog"
 )
 
 // Log is the logging section both roles share.

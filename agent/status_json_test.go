@@ -1,0 +1,30 @@
+package agent
+
+import (
+	"testing"
+
+	"github.com/pinhole/pinhole/internal/jsonw"
+	"github.com/pinhole/pinhole/internal/jsonw/jsonwtest"
+)
+
+// TestStatusJSON: the status document is byte for byte what encoding/json
+// writes (indented, as the admin port serves it, and compact), with every
+// field set (a field added to Status, NATStatus, ExposureReport or
+// PeerReport but not to its WriteJSON fails here) and with the omitempty
+// fields empty.
+func TestStatusJSON(t *testing.T) {
+	var full Status
+	jsonwtest.Fill(&full)
+	zeroNAT := full
+	zeroNAT.NAT = &NATStatus{}
+	zeroNAT.Exposures = []ExposureReport{{}}
+	zeroNAT.Peers = []PeerReport{{}}
+	for name, s := range map[string]Status{"full": full, "zero": {}, "empty fields": zeroNAT,
+		"empty lists": {Exposures: []ExposureReport{}, Counters: map[string]uint64{}, Peers: []PeerReport{}}} {
+		for _, indent := range []string{"  ", ""} {
+			t.Run(name, func(t *testing.T) {
+				jsonwtest.Equal(t, s, indent, func(w *jsonw.Writer) { s.WriteJSON(w, "") })
+			})
+		}
+	}
+}
