@@ -163,7 +163,7 @@ type fakeIGD struct {
 	ext  string
 
 	mu       sync.Mutex
-	location string // what SSDP answers send (default: our description)
+	location string            // what SSDP answers send (default: our description)
 	maps     map[string]string // external port -> "client:port lease"
 	actions  []string
 	handle   func(method, path, body string) string

@@ -17,14 +17,14 @@ import (
 
 // Wire constants.
 const (
-	pmpVersion    = 0   // RFC 6886 §3.2
-	pcpVersion    = 2   // RFC 6887 §7
-	opAddress     = 0   // NAT-PMP: external address request
-	opMapUDP      = 1   // NAT-PMP: map UDP; PCP: MAP
-	opReply       = 128 // the response bit on an opcode (both)
-	protoUDP      = 17  // IANA protocol number, PCP MAP §11.1
-	pcpHeaderLen  = 24  // RFC 6887 §7.1, §7.2
-	pcpMapLen     = 36  // RFC 6887 §11.1
+	pmpVersion    = 0    // RFC 6886 §3.2
+	pcpVersion    = 2    // RFC 6887 §7
+	opAddress     = 0    // NAT-PMP: external address request
+	opMapUDP      = 1    // NAT-PMP: map UDP; PCP: MAP
+	opReply       = 128  // the response bit on an opcode (both)
+	protoUDP      = 17   // IANA protocol number, PCP MAP §11.1
+	pcpHeaderLen  = 24   // RFC 6887 §7.1, §7.2
+	pcpMapLen     = 36   // RFC 6887 §11.1
 	pmpMaxAnswer  = 1100 // RFC 6887 §7: a PCP message is at most 1100 bytes
 	pmpAddrAnswer = 12   // RFC 6886 §3.2
 	pmpMapAnswer  = 16   // RFC 6886 §3.3
