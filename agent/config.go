@@ -27,6 +27,11 @@ type Config struct {
 	Admin                      string        // status endpoint ("" = off)
 	Tuning                     link.Tuning
 	Expose                     []Exposure
+	// PortMapping asks the LAN's gateway (UPnP IGD, NAT-PMP, PCP) to
+	// forward a public port to the UDP socket. agent.yaml's
+	// port_mapping: auto (its default) sets it; off here, so an agent a
+	// test builds never talks to the host's real gateway.
+	PortMapping bool
 
 	// UDPWait is how long auto mode waits for a UDP handshake answer
 	// before trying TCP (default 3s).

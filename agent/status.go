@@ -164,6 +164,16 @@ type Status struct {
 	// follows the measured mapping lifetime.
 	HeartbeatSeconds float64 `json:"heartbeat_s"`
 	HeartbeatAuto    bool    `json:"heartbeat_auto"`
+	// PortMapping is the gateway's mapping of the UDP socket (absent:
+	// none, or port_mapping off).
+	PortMapping *PortMapStatus `json:"port_mapping,omitempty"`
+}
+
+// PortMapStatus is a port mapping in the words `pinhole nat` prints.
+type PortMapStatus struct {
+	Protocol        string  `json:"protocol"`
+	Address         string  `json:"address"`
+	LifetimeSeconds float64 `json:"lifetime_s"`
 }
 
 // NATStatus is a NAT measurement in the words `pinhole nat` prints.
@@ -191,13 +201,17 @@ type ExposureReport struct {
 // Status returns a snapshot of the agent.
 func (a *Agent) Status() Status {
 	proc := admin.ProcessStats() // reads /proc: outside the lock
+	var pm *PortMapStatus
+	if m := a.portmap.Load(); m != nil {
+		pm = &PortMapStatus{Protocol: m.Protocol, Address: m.Address.String(), LifetimeSeconds: m.Lifetime.Seconds()}
+	}
 	cfg := a.cfg.Load()
 	hb := a.heartbeatNow() // takes the lock
 	s := &a.state
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := Status{Role: "agent", Name: cfg.Name, Connected: s.up, LastError: s.lastErr,
-		HeartbeatSeconds: hb.Seconds(), HeartbeatAuto: cfg.heartbeatAuto(),
+		HeartbeatSeconds: hb.Seconds(), HeartbeatAuto: cfg.heartbeatAuto(), PortMapping: pm,
 		Local: a.sock.LocalAddr().String(), Exposures: []ExposureReport{}, Counters: map[string]uint64{
 			"streams":             a.stats.Streams.Load(),
 			"local_dial_failed":   a.stats.DialFailed.Load(),
