@@ -54,23 +54,19 @@ func parseHTTPURL(s string) (httpURL, error) {
 	return httpURL{addr: ap, path: path}, nil
 }
 
-// resolve turns ref (absolute, absolute-path or relative, from a device
-// description) into a URL against base.
+// resolve turns ref (an absolute URL or an absolute path, as IGDs write
+// control URLs) into a URL on base's host.
 func (u httpURL) resolve(ref string) (httpURL, error) {
-	switch {
-	case strings.HasPrefix(ref, "http://"):
-		return parseHTTPURL(ref)
-	case strings.Contains(ref, "://"):
-		return httpURL{}, fmt.Errorf("url %q: not http://", ref)
-	case strings.HasPrefix(ref, "/"):
+	if strings.HasPrefix(ref, "/") {
 		return httpURL{addr: u.addr, path: ref}, nil
 	}
-	return httpURL{addr: u.addr, path: u.path[:strings.LastIndexByte(u.path, '/')+1] + ref}, nil
+	return parseHTTPURL(ref)
 }
 
-// httpDo sends one request and returns the status code and body. The
-// whole exchange ends by httpWait (or ctx).
-func httpDo(ctx context.Context, u httpURL, method string, header []string, body []byte) (int, []byte, error) {
+// httpDo sends one request (header: extra CRLF-terminated lines) and
+// returns the status code and body. The whole exchange ends by httpWait
+// (or ctx).
+func httpDo(ctx context.Context, u httpURL, method, header string, body []byte) (int, []byte, error) {
 	d := net.Dialer{Deadline: deadline(ctx, httpWait)}
 	conn, err := d.DialContext(ctx, "tcp4", u.addr.String())
 	if err != nil {
@@ -80,13 +76,8 @@ func httpDo(ctx context.Context, u httpURL, method string, header []string, body
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
 	conn.SetDeadline(deadline(ctx, httpWait))
-	var req strings.Builder
-	fmt.Fprintf(&req, "%s %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\nContent-Length: %d\r\n", method, u.path, u.addr, len(body))
-	for _, h := range header {
-		req.WriteString(h + "\r\n")
-	}
-	req.WriteString("\r\n")
-	if _, err := conn.Write(append([]byte(req.String()), body...)); err != nil {
+	req := method + " " + u.path + " HTTP/1.1\r\nHost: " + u.addr.String() + "\r\nConnection: close\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n" + header + "\r\n"
+	if _, err := conn.Write(append([]byte(req), body...)); err != nil {
 		return 0, nil, err
 	}
 	status, b, err := readResponse(bufio.NewReaderSize(conn, 4096))

@@ -112,34 +112,27 @@ func (c *Client) describe(ctx context.Context, loc string) (*igd, error) {
 	if u.addr.Addr() != c.gw {
 		return nil, fmt.Errorf("description at %s: not the gateway %s", u, c.gw)
 	}
-	status, body, err := httpDo(ctx, u, "GET", nil, nil)
+	status, body, err := httpDo(ctx, u, "GET", "", nil)
+	var g *igd
+	switch {
+	case err != nil:
+	case status != 200:
+		err = fmt.Errorf("http status %d", status)
+	default:
+		if g, err = pickService(string(body), u); err == nil && g.control.addr.Addr() != c.gw {
+			err = fmt.Errorf("control url %s is not on the gateway", g.control)
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("description %s: %w", u, err)
-	}
-	if status != 200 {
-		return nil, fmt.Errorf("description %s: http status %d", u, status)
-	}
-	g, err := pickService(string(body), u)
-	if err != nil {
-		return nil, fmt.Errorf("description %s: %w", u, err)
-	}
-	if g.control.addr.Addr() != c.gw {
-		return nil, fmt.Errorf("description %s: control url %s is not on the gateway", u, g.control)
 	}
 	return g, nil
 }
 
 // pickService finds the most preferred connection service in a device
-// description and resolves its control URL (against URLBase if given,
-// else the description's own URL).
-func pickService(doc string, loc httpURL) (*igd, error) {
-	base := loc
-	if b, ok := text(doc, "URLBase"); ok && b != "" {
-		var err error
-		if base, err = parseHTTPURL(b); err != nil {
-			return nil, err
-		}
-	}
+// description and resolves its control URL against the description's
+// own (URLBase is deprecated since UDA 1.1; relative paths unseen).
+func pickService(doc string, base httpURL) (*igd, error) {
 	best, bestRank := (*igd)(nil), len(services)
 	for i := 0; i < len(doc); {
 		svc, next, ok := element(doc, "service", i)
@@ -167,17 +160,19 @@ func pickService(doc string, loc httpURL) (*igd, error) {
 
 // soap calls action with args (name, value pairs) and returns the answer
 // body; a SOAP fault becomes a GatewayError with its UPnP error code.
+// The values are numbers, an IPv4 address and fixed words: nothing to
+// escape.
 func (c *Client) soap(ctx context.Context, action string, args ...string) (string, error) {
 	g := c.igd
 	var b strings.Builder
 	b.WriteString(`<?xml version="1.0"?>` + "\r\n" +
 		`<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" s:encodingStyle="http://schemas.xmlsoap.org/soap/encoding/"><s:Body>`)
-	fmt.Fprintf(&b, `<u:%s xmlns:u="%s">`, action, g.service)
+	b.WriteString(`<u:` + action + ` xmlns:u="` + g.service + `">`)
 	for i := 0; i+1 < len(args); i += 2 {
-		fmt.Fprintf(&b, "<%s>%s</%s>", args[i], xmlEscaper.Replace(args[i+1]), args[i])
+		b.WriteString("<" + args[i] + ">" + args[i+1] + "</" + args[i] + ">")
 	}
-	fmt.Fprintf(&b, "</u:%s></s:Body></s:Envelope>\r\n", action)
-	hdr := []string{`Content-Type: text/xml; charset="utf-8"`, `SOAPAction: "` + g.service + "#" + action + `"`}
+	b.WriteString("</u:" + action + "></s:Body></s:Envelope>\r\n")
+	hdr := "Content-Type: text/xml; charset=\"utf-8\"\r\nSOAPAction: \"" + g.service + "#" + action + "\"\r\n"
 	status, body, err := httpDo(ctx, g.control, "POST", hdr, []byte(b.String()))
 	if err != nil {
 		return "", fmt.Errorf("upnp %s: %w", action, err)

@@ -196,10 +196,9 @@ func TestPickService(t *testing.T) {
 	loc, _ := parseHTTPURL("http://10.0.0.1:5000/rootDesc.xml")
 	for _, c := range []struct{ name, doc, want string }{
 		{"relative", fakeDesc, "http://10.0.0.1:5000/ctl"},
-		{"ppp only, relative path", `<service><serviceType>urn:schemas-upnp-org:service:WANPPPConnection:1</serviceType><controlURL>upnp/ppp</controlURL></service>`, "http://10.0.0.1:5000/upnp/ppp"},
+		{"ppp only, absolute url", `<service><serviceType>urn:schemas-upnp-org:service:WANPPPConnection:1</serviceType><controlURL>http://10.0.0.1:5000/upnp/ppp</controlURL></service>`, "http://10.0.0.1:5000/upnp/ppp"},
 		{"prefers ip:2 over ppp", `<service><serviceType>urn:schemas-upnp-org:service:WANPPPConnection:1</serviceType><controlURL>/ppp</controlURL></service>` +
 			`<s:service><s:serviceType> urn:schemas-upnp-org:service:WANIPConnection:2 </s:serviceType><s:controlURL>/ip2?a=1&amp;b=2</s:controlURL></s:service>`, "http://10.0.0.1:5000/ip2?a=1&b=2"},
-		{"urlbase", `<URLBase>http://10.0.0.1:49000/</URLBase>` + fakeDesc, "http://10.0.0.1:49000/ctl"},
 	} {
 		g, err := pickService(c.doc, loc)
 		if err != nil || g.control.String() != c.want {

@@ -19,7 +19,7 @@ func (c *Client) natpmpMap(ctx context.Context, lifetime time.Duration) (Mapping
 				return false, nil
 			}
 			if r.result != 0 {
-				return true, &GatewayError{Proto: NATPMP, Code: r.result, Text: pmpResults[r.result]}
+				return true, &GatewayError{Proto: NATPMP, Code: r.result, Text: resultText(pmpResults[:], r.result)}
 			}
 			if !r.ext.IsValid() || r.ext.IsUnspecified() {
 				return false, nil
@@ -44,7 +44,7 @@ func (c *Client) natpmpMap(ctx context.Context, lifetime time.Duration) (Mapping
 		case err != nil, r.result == 0 && r.internal != c.cfg.Port:
 			return false, nil
 		case r.result != 0:
-			return true, &GatewayError{Proto: NATPMP, Code: r.result, Text: pmpResults[r.result]}
+			return true, &GatewayError{Proto: NATPMP, Code: r.result, Text: resultText(pmpResults[:], r.result)}
 		case lifetime == 0:
 			return true, nil
 		case r.external == 0 || r.lifetime == 0:

@@ -30,11 +30,19 @@ const (
 	pmpMapAnswer  = 16   // RFC 6886 §3.3
 )
 
-// Result codes worth a word (RFC 6886 §3.5, RFC 6887 §7.4).
-var pmpResults = map[int]string{1: "unsupported version", 2: "not authorized", 3: "network failure", 4: "out of resources", 5: "unsupported opcode"}
-var pcpResults = map[int]string{1: "unsupported version", 2: "not authorized", 3: "malformed request", 4: "unsupported opcode",
+// Result codes in words (RFC 6886 §3.5, RFC 6887 §7.4), by code.
+var pmpResults = [...]string{1: "unsupported version", 2: "not authorized", 3: "network failure", 4: "out of resources", 5: "unsupported opcode"}
+var pcpResults = [...]string{1: "unsupported version", 2: "not authorized", 3: "malformed request", 4: "unsupported opcode",
 	5: "unsupported option", 6: "malformed option", 7: "network failure", 8: "no resources", 9: "unsupported protocol",
 	10: "user exceeded quota", 11: "cannot provide external", 12: "address mismatch", 13: "excessive remote peers"}
+
+// resultText is codes[code], or "" for a code it does not name.
+func resultText(codes []string, code int) string {
+	if code < 0 || code >= len(codes) {
+		return ""
+	}
+	return codes[code]
+}
 
 // errNATPMP: the PCP request was answered in NAT-PMP's version 0.
 var errNATPMP = errors.New("gateway speaks nat-pmp, not pcp")
@@ -53,8 +61,8 @@ type pmpState struct {
 func (s *pmpState) restarted(epoch uint32, now time.Time) bool {
 	lost := false
 	if !s.epochAt.IsZero() {
-		elapsed := now.Sub(s.epochAt).Seconds()
-		lost = epoch < s.epoch || float64(epoch-s.epoch)+2 < elapsed*7/8
+		elapsed := int64(now.Sub(s.epochAt) / time.Second) // integers: soft-float MIPS
+		lost = epoch < s.epoch || int64(epoch-s.epoch)+2 < elapsed*7/8
 	}
 	s.epoch, s.epochAt = epoch, now
 	return lost
@@ -132,7 +140,7 @@ func (c *Client) pcpMap(ctx context.Context, lifetime time.Duration) (Mapping, e
 		case err != nil:
 			return false, nil
 		case r.result != 0 && (!r.hasData || r.nonce == c.pmp.nonce):
-			return true, &GatewayError{Proto: PCP, Code: r.result, Text: pcpResults[r.result]}
+			return true, &GatewayError{Proto: PCP, Code: r.result, Text: resultText(pcpResults[:], r.result)}
 		case r.nonce != c.pmp.nonce || r.internal != c.cfg.Port:
 			return false, nil
 		case lifetime == 0:

@@ -68,15 +68,14 @@ func text(s, name string) (string, bool) {
 }
 
 // unescape replaces XML's predefined entities (XML 1.0 §4.6), all a URL
-// or an address in an IGD document may carry.
-var xmlEntities = strings.NewReplacer("&lt;", "<", "&gt;", ">", "&quot;", `"`, "&apos;", "'", "&amp;", "&")
-
+// or an address in an IGD document may carry; &amp; last, so "&amp;lt;"
+// becomes "&lt;". (strings.Replacer would cost 14 KB on mipsle.)
 func unescape(s string) string {
 	if !strings.Contains(s, "&") {
 		return s
 	}
-	return xmlEntities.Replace(s)
+	for _, e := range [...][2]string{{"&lt;", "<"}, {"&gt;", ">"}, {"&quot;", `"`}, {"&apos;", "'"}, {"&amp;", "&"}} {
+		s = strings.ReplaceAll(s, e[0], e[1])
+	}
+	return s
 }
-
-// escape is the reverse, for text written into a SOAP request.
-var xmlEscaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", `"`, "&quot;", "'", "&apos;")
