@@ -160,13 +160,13 @@ type Status struct {
 	Process           admin.Process     `json:"process"`
 	// NAT is the last NAT measurement (absent before the first).
 	NAT *NATStatus `json:"nat,omitempty"`
+	// PortMapping is the gateway's mapping of the UDP socket (absent:
+	// none, or port_mapping off).
+	PortMapping *PortMapStatus `json:"port_mapping,omitempty"`
 	// HeartbeatSeconds is the Ping interval now; HeartbeatAuto says it
 	// follows the measured mapping lifetime.
 	HeartbeatSeconds float64 `json:"heartbeat_s"`
 	HeartbeatAuto    bool    `json:"heartbeat_auto"`
-	// PortMapping is the gateway's mapping of the UDP socket (absent:
-	// none, or port_mapping off).
-	PortMapping *PortMapStatus `json:"port_mapping,omitempty"`
 }
 
 // PortMapStatus is a port mapping in the words `pinhole nat` prints.
@@ -201,17 +201,13 @@ type ExposureReport struct {
 // Status returns a snapshot of the agent.
 func (a *Agent) Status() Status {
 	proc := admin.ProcessStats() // reads /proc: outside the lock
-	var pm *PortMapStatus
-	if m := a.portmap.Load(); m != nil {
-		pm = &PortMapStatus{Protocol: m.Protocol, Address: m.Address.String(), LifetimeSeconds: m.Lifetime.Seconds()}
-	}
 	cfg := a.cfg.Load()
 	hb := a.heartbeatNow() // takes the lock
 	s := &a.state
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := Status{Role: "agent", Name: cfg.Name, Connected: s.up, LastError: s.lastErr,
-		HeartbeatSeconds: hb.Seconds(), HeartbeatAuto: cfg.heartbeatAuto(), PortMapping: pm,
+		HeartbeatSeconds: hb.Seconds(), HeartbeatAuto: cfg.heartbeatAuto(),
 		Local: a.sock.LocalAddr().String(), Exposures: []ExposureReport{}, Counters: map[string]uint64{
 			"streams":             a.stats.Streams.Load(),
 			"local_dial_failed":   a.stats.DialFailed.Load(),
@@ -240,6 +236,9 @@ func (a *Agent) Status() Status {
 			l := max(s.lifetime, 0).Seconds()
 			st.NAT.LifetimeSeconds = &l
 		}
+	}
+	if m := a.portmap.Load(); m != nil {
+		st.PortMapping = &PortMapStatus{Protocol: m.Protocol, Address: m.Address.String(), LifetimeSeconds: m.Lifetime.Seconds()}
 	}
 	for _, e := range s.exposures {
 		r := ExposureReport{Name: e.Name, Status: e.Status.String(), Detail: e.Detail}
