@@ -52,7 +52,7 @@ func (a *Agent) portmapLoop(ctx context.Context) {
 	if !a.cfg.Load().PortMapping {
 		return
 	}
-	c := portmap.New(portmap.Config{Port: a.sock.LocalAddr().Port()})
+	c := portmap.New(portmapConfig(a.sock.LocalAddr().Port()))
 	defer func() {
 		a.portmap.Store(nil)
 		if c.Current().Proto == portmap.None {
@@ -105,6 +105,10 @@ func (a *Agent) portmapLoop(ctx context.Context) {
 		t.Reset(jitter(life / 2))
 	}
 }
+
+// portmapConfig is the mapping asked for the agent's socket port: the
+// default gateway, the standard ports. Tests point it at a fake gateway.
+var portmapConfig = func(port uint16) portmap.Config { return portmap.Config{Port: port} }
 
 // CheckPortMapping asks the LAN's gateway for a mapping of a fresh UDP
 // socket and deletes it at once, as `pinhole nat` does. An error says why
