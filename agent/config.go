@@ -21,7 +21,7 @@ type Config struct {
 	// PortMapping asks the LAN's gateway (UPnP IGD, NAT-PMP, PCP) to
 	// forward a public port to the UDP socket. agent.yaml's
 	// port_mapping: auto (its default) sets it; off here, so an agent a
-	// test builds never talks to the host's real gateway.
+	// test builds never talks to the host's real gateway. Read at start.
 	PortMapping bool
 	// Heartbeat is the Ping interval; 0 is auto: the safe default until
 	// the NAT's mapping lifetime is measured, then tuned to it within

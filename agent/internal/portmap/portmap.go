@@ -236,6 +236,8 @@ func (c *Client) discover(ctx context.Context) (Mapping, error) {
 		m, perr = c.natpmpMap(ctx, c.cfg.Lifetime)
 	}
 	if perr == nil {
+		cancel()
+		<-ssdp // the search stops at once; wait for it
 		return m, nil
 	}
 	f := <-ssdp
