@@ -209,14 +209,14 @@ func (c *Client) upnpMap(ctx context.Context) (Mapping, error) {
 		_, err = c.soap(ctx, "AddPortMapping", "NewRemoteHost", "", "NewExternalPort", strconv.Itoa(int(port)),
 			"NewProtocol", "UDP", "NewInternalPort", strconv.Itoa(int(c.cfg.Port)), "NewInternalClient", c.cfg.Local.String(),
 			"NewEnabled", "1", "NewPortMappingDescription", "pinhole", "NewLeaseDuration", strconv.Itoa(int(lease/time.Second)))
-		var ge *GatewayError
+		ge, _ := err.(*GatewayError)
 		switch {
 		case err == nil:
 			c.port = port
 			return Mapping{Proto: UPnP, External: netip.AddrPortFrom(ext, port), Lifetime: lease}, nil
-		case errors.As(err, &ge) && ge.Code == upnpOnlyPermanent && lease != 0:
+		case ge != nil && ge.Code == upnpOnlyPermanent && lease != 0:
 			lease = 0
-		case errors.As(err, &ge) && ge.Code == upnpConflict && try < conflictRetries:
+		case ge != nil && ge.Code == upnpConflict && try < conflictRetries:
 			port = uint16(1024 + rand.N(65535-1024))
 		default:
 			return Mapping{}, err

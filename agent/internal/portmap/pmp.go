@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"time"
 )
 
@@ -100,8 +101,7 @@ func (c *Client) exchange(ctx context.Context, req []byte, parse func([]byte) (b
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
-				var ne net.Error
-				if errors.As(err, &ne) && ne.Timeout() {
+				if errors.Is(err, os.ErrDeadlineExceeded) {
 					break
 				}
 				// ECONNREFUSED: an ICMP port unreachable, nothing
@@ -173,16 +173,17 @@ type pcpAnswer struct {
 // client's address, a nonce, UDP, the internal port and the suggested
 // external port on any IPv4 address (::ffff:0.0.0.0).
 func appendPCPMap(b []byte, client netip.Addr, nonce [12]byte, internal, suggested uint16, lifetime uint32) []byte {
-	b = append(b, pcpVersion, opMapUDP, 0, 0)
-	b = binary.BigEndian.AppendUint32(b, lifetime)
+	var m [pcpHeaderLen + pcpMapLen]byte
+	m[0], m[1] = pcpVersion, opMapUDP
+	binary.BigEndian.PutUint32(m[4:], lifetime)
 	ip := client.As16() // an IPv4 client as IPv4-mapped IPv6 (RFC 6887 §5)
-	b = append(b, ip[:]...)
-	b = append(b, nonce[:]...)
-	b = append(b, protoUDP, 0, 0, 0)
-	b = binary.BigEndian.AppendUint16(b, internal)
-	b = binary.BigEndian.AppendUint16(b, suggested)
-	any4 := netip.IPv4Unspecified().As16()
-	return append(b, any4[:]...)
+	copy(m[8:], ip[:])
+	copy(m[24:], nonce[:])
+	m[36] = protoUDP
+	binary.BigEndian.PutUint16(m[40:], internal)
+	binary.BigEndian.PutUint16(m[42:], suggested)
+	m[54], m[55] = 0xff, 0xff // suggested external address ::ffff:0.0.0.0: any IPv4
+	return append(b, m[:]...)
 }
 
 // parsePCPMap reads a PCP MAP response (RFC 6887 §7.2, §11.1). A version

@@ -245,8 +245,7 @@ func (c *Client) discover(ctx context.Context) (Mapping, error) {
 		if ctx.Err() != nil {
 			return Mapping{}, ctx.Err()
 		}
-		var ge *GatewayError
-		if errors.As(perr, &ge) {
+		if _, refused := perr.(*GatewayError); refused {
 			return Mapping{}, fmt.Errorf("%w; upnp: %v", perr, f.err)
 		}
 		return Mapping{}, fmt.Errorf("%w (pcp/nat-pmp: %v; upnp: %v)", ErrNoMapping, perr, f.err)
