@@ -44,6 +44,8 @@ type Agent struct {
 	// retune: the heartbeat interval changed (a measured mapping
 	// lifetime); the link's watchReload announces it.
 	retune chan struct{}
+	// portmap is the gateway's mapping of sock (nil: none); portmaploop.go.
+	portmap atomic.Pointer[PortMapping]
 	// silentDeath: a link died by silence; the next NAT wake measures
 	// the mapping lifetime again (the heartbeat may have outlasted it).
 	silentDeath atomic.Bool
@@ -147,6 +149,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.log.Info("agent up", "name", cfg.Name, "udp", a.sock.LocalAddr(), "relays", len(cfg.Relays), "exposures", len(cfg.Expose))
 	// Siblings, each until ctx ends: a relay reconnect does not restart
 	// NAT discovery (or, later, port mapping and peer sessions).
+	wg.Go(func() { a.portmapLoop(ctx) })
 	wg.Go(func() { a.relayLoop(ctx) })
 	wg.Go(func() { a.peers.run(ctx) })
 	for _, l := range a.connects {

@@ -18,6 +18,11 @@ type Config struct {
 	Relays     []Relay   // tried in order; the first that answers wins
 	Transport  Transport // auto, udp or tcp
 	ListenPort int       // the one UDP socket's port (0: ephemeral)
+	// PortMapping asks the LAN's gateway (UPnP IGD, NAT-PMP, PCP) to
+	// forward a public port to the UDP socket. agent.yaml's
+	// port_mapping: auto (its default) sets it; off here, so an agent a
+	// test builds never talks to the host's real gateway. Read at start.
+	PortMapping bool
 	// Heartbeat is the Ping interval; 0 is auto: the safe default until
 	// the NAT's mapping lifetime is measured, then tuned to it within
 	// HeartbeatMin and HeartbeatMax (defaults 10 s and 5 min; timers.go).

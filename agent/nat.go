@@ -19,6 +19,9 @@ type NATResult struct {
 	// TCP says whether the relay's TCP port answers; checked only when
 	// UDP does not (the tunnel's fallback).
 	TCP protocol.Tristate
+	// PortMapping is the "port mapping" line: "pcp 198.51.100.10:41000"
+	// (or upnp-igd, nat-pmp) or "none"; CheckPortMapping finds it.
+	PortMapping string
 }
 
 // CheckNAT measures the NAT between this host and the relay at address

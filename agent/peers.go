@@ -157,7 +157,11 @@ func (m *peerManager) info(conn *relaylink.Conn) protocol.PeerInfo {
 	if conn.Transport == link.TCP && m.a.cfg.Load().Transport == TransportAuto {
 		facts.UDP = protocol.No // on the fallback because UDP got no answer
 	}
-	return protocol.PeerInfo{Candidates: m.a.lanCandidates(conn.Addr), Facts: facts}
+	cands := m.a.lanCandidates(conn.Addr)
+	if mapped := m.a.MappedAddr(); mapped.IsValid() {
+		cands = append(cands, mapped) // the gateway forwards it to us (UPnP, NAT-PMP, PCP)
+	}
+	return protocol.PeerInfo{Candidates: cands, Facts: facts}
 }
 
 // askAll sends a PeerConnect for each wanted peer without a session whose

@@ -160,12 +160,22 @@ type Status struct {
 	Process           admin.Process     `json:"process"`
 	// NAT is the last NAT measurement (absent before the first).
 	NAT *NATStatus `json:"nat,omitempty"`
+	// PortMapping is the gateway's mapping of the UDP socket (absent:
+	// none, or port_mapping off).
+	PortMapping *PortMapStatus `json:"port_mapping,omitempty"`
 	// HeartbeatSeconds is the Ping interval now; HeartbeatAuto says it
 	// follows the measured mapping lifetime.
 	HeartbeatSeconds float64 `json:"heartbeat_s"`
 	HeartbeatAuto    bool    `json:"heartbeat_auto"`
 	// Peers are the sessions with other agents (peerstatus.go).
 	Peers []PeerReport `json:"peers,omitempty"`
+}
+
+// PortMapStatus is a port mapping in the words `pinhole nat` prints.
+type PortMapStatus struct {
+	Protocol        string  `json:"protocol"`
+	Address         string  `json:"address"`
+	LifetimeSeconds float64 `json:"lifetime_s"`
 }
 
 // NATStatus is a NAT measurement in the words `pinhole nat` prints.
@@ -235,6 +245,9 @@ func (a *Agent) Status() Status {
 			l := max(s.lifetime, 0).Seconds()
 			st.NAT.LifetimeSeconds = &l
 		}
+	}
+	if m := a.portmap.Load(); m != nil {
+		st.PortMapping = &PortMapStatus{Protocol: m.Protocol, Address: m.Address.String(), LifetimeSeconds: m.Lifetime.Seconds()}
 	}
 	for _, e := range s.exposures {
 		r := ExposureReport{Name: e.Name, Status: e.Status.String(), Detail: e.Detail}

@@ -41,6 +41,13 @@ func (s Status) WriteJSON(w *jsonw.Writer, key string) {
 	if s.NAT != nil {
 		s.NAT.WriteJSON(w, "nat")
 	}
+	if m := s.PortMapping; m != nil {
+		w.Object("port_mapping")
+		w.String("protocol", m.Protocol)
+		w.String("address", m.Address)
+		w.Float("lifetime_s", m.LifetimeSeconds)
+		w.End()
+	}
 	w.Float("heartbeat_s", s.HeartbeatSeconds)
 	w.Bool("heartbeat_auto", s.HeartbeatAuto)
 	if len(s.Peers) > 0 {

@@ -132,6 +132,7 @@ relays:
     public_key: %s
 transport: udp
 admin: off
+port_mapping: off
 expose:
 %s`, ak, relayPort, rk.Public(), strings.Join(expose, "")), 0o600)
 	relayPID = startProcess(b, []string{bin}, "relay", filepath.Join(dir, "relay.yaml"))

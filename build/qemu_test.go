@@ -93,6 +93,7 @@ relays:
     public_key: %s
 transport: %s
 admin: off
+port_mapping: off
 heartbeat: 2s
 expose:
   - {name: web, protocol: tcp, local: %q, remote_port: %d}

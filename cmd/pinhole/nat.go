@@ -43,7 +43,21 @@ func runNAT(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	// The gateway is asked for a port mapping meanwhile, within the 3 s
+	// `pinhole nat` promises (a gateway that never answers costs this).
+	pmctx, pmcancel := context.WithTimeout(ctx, 2400*time.Millisecond)
+	defer pmcancel()
+	pmDone := make(chan string, 1)
+	go func() {
+		pm, err := agent.CheckPortMapping(pmctx)
+		if err != nil {
+			pmDone <- "none"
+			return
+		}
+		pmDone <- pm.Protocol + " " + pm.Address.String()
+	}()
 	res, err := agent.CheckNAT(ctx, *relay)
+	res.PortMapping = <-pmDone
 	if err != nil {
 		fmt.Fprintf(stderr, "pinhole nat: %v\n", err)
 		return 1
@@ -100,9 +114,7 @@ func natLines(res agent.NATResult) [][2]string {
 		{"port allocation", res.PortsString()},
 		{"hairpinning", hairpin},
 		{"nat type", res.Classic()},
-		// Port mapping (UPnP IGD, NAT-PMP, PCP) is not built yet: say so
-		// rather than print "none", which would claim a check.
-		{"port mapping", "not checked"},
+		{"port mapping", res.PortMapping},
 	}
 }
 

@@ -75,6 +75,9 @@ func printStatus(w io.Writer, st map[string]any) {
 			}
 			fmt.Fprintf(w, "  nat         %s, public %s, mapping lifetime %s\n", str(n, "type"), str(n, "public_address"), lifetime)
 		}
+		if pm, ok := st["port_mapping"].(map[string]any); ok {
+			fmt.Fprintf(w, "  port map    %s %s\n", str(pm, "protocol"), str(pm, "address"))
+		}
 		if exps, ok := st["exposures"].([]any); ok {
 			for _, e := range exps {
 				m, _ := e.(map[string]any)

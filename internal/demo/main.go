@@ -96,6 +96,7 @@ relays:
   - address: 127.0.0.1:%d
     public_key: %s
 admin: %s
+port_mapping: off
 expose:
   - name: web
     protocol: tcp

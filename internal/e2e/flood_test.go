@@ -46,7 +46,7 @@ func TestUDPFloodBoundedMemory(t *testing.T) {
 	// own policy decides who is served.
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "agent.yaml")
-	os.WriteFile(cfg, fmt.Appendf(nil, "name: r1\nprivate_key: %s\nrelays:\n  - address: %s\n    public_key: %s\nadmin: off\nmemory_limit: off\nheartbeat: 1s\nexpose:\n  - {name: dns, protocol: udp, local: %q, remote_port: %d, max_flows: 65536}\n",
+	os.WriteFile(cfg, fmt.Appendf(nil, "name: r1\nprivate_key: %s\nrelays:\n  - address: %s\n    public_key: %s\nadmin: off\nport_mapping: off\nmemory_limit: off\nheartbeat: 1s\nexpose:\n  - {name: dns, protocol: udp, local: %q, remote_port: %d, max_flows: 65536}\n",
 		ak, r.Addr(), rcfg.PrivateKey.Public(), svc, port), 0o600)
 	var alog testenv.LogBuffer
 	agentCmd := exec.Command(bin, "agent", "-c", cfg)

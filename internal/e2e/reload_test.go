@@ -159,7 +159,7 @@ func TestAgentGoneFreesPorts(t *testing.T) {
 	// so no goodbye; the relay frees the port after agent_timeout.
 	dir := t.TempDir()
 	cfgPath := filepath.Join(dir, "agent.yaml")
-	os.WriteFile(cfgPath, fmt.Appendf(nil, "name: router1\nprivate_key: %s\nrelays:\n  - address: %s\n    public_key: %s\ntransport: udp\nheartbeat: 1s\nadmin: off\nexpose:\n  - {name: web, local: %q, remote_port: %d}\n",
+	os.WriteFile(cfgPath, fmt.Appendf(nil, "name: router1\nprivate_key: %s\nrelays:\n  - address: %s\n    public_key: %s\ntransport: udp\nheartbeat: 1s\nadmin: off\nport_mapping: off\nexpose:\n  - {name: web, local: %q, remote_port: %d}\n",
 		acfg.PrivateKey, r.Addr(), rcfg.PrivateKey.Public(), acfg.Expose[0].Local, port), 0o600)
 	proc := exec.Command(buildPinhole(t), "agent", "-c", cfgPath)
 	if err := proc.Start(); err != nil {

@@ -58,7 +58,7 @@ func TestSIGHUPWithTheBinary(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "relay.yaml"), fmt.Appendf(nil, "listen: 127.0.0.1:%d\nprivate_key: %s\nbind: 127.0.0.1\nadmin: off\nagents:\n  - name: r1\n    public_key: %s\n    allow_ports: [%d, %d, %d]\n",
 		relayPort, rk, ak.Public(), busy, old, added), 0o600)
 	agentYAML := func(exposures ...string) []byte {
-		s := fmt.Sprintf("name: r1\nprivate_key: %s\nrelays:\n  - address: 127.0.0.1:%d\n    public_key: %s\nadmin: off\nheartbeat: 1s\nexpose:\n", ak, relayPort, rk.Public())
+		s := fmt.Sprintf("name: r1\nprivate_key: %s\nrelays:\n  - address: 127.0.0.1:%d\n    public_key: %s\nadmin: off\nport_mapping: off\nheartbeat: 1s\nexpose:\n", ak, relayPort, rk.Public())
 		for _, e := range exposures {
 			s += e
 		}

@@ -53,6 +53,7 @@ func ParseAgent(path string, data []byte) (*AgentFile, error) {
 	}
 	cfg.Transport = agent.Transport(m.enum("transport", "auto", "auto", "udp", "tcp"))
 	cfg.ListenPort = m.integer("listen_port", 0, 0, 65535)
+	cfg.PortMapping = m.enum("port_mapping", "auto", "auto", "off") == "auto"
 	// heartbeat: auto (the default) tunes the interval to the NAT's
 	// measured mapping lifetime within heartbeat_min and heartbeat_max;
 	// a duration fixes it.

@@ -112,7 +112,7 @@ func TestDefaults(t *testing.T) {
 	}
 	c := f.Agent
 	if c.Relays[0].Address != "relay.example:7700" || c.Transport != "auto" || c.Heartbeat != 0 || c.HeartbeatMin != 10*time.Second ||
-		c.HeartbeatMax != 5*time.Minute || c.Admin != "127.0.0.1:7702" {
+		c.HeartbeatMax != 5*time.Minute || c.Admin != "127.0.0.1:7702" || !c.PortMapping {
 		t.Errorf("defaults: got %+v", c)
 	}
 }
@@ -212,5 +212,23 @@ func TestRelayMemoryLimit(t *testing.T) {
 	}
 	if _, err := ParseRelay("relay.yaml", []byte(base+"memory_limit: lots\n")); err == nil || !strings.Contains(err.Error(), "relay.yaml:2: memory_limit: \"lots\" is not a size") {
 		t.Errorf("bad memory_limit: got %v", err)
+	}
+}
+
+// TestPortMappingSetting: auto (the default) or off.
+func TestPortMappingSetting(t *testing.T) {
+	k, _ := secure.GeneratePrivateKey()
+	base := "name: r\nprivate_key: " + k.String() + "\nrelays:\n  - address: relay.example\n    public_key: " + k.Public().String() + "\n"
+	for _, c := range []struct {
+		yaml string
+		want bool
+	}{{"", true}, {"port_mapping: auto\n", true}, {"port_mapping: off\n", false}} {
+		f, err := ParseAgent("a.yaml", []byte(base+c.yaml))
+		if err != nil {
+			t.Fatalf("%q: %v", c.yaml, err)
+		}
+		if f.Agent.PortMapping != c.want {
+			t.Errorf("%q: got %v, want %v", c.yaml, f.Agent.PortMapping, c.want)
+		}
 	}
 }
