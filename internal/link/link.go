@@ -23,6 +23,7 @@ type Link struct {
 	Transport Transport
 
 	lastRecv  func() time.Time
+	act       *activity
 	srtt      func() time.Duration // smoothed RTT, UDP only
 	closeOnce sync.Once
 	closers   []func() error
@@ -45,7 +46,7 @@ func NewUDPLink(pc *PacketConn, conv uint32, t Tuning, server bool) (*Link, erro
 		pc.Close()
 		return nil, err
 	}
-	return &Link{Mux: mux, Transport: UDP, lastRecv: pc.LastReceive,
+	return &Link{Mux: mux, Transport: UDP, lastRecv: pc.LastReceive, act: &pc.act,
 		srtt:    func() time.Duration { return time.Duration(ks.GetSRTT()) * time.Millisecond },
 		closers: []func() error{mux.Close, ks.Close, pc.Close}}, nil
 }
@@ -57,7 +58,7 @@ func NewTCPLink(st *Stream, t Tuning, server bool) (*Link, error) {
 		st.Close()
 		return nil, err
 	}
-	return &Link{Mux: mux, Transport: TCP, lastRecv: st.LastReceive,
+	return &Link{Mux: mux, Transport: TCP, lastRecv: st.LastReceive, act: &st.act,
 		closers: []func() error{mux.Close, st.Close}}, nil
 }
 

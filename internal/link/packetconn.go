@@ -58,6 +58,7 @@ type PacketConn struct {
 	Dropped     atomic.Uint64                      // inbox full
 	AuthFailed  atomic.Uint64                      // failed authentication or replay
 	virtualAddr net.Addr
+	act         activity // what KCP sends, for the owner's heartbeat (activity.go)
 }
 
 // NewPacketConn wraps sess. peer is the address datagrams go to. With
@@ -183,6 +184,7 @@ func (c *PacketConn) WriteTo(p []byte, _ net.Addr) (int, error) {
 	if err := c.sendOnPath(pkt); err != nil {
 		return 0, err
 	}
+	c.act.wrote()
 	return len(p), nil
 }
 

@@ -34,6 +34,7 @@ type Stream struct {
 	confirmed atomic.Bool
 	onConfirm func()
 	lastRecv  atomic.Int64
+	act       activity // records sent, for the owner's heartbeat (activity.go)
 }
 
 // NewStream wraps an established TCP connection. br must be the reader the
@@ -96,6 +97,7 @@ func (s *Stream) Write(p []byte) (int, error) {
 		if _, err := s.Conn.Write(b); err != nil {
 			return written, err
 		}
+		s.act.wrote()
 		written += len(chunk)
 		p = p[len(chunk):]
 	}
