@@ -186,7 +186,10 @@ func render(rows []*row, idle time.Duration, probes int, took time.Duration) str
 		"two datagrams: the Ping and KCP's ACK of the Pong), \"both\" adds the relay's answers. Keepalives are the "+
 		"agent's answered heartbeats over the whole idle time, against the minimum of one per NAT timeout. Recovery: "+
 		"the gateway forgets every mapping (conntrack -F) right after a heartbeat, the worst moment; the time until a "+
-		"request through the exposure is answered again, twice.\n\n", idle, probes)
+		"request through the exposure is answered again, twice. "+
+		"Requests are traffic too, so a beat due after one is skipped: where the interval is long next to the "+
+		"gaps between requests (120 s) the counts are lower than an idle tunnel's without requests (one keepalive per "+
+		"0.95 x interval on average).\n\n", idle, probes)
 	s.WriteString("| NAT timeout | heartbeat | measured lifetime | interval | keepalives (minimum, ratio) | datagrams/h up | bytes/h up | datagrams/h both | bytes/h both | requests | recovery after a flush |\n")
 	s.WriteString("|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range rows {
