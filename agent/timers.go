@@ -270,8 +270,8 @@ func (l *liveness) step(now, lastRecv, lastTraffic time.Time, rtt time.Duration)
 		// while KCP retransmits is traffic without an answer.
 		alive := lastRecv.After(l.beat) && (lastRecv.After(lastTraffic) || now.Sub(lastRecv) < answerWait(rtt))
 		if lastTraffic.After(l.beat) && alive {
-			// The mapping was refreshed at lastTraffic: a gap counts
-			// from there (a wait too short to matter pings instead).
+			// The mapping was refreshed at lastTraffic: the gap counts
+			// from there (if that gap is over already, ping now).
 			if next := lastTraffic.Add(beatGap(l.interval)); next.After(now) {
 				l.beat, l.nextPing = now, next
 				l.skipped++
