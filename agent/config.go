@@ -25,7 +25,7 @@ type Config struct {
 	PortMapping bool
 	// Heartbeat is the Ping interval; 0 is auto: the safe default until
 	// the NAT's mapping lifetime is measured, then tuned to it within
-	// HeartbeatMin and HeartbeatMax (defaults 10 s and 5 min; timers.go).
+	// HeartbeatMin and HeartbeatMax (defaults 5 s and 5 min; timers.go).
 	Heartbeat                  time.Duration
 	HeartbeatMin, HeartbeatMax time.Duration
 	ReconnectMax               time.Duration // cap of the reconnect backoff (default 30s)

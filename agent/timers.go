@@ -71,20 +71,39 @@ const (
 	// heartbeat auto (Config.Heartbeat 0). The NAT drops an idle mapping
 	// after its lifetime (RFC 4787 REQ-5 asks for 2 minutes at least;
 	// home routers often keep 30 s), and the relay's answers may not
-	// refresh it (REQ-6 leaves that to the NAT), so the agent's own Pings
-	// must. Until the lifetime L is measured the interval is
-	// defaultHeartbeat; then it is lifetimeShare × L: jitter may stretch
-	// a gap to 1.2 × 0.6 L = 0.72 L, L is a lower bound within 10 %, and
-	// the remaining quarter of L covers a lost Ping (the next fast probe
-	// follows within answerWait + fastProbeInterval, about 2 s) and the
-	// NAT's timer granularity.
-	lifetimeShare = 0.6
+	// refresh it (REQ-6 leaves that to the NAT), so the agent's own
+	// datagrams must. Until the lifetime L is measured the interval is
+	// defaultHeartbeat; then it is lifetimeShare × L. The measured L is a
+	// lower bound within 10 % (netcheck's schedule), and beatJitter only
+	// shortens a gap, so the longest gap is 0.8 L; the remaining fifth
+	// covers a lost Ping (the fast probe follows answerWait later, at
+	// least 1 s: 2 s of room behind a 10 s NAT) and the NAT's timer
+	// granularity. The mean gap, 0.95 × 0.8 = 0.76 of the measured L and
+	// so at least 0.69 L, keeps the keepalives within 1.45 times the
+	// minimum (one per L).
+	lifetimeShare = 0.8
+	// beatJitter spreads each heartbeat gap over [1-beatJitter, 1] of the
+	// interval: downward only, so a gap never outlasts the interval, and
+	// 10 % is enough to keep a fleet of agents out of lockstep.
+	beatJitter = 0.1
 	// defaultHeartbeatMin keeps an agent behind a very short-lived NAT
-	// from pinging more than every 10 s (a mapping shorter than that is
-	// left to reconnects); defaultHeartbeatMax keeps a dead relay noticed
-	// within minutes even behind a NAT that never forgets.
-	defaultHeartbeatMin = 10 * time.Second
+	// from pinging more than every 5 s (720 Pings an hour; a mapping
+	// shorter than about 6 s is left to reconnects) while a 10 s NAT,
+	// which some CGNATs and old routers keep, is still outrun (8 s);
+	// defaultHeartbeatMax keeps a dead relay noticed within minutes even
+	// behind a NAT that never forgets.
+	defaultHeartbeatMin = 5 * time.Second
 	defaultHeartbeatMax = 5 * time.Minute
+
+	// A Ping's exchange (the Ping, the Pong, KCP's ACK of the Pong) is
+	// over within one round trip when nothing is lost; what the link
+	// sends within keepaliveRTTs round trips plus keepaliveSlack (a busy
+	// router's scheduling), at least minKeepaliveWindow, is not traffic
+	// that lets a beat be skipped. A retransmitted Ping after that is:
+	// it refreshed the mapping as well as any datagram.
+	keepaliveRTTs      = 2
+	keepaliveSlack     = 100 * time.Millisecond
+	minKeepaliveWindow = 200 * time.Millisecond
 )
 
 // heartbeatAuto reports whether the interval follows the measured mapping
@@ -171,6 +190,17 @@ func jitter(d time.Duration) time.Duration {
 	return time.Duration(float64(d) * (1 - jitterFraction + 2*jitterFraction*rand.Float64()))
 }
 
+// beatGap is one heartbeat gap: the interval shortened by up to beatJitter.
+func beatGap(d time.Duration) time.Duration {
+	return time.Duration(float64(d) * (1 - beatJitter*rand.Float64()))
+}
+
+// keepaliveWindow is how long after a Ping the link's sends are that
+// Ping's exchange.
+func keepaliveWindow(rtt time.Duration) time.Duration {
+	return max(minKeepaliveWindow, keepaliveRTTs*rtt+keepaliveSlack)
+}
+
 // answerWait is how long a request waits for an answer before fast probes.
 func answerWait(rtt time.Duration) time.Duration {
 	return max(minAnswerWait, answerRTTs*rtt)
@@ -181,14 +211,19 @@ func answerWait(rtt time.Duration) time.Duration {
 // can be tested with made-up times; heartbeat drives it.
 //
 // While answers arrive it pings once per (jittered) interval and nothing
-// else. A request unanswered (no authenticated packet at all) within
-// answerWait starts fast probes; fastProbeWindow of fast probes without a
-// packet from the relay ends the link.
+// else. A beat is skipped when the link sent traffic of its own since the
+// last beat (it refreshed the NAT mapping already) and the relay
+// answered it (it is alive): the next beat is then due an interval after
+// that traffic. A request unanswered (no authenticated packet at
+// all) within answerWait starts fast probes; fastProbeWindow of fast
+// probes without a packet from the relay ends the link.
 type liveness struct {
 	interval time.Duration // from the config
 	nextPing time.Time     // when the next regular Ping is due
+	beat     time.Time     // the last beat: a Ping sent or skipped
 	waiting  time.Time     // when the oldest unanswered request went out (zero: none)
 	probing  time.Time     // when fast probes began (zero: not probing)
+	skipped  uint64        // beats skipped for traffic
 }
 
 // verdict is what the heartbeat does now.
@@ -209,8 +244,9 @@ func (l *liveness) sent(now time.Time) {
 }
 
 // step looks at the link at now (lastRecv: its last authenticated packet,
+// lastTraffic: the last datagram it sent outside a keepalive exchange,
 // rtt: the measured round trip) and says what to do and when to look again.
-func (l *liveness) step(now, lastRecv time.Time, rtt time.Duration) (verdict, time.Duration) {
+func (l *liveness) step(now, lastRecv, lastTraffic time.Time, rtt time.Duration) (verdict, time.Duration) {
 	if !l.waiting.IsZero() && lastRecv.After(l.waiting) {
 		l.waiting, l.probing = time.Time{}, time.Time{} // answered: all is well
 	}
@@ -229,7 +265,21 @@ func (l *liveness) step(now, lastRecv time.Time, rtt time.Duration) (verdict, ti
 		l.probing = now
 		return sendPing, fastProbeInterval
 	case !now.Before(l.nextPing):
-		l.nextPing = now.Add(jitter(l.interval))
+		// The relay answered that traffic (or is talking now): it is
+		// alive, not only when it answered the last Ping. A dead relay
+		// while KCP retransmits is traffic without an answer.
+		alive := lastRecv.After(l.beat) && (lastRecv.After(lastTraffic) || now.Sub(lastRecv) < answerWait(rtt))
+		if lastTraffic.After(l.beat) && alive {
+			// The mapping was refreshed at lastTraffic: the gap counts
+			// from there (if that gap is over already, ping now).
+			if next := lastTraffic.Add(beatGap(l.interval)); next.After(now) {
+				l.beat, l.nextPing = now, next
+				l.skipped++
+				return idle, next.Sub(now)
+			}
+		}
+		l.beat = now
+		l.nextPing = now.Add(beatGap(l.interval))
 		l.waiting = now
 		return sendPing, answerWait(rtt)
 	}
@@ -240,7 +290,7 @@ func (l *liveness) step(now, lastRecv time.Time, rtt time.Duration) (verdict, ti
 // for the next Ping (a longer one applies from the next Ping on).
 func (l *liveness) retune(now time.Time, interval time.Duration) {
 	l.interval = interval
-	if next := now.Add(jitter(interval)); l.waiting.IsZero() && next.Before(l.nextPing) {
+	if next := now.Add(beatGap(interval)); l.waiting.IsZero() && next.Before(l.nextPing) {
 		l.nextPing = next
 	}
 }
@@ -292,7 +342,9 @@ func (b *backoff) next(now time.Time, ceiling time.Duration) time.Duration {
 
 // heartbeat pings the relay and ends the link when it falls silent (see
 // liveness); it returns endSilent then. The pings also keep the NAT
-// mapping of the agent's socket alive.
+// mapping of the agent's socket alive, unless the link's own traffic
+// does: each Ping marks its exchange as keepalive (conn.Keepalive, for
+// keepaliveWindow), so only other traffic makes a beat skip.
 func (a *Agent) heartbeat(ctx context.Context, c *control, conn *relaylink.Conn, log *slog.Logger) endReason {
 	l := liveness{}
 	var seq uint32
@@ -310,7 +362,8 @@ func (a *Agent) heartbeat(ctx context.Context, c *control, conn *relaylink.Conn,
 		}
 		l.interval = a.heartbeatNow() // a reload or a measurement may change it
 		now := time.Now()
-		v, wait := l.step(now, conn.LastReceive(), a.state.roundTrip())
+		rtt := a.state.roundTrip()
+		v, wait := l.step(now, conn.LastReceive(), conn.LastTraffic(), rtt)
 		switch v {
 		case dead:
 			log.Warn("relay silent, reconnecting", "silent", l.silentFor(now).Round(100*time.Millisecond))
@@ -320,6 +373,7 @@ func (a *Agent) heartbeat(ctx context.Context, c *control, conn *relaylink.Conn,
 				log.Debug("no answer from the relay, probing", "since", now.Sub(l.waiting).Round(100*time.Millisecond))
 			}
 			seq++
+			conn.Keepalive(now.Add(keepaliveWindow(rtt)))
 			if err := c.send(protocol.Ping{Seq: seq, SentNanos: time.Now().UnixNano()}); err != nil {
 				return endClosed
 			}

@@ -47,7 +47,7 @@ func TestLiveness(t *testing.T) {
 				if s.lastRecv >= 0 {
 					last = at(s.lastRecv)
 				}
-				if got, _ := l.step(at(s.now), last, 10*time.Millisecond); got != s.want {
+				if got, _ := l.step(at(s.now), last, time.Time{}, 10*time.Millisecond); got != s.want {
 					t.Fatalf("step %d at %v: got %v, want %v", i, s.now, got, s.want)
 				}
 			}
@@ -60,16 +60,16 @@ func TestLiveness(t *testing.T) {
 func TestLivenessRequest(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	l := liveness{interval: time.Minute}
-	l.step(t0, time.Time{}, 0)
-	l.step(t0.Add(time.Second), t0.Add(10*time.Millisecond), 0) // the first ping was answered
+	l.step(t0, time.Time{}, time.Time{}, 0)
+	l.step(t0.Add(time.Second), t0.Add(10*time.Millisecond), time.Time{}, 0) // the first ping was answered
 	l.sent(t0.Add(10 * time.Second))
-	if v, wait := l.step(t0.Add(10*time.Second), t0.Add(10*time.Millisecond), 0); v != idle || wait != minAnswerWait {
+	if v, wait := l.step(t0.Add(10*time.Second), t0.Add(10*time.Millisecond), time.Time{}, 0); v != idle || wait != minAnswerWait {
 		t.Fatalf("right after the request: got %v in %v, want idle for %v", v, wait, minAnswerWait)
 	}
-	if v, _ := l.step(t0.Add(11*time.Second), t0.Add(10*time.Millisecond), 0); v != sendPing {
+	if v, _ := l.step(t0.Add(11*time.Second), t0.Add(10*time.Millisecond), time.Time{}, 0); v != sendPing {
 		t.Fatalf("request unanswered: got %v, want a fast probe", v)
 	}
-	if v, _ := l.step(t0.Add(16*time.Second), t0.Add(10*time.Millisecond), 0); v != dead {
+	if v, _ := l.step(t0.Add(16*time.Second), t0.Add(10*time.Millisecond), time.Time{}, 0); v != dead {
 		t.Fatalf("5 s of probes unanswered: got %v, want dead", v)
 	}
 }
@@ -116,7 +116,7 @@ func TestBackoff(t *testing.T) {
 }
 
 // TestHeartbeatFor: a fixed heartbeat is kept; auto starts at the default
-// and follows 0.6 × the measured lifetime within min and max.
+// and follows 0.8 × the measured lifetime within min and max.
 func TestHeartbeatFor(t *testing.T) {
 	for _, c := range []struct {
 		name     string
@@ -126,12 +126,13 @@ func TestHeartbeatFor(t *testing.T) {
 	}{
 		{"fixed", Config{Heartbeat: 40 * time.Second}, 30 * time.Second, 40 * time.Second},
 		{"auto-unmeasured", Config{}, 0, 15 * time.Second},
-		{"auto-30s-nat", Config{}, 30 * time.Second, 18 * time.Second},
-		{"auto-linux-stream", Config{}, 180 * time.Second, 108 * time.Second},
+		{"auto-10s-nat", Config{}, 9375 * time.Millisecond, 7500 * time.Millisecond},
+		{"auto-30s-nat", Config{}, 30 * time.Second, 24 * time.Second},
+		{"auto-linux-stream", Config{}, 180 * time.Second, 144 * time.Second},
 		{"auto-capped", Config{}, 10 * time.Minute, 5 * time.Minute},
-		{"auto-min", Config{}, 12 * time.Second, 10 * time.Second},
-		{"auto-short", Config{}, shortLifetime, 10 * time.Second},
-		{"auto-own-bounds", Config{HeartbeatMin: time.Second, HeartbeatMax: time.Minute}, 4 * time.Second, 2400 * time.Millisecond},
+		{"auto-min", Config{}, 5 * time.Second, 5 * time.Second},
+		{"auto-short", Config{}, shortLifetime, 5 * time.Second},
+		{"auto-own-bounds", Config{HeartbeatMin: time.Second, HeartbeatMax: time.Minute}, 4 * time.Second, 3200 * time.Millisecond},
 		{"auto-min-above-default", Config{HeartbeatMin: 20 * time.Second}, 0, 20 * time.Second},
 	} {
 		if got := c.cfg.heartbeatFor(c.lifetime); got != c.want {
@@ -145,8 +146,8 @@ func TestHeartbeatFor(t *testing.T) {
 func TestLivenessRetune(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	l := liveness{interval: 15 * time.Second}
-	l.step(t0, t0, 0) // first ping
-	l.step(t0.Add(10*time.Millisecond), t0.Add(10*time.Millisecond), 0)
+	l.step(t0, t0, time.Time{}, 0) // first ping
+	l.step(t0.Add(10*time.Millisecond), t0.Add(10*time.Millisecond), time.Time{}, 0)
 	before := l.nextPing
 	l.retune(t0.Add(time.Second), 2*time.Second)
 	if got := l.nextPing.Sub(t0); got > time.Second+2400*time.Millisecond || !l.nextPing.Before(before) {

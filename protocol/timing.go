@@ -8,7 +8,9 @@ import (
 // Timing rules both ends apply, so neither can drift from the other: the
 // agent picks and announces its heartbeat interval (Hello, and
 // SetHeartbeat when it changes mid-link), and the relay gives up on an agent
-// only after SilenceLimit of that interval has passed without a word.
+// only after SilenceLimit of that interval has passed without a word: no
+// authenticated packet at all, since the agent skips its Pings while its
+// link carries other traffic.
 const (
 	// DefaultHeartbeat is the interval when none is configured or
 	// measured: inside the 30 s UDP mapping lifetime common on home
@@ -19,11 +21,12 @@ const (
 	// relay drop an agent: two lost heartbeats on a lossy uplink are
 	// survived.
 	MissedHeartbeats = 3
-	// HeartbeatSlack covers jitter (±20 % on the agent) and a round trip.
+	// HeartbeatSlack covers a round trip and the scheduling of both ends
+	// (the agent's jitter only shortens its gaps).
 	HeartbeatSlack = 2 * time.Second
 )
 
-// SilenceLimit is how long the relay waits, without any message from an
+// SilenceLimit is how long the relay waits, without any packet from an
 // agent that announced interval, before it drops the agent.
 func SilenceLimit(interval time.Duration) time.Duration {
 	if interval <= 0 {

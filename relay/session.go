@@ -156,10 +156,20 @@ func (s *session) run(ctx context.Context) {
 
 func (s *session) touch() { s.lastMsg.Store(time.Now().UnixNano()) }
 
+// lastHeard is when the agent last sent anything: a control message or
+// any authenticated packet of its link.
+func (s *session) lastHeard() time.Time {
+	return time.Unix(0, max(s.lastMsg.Load(), s.link.LastReceive().UnixNano()))
+}
+
 // watchdog closes the session when the agent has been silent longer than
 // agent_timeout: its router may have lost power, and its ports must be
 // freed for its next session. An agent that announced a long heartbeat
-// interval gets three of its intervals (plus slack) instead.
+// interval gets three of its intervals (plus slack) instead. Silence is
+// no authenticated packet at all, not no control message: an agent skips
+// its Pings while its tunnels carry traffic (which refreshes its NAT
+// mapping), and that traffic, or KCP's ACKs of what the relay sends, is
+// as good a sign of life.
 func (s *session) watchdog(done <-chan struct{}) {
 	// Checked every second: the limit can change mid-link (SetHeartbeat),
 	// and a second is small next to any limit.
@@ -171,7 +181,7 @@ func (s *session) watchdog(done <-chan struct{}) {
 			return
 		case <-t.C:
 			timeout := s.silenceLimit()
-			if time.Since(time.Unix(0, s.lastMsg.Load())) > timeout {
+			if time.Since(s.lastHeard()) > timeout {
 				s.log.Info("agent silent, dropping it", "timeout", timeout)
 				s.notifyAndClose(protocol.Notice{Code: protocol.NoticeIdleTimeout, Text: "no heartbeat"})
 				return

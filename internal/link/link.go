@@ -23,6 +23,7 @@ type Link struct {
 	Transport Transport
 
 	lastRecv   func() time.Time
+	act        *activity
 	forward    func([]byte) error
 	setForward func(ForwardHandler)
 	srtt       func() time.Duration // smoothed RTT, UDP only
@@ -47,7 +48,7 @@ func NewUDPLink(pc *PacketConn, conv uint32, t Tuning, server bool) (*Link, erro
 		pc.Close()
 		return nil, err
 	}
-	return &Link{Mux: mux, Transport: UDP, lastRecv: pc.LastReceive, forward: pc.Forward, setForward: pc.SetForwardHandler,
+	return &Link{Mux: mux, Transport: UDP, lastRecv: pc.LastReceive, act: &pc.act, forward: pc.Forward, setForward: pc.SetForwardHandler,
 		srtt:    func() time.Duration { return time.Duration(ks.GetSRTT()) * time.Millisecond },
 		closers: []func() error{mux.Close, ks.Close, pc.Close}}, nil
 }
@@ -59,7 +60,7 @@ func NewTCPLink(st *Stream, t Tuning, server bool) (*Link, error) {
 		st.Close()
 		return nil, err
 	}
-	return &Link{Mux: mux, Transport: TCP, lastRecv: st.LastReceive, forward: st.Forward, setForward: st.SetForwardHandler,
+	return &Link{Mux: mux, Transport: TCP, lastRecv: st.LastReceive, act: &st.act, forward: st.Forward, setForward: st.SetForwardHandler,
 		closers: []func() error{mux.Close, st.Close}}, nil
 }
 

@@ -63,6 +63,7 @@ type PacketConn struct {
 	BytesIn     atomic.Uint64                      // plaintext bytes of authenticated KCP datagrams
 	BytesOut    atomic.Uint64                      // plaintext bytes sent
 	virtualAddr net.Addr
+	act         activity // what KCP sends, for the owner's heartbeat (activity.go)
 }
 
 // NewPacketConn wraps sess. peer is the address datagrams go to. With
@@ -193,6 +194,7 @@ func (c *PacketConn) WriteTo(p []byte, _ net.Addr) (int, error) {
 		return 0, err
 	}
 	c.BytesOut.Add(uint64(len(p)))
+	c.act.wrote()
 	return len(p), nil
 }
 

@@ -35,6 +35,7 @@ type Stream struct {
 	onConfirm func()
 	lastRecv  atomic.Int64
 	onForward atomic.Pointer[ForwardHandler]
+	act       activity // records sent, for the owner's heartbeat (activity.go)
 }
 
 // NewStream wraps an established TCP connection. br must be the reader the
@@ -102,6 +103,7 @@ func (s *Stream) Write(p []byte) (int, error) {
 		if _, err := s.Conn.Write(b); err != nil {
 			return written, err
 		}
+		s.act.wrote()
 		written += len(chunk)
 		p = p[len(chunk):]
 	}

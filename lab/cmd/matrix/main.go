@@ -82,7 +82,14 @@ func main() {
 			cells = append(cells, c)
 		}
 	}
-	if err := os.WriteFile(*out, []byte(render(cells, *size, time.Since(start))), 0o644); err != nil {
+	doc := render(cells, *size, time.Since(start))
+	if old, err := os.ReadFile(*out); err == nil {
+		// make lab-heartbeat's section stays.
+		if hb := lab.Section(string(old), lab.HeartbeatHeading); hb != "" {
+			doc = lab.ReplaceSection(doc, lab.HeartbeatHeading, hb)
+		}
+	}
+	if err := os.WriteFile(*out, []byte(doc), 0o644); err != nil {
 		fatal(err)
 	}
 	fmt.Println("wrote", *out)

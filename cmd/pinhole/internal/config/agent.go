@@ -65,7 +65,7 @@ func ParseAgent(path string, data []byte) (*AgentFile, error) {
 		}
 	}
 	hbMin, hbMax := m.get("heartbeat_min"), m.get("heartbeat_max")
-	cfg.HeartbeatMin = m.duration("heartbeat_min", 10*time.Second, time.Second, 10*time.Minute)
+	cfg.HeartbeatMin = m.duration("heartbeat_min", 5*time.Second, time.Second, 10*time.Minute)
 	cfg.HeartbeatMax = m.duration("heartbeat_max", 5*time.Minute, time.Second, 10*time.Minute)
 	for _, f := range []struct {
 		name string

@@ -111,7 +111,7 @@ func TestDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := f.Agent
-	if c.Relays[0].Address != "relay.example:7700" || c.Transport != "auto" || c.Heartbeat != 0 || c.HeartbeatMin != 10*time.Second ||
+	if c.Relays[0].Address != "relay.example:7700" || c.Transport != "auto" || c.Heartbeat != 0 || c.HeartbeatMin != 5*time.Second ||
 		c.HeartbeatMax != 5*time.Minute || c.Admin != "127.0.0.1:7702" || !c.PortMapping {
 		t.Errorf("defaults: got %+v", c)
 	}
@@ -125,9 +125,9 @@ func TestHeartbeatSetting(t *testing.T) {
 		yaml         string
 		hb, min, max time.Duration
 	}{
-		{"heartbeat: auto\n", 0, 10 * time.Second, 5 * time.Minute},
-		{"heartbeat: 25s\n", 25 * time.Second, 10 * time.Second, 5 * time.Minute},
-		{"heartbeat: auto\nheartbeat_min: 5s\nheartbeat_max: 2m\n", 0, 5 * time.Second, 2 * time.Minute},
+		{"heartbeat: auto\n", 0, 5 * time.Second, 5 * time.Minute},
+		{"heartbeat: 25s\n", 25 * time.Second, 5 * time.Second, 5 * time.Minute},
+		{"heartbeat: auto\nheartbeat_min: 8s\nheartbeat_max: 2m\n", 0, 8 * time.Second, 2 * time.Minute},
 	} {
 		f, err := ParseAgent("a.yaml", []byte(base+c.yaml))
 		if err != nil {
