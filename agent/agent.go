@@ -47,6 +47,7 @@ type Agent struct {
 	// silentDeath: a link died by silence; the next NAT wake measures
 	// the mapping lifetime again (the heartbeat may have outlasted it).
 	silentDeath atomic.Bool
+	netChange   netChange // NetworkChanged (netchange.go)
 }
 
 // New checks cfg and opens the agent's local sockets (the UDP socket and
