@@ -22,7 +22,9 @@
 #     upgrade, stop+disable on removal; config kept (agent.yaml.apk-new),
 #     sysupgrade metadata (/lib/apk/packages); wrong architecture refused;
 #  7. the x86_64 .ipk's service under the real procd, ubusd and logd
-#     (build/procd-test.sh; needs root, like the lab).
+#     (build/procd-test.sh; needs root, like the lab);
+#  8. the relay's systemd unit under the real systemd (build/systemd-test.sh,
+#     root).
 # opkg and apk come from ../shared/tools (build-pkgtools.sh, cached in
 # .cache/pkgtools), procd and its companions from build-procd.sh (cached in
 # .cache/procd); they build in the background during step 1.
@@ -253,6 +255,15 @@ else
 		procdpid=
 	fi
 	[ -x "$procd/sbin/procd" ] && sh build/procd-test.sh "$procd" "$(ls "$D"/pinhole_*_x86_64.ipk)" || fail "procd"
+fi
+
+step "7. the relay's systemd unit under the real systemd"
+if [ "$(id -u)" != 0 ]; then
+	if [ "${CI:-}" = true ]; then fail "systemd test needs root"; else skip "the relay's unit under the real systemd: needs root (namespaces)"; fi
+elif [ ! -x /lib/systemd/systemd ] && [ "${CI:-}" != true ]; then
+	skip "the relay's unit under the real systemd: systemd not installed"
+else
+	sh build/systemd-test.sh "$D/x86_64/pinhole" || fail "systemd"
 fi
 
 step "done"
