@@ -2,10 +2,12 @@ package agent
 
 import (
 	"context"
+	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/pinhole/pinhole/agent/internal/relaylink"
+	"github.com/pinhole/pinhole/protocol"
 )
 
 // netChangeEvery is the least time between two network-change re-dials:
@@ -17,11 +19,15 @@ const netChangeEvery = time.Second
 // back (a PPPoE redial, a DHCP lease with a new address, a modem reset)
 // and the NAT mappings the link used are likely gone. Without it the
 // agent notices only when heartbeats go unanswered, and heartbeats tuned
-// to a long mapping lifetime are minutes apart. The link is re-dialed at
-// once (a dial or backoff wait in progress is cut short) and NAT discovery
-// runs again on the new link even if the public address is the same.
+// to a long mapping lifetime are minutes apart. At once, the link is
+// pinged: if the relay answers within answerWait (at least a second) the
+// link is kept, tunneled connections and all (the relay follows an agent
+// to a new address, and the Pong's new observed address starts NAT
+// discovery again); if not, it is re-dialed and the new link measures
+// the NAT afresh. A dial or backoff wait in progress is cut short.
 // cmd/pinhole calls it on SIGUSR1, which the init script's procd interface
-// trigger sends.
+// trigger sends. An update that changed nothing (a DHCP renewal) thus
+// costs one ping.
 func (a *Agent) NetworkChanged() { a.netChange.notify(time.Now()) }
 
 // netChange broadcasts rate-limited network changes: each applied change
@@ -80,6 +86,48 @@ func (n *netChange) applied() uint64 {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.count
+}
+
+// watchNetChange runs beside one link until ctx ends. At each network
+// change it pings the relay and reports true (end the link, re-dial) when
+// nothing authenticated arrives from the relay within answerWait.
+func (a *Agent) watchNetChange(ctx context.Context, c *control, conn *relaylink.Conn, log *slog.Logger) bool {
+	for {
+		changed := a.netChange.changed()
+		select {
+		case <-ctx.Done():
+			return false
+		case <-changed:
+		}
+		start := time.Now()
+		before := conn.LastReceive()
+		c.send(protocol.Ping{SentNanos: start.UnixNano()})
+		wait := answerWait(a.state.roundTrip())
+		answered := false
+		for !answered && time.Since(start) < wait {
+			select {
+			case <-ctx.Done():
+				return false
+			case <-time.After(20 * time.Millisecond):
+			}
+			answered = conn.LastReceive().After(before)
+		}
+		if !answered {
+			log.Info("network changed: the relay link does not answer; re-dialing", "waited", wait)
+			return true
+		}
+		log.Info("network changed: the relay link answers; kept", "after", time.Since(start).Round(time.Millisecond))
+		// The first answer may predate the relay's move to our new
+		// address (it validates the new path first); the Pong of a second
+		// ping reports the address it now sees, and a new one starts NAT
+		// discovery (readControl).
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(max(2*a.state.roundTrip(), 100*time.Millisecond)):
+		}
+		c.send(protocol.Ping{SentNanos: time.Now().UnixNano()})
+	}
 }
 
 // dialUntilNetChange is dial, given up when the network changes meanwhile:

@@ -100,12 +100,8 @@ func (a *Agent) serve(ctx context.Context, conn *relaylink.Conn, idx int) linkEn
 	wg.Go(func() { finish(a.heartbeat(lctx, c, conn, log)) })
 	wg.Go(func() { a.acceptStreams(lctx, conn.Mux, tn, log); cancel() })
 	wg.Go(func() { a.watchReload(lctx, c) })
-	netChanged := a.netChange.changed()
 	wg.Go(func() {
-		select {
-		case <-lctx.Done():
-		case <-netChanged:
-			log.Info("network changed: re-dialing the relay")
+		if a.watchNetChange(lctx, c, conn, log) {
 			finish(endNetwork)
 		}
 	})

@@ -18,7 +18,7 @@ func notifyNetChange() chan os.Signal {
 }
 
 // forwardNetChange calls changed for every SIGUSR1 until ctx ends. The
-// agent rate-limits what follows (one re-dial a second), so a burst of
+// agent rate-limits what follows (one link check a second), so a burst of
 // signals needs no care here.
 func forwardNetChange(ctx context.Context, c chan os.Signal, changed func()) {
 	defer signal.Stop(c)
