@@ -10,9 +10,10 @@ import (
 	"github.com/pinhole/pinhole/protocol"
 )
 
-// netChangeEvery is the least time between two network-change re-dials:
-// an interface flapping ten times a second costs one re-dial a second, and
-// the last change of a burst is never lost (it runs when the second ends).
+// netChangeEvery is the least time between two network-change link
+// checks: an interface flapping ten times a second costs one check (and at
+// most one re-dial) a second, and the last change of a burst is never lost
+// (it runs when the second ends).
 const netChangeEvery = time.Second
 
 // NetworkChanged tells the agent that its uplink changed: the WAN came
@@ -81,7 +82,7 @@ func (n *netChange) apply(now time.Time) {
 	n.ch = make(chan struct{})
 }
 
-// applied returns how many changes were applied (for status and tests).
+// applied returns how many changes were applied (for tests).
 func (n *netChange) applied() uint64 {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -92,13 +93,14 @@ func (n *netChange) applied() uint64 {
 // change it pings the relay and reports true (end the link, re-dial) when
 // nothing authenticated arrives from the relay within answerWait.
 func (a *Agent) watchNetChange(ctx context.Context, c *control, conn *relaylink.Conn, log *slog.Logger) bool {
+	changed := a.netChange.changed()
 	for {
-		changed := a.netChange.changed()
 		select {
 		case <-ctx.Done():
 			return false
 		case <-changed:
 		}
+		changed = a.netChange.changed() // a change during this check is not lost
 		start := time.Now()
 		before := conn.LastReceive()
 		c.send(protocol.Ping{SentNanos: start.UnixNano()})
