@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -145,5 +146,13 @@ func (a *Agent) dialUntilNetChange(ctx context.Context, cfg *Config, r Relay) (*
 			cancel()
 		}
 	}()
-	return a.dial(dctx, cfg, r)
+	conn, err := a.dial(dctx, cfg, r)
+	if err != nil && ctx.Err() == nil {
+		select {
+		case <-changed:
+			err = fmt.Errorf("network changed during the dial: %w", err)
+		default:
+		}
+	}
+	return conn, err
 }
