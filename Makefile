@@ -10,7 +10,11 @@ LDFLAGS  := -s -w -buildid= -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 # and no reproducer (golang/go#51484); a count only runs slower.
 FUZZTIME ?= 100000x
 
-.PHONY: all build test unit vet fmt-check fuzz-smoke demo bench soak clean
+.PHONY: all build test test-setup unit vet fmt-check fuzz-smoke demo bench soak clean
+
+# PINHOLE_SKIPS collects what a suite could not run here (not root, a
+# missing Debian package) for the one line `make test` ends with.
+export PINHOLE_SKIPS := $(CURDIR)/.cache/skipped
 
 # The lab and packaging fragments append their suites to TEST_EXTRA; they
 # must be read before the test rule, whose prerequisites expand at once.
@@ -26,8 +30,16 @@ build:
 
 # test runs everything CI runs: static checks, the unit and loopback tests
 # with the race detector, a short run of every fuzz target, and the extra
-# suites the lab and packaging fragments add to TEST_EXTRA.
-test: vet fmt-check unit fuzz-smoke $(TEST_EXTRA)
+# suites the lab and packaging fragments add to TEST_EXTRA. It sets itself
+# up first: as root with apt it installs the Debian packages of
+# .ci/apt-packages that are missing; otherwise it runs what it can and
+# ends with one line naming what it skipped.
+test: test-setup vet fmt-check unit fuzz-smoke $(TEST_EXTRA)
+	@sh .ci/skipped.sh
+
+test-setup:
+	@mkdir -p $(dir $(PINHOLE_SKIPS)) && : > $(PINHOLE_SKIPS)
+	@sh .ci/setup.sh
 
 vet:
 	$(GO) vet ./...

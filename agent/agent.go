@@ -50,8 +50,9 @@ type Agent struct {
 	// the mapping lifetime again (the heartbeat may have outlasted it).
 	silentDeath atomic.Bool
 	// peers: sessions with other agents (peers.go).
-	peers    *peerManager
-	connects []connectListener // local sockets of the connect entries
+	peers     *peerManager
+	connects  []connectListener // local sockets of the connect entries
+	netChange netChange         // NetworkChanged (netchange.go)
 }
 
 // New checks cfg and opens the agent's local sockets (the UDP socket and

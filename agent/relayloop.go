@@ -17,7 +17,8 @@ func (a *Agent) relayLoop(ctx context.Context) {
 	unreachable := map[string]string{} // relay address -> its last logged dial error
 	for ctx.Err() == nil {
 		cfg := a.cfg.Load()
-		served := false
+		netChanged := a.netChange.changed() // cuts this round's dials and wait short
+		served, netEnd := false, false
 		n := len(cfg.Relays)
 		from := 0
 		if n > 0 {
@@ -27,7 +28,7 @@ func (a *Agent) relayLoop(ctx context.Context) {
 		for k := range n {
 			i := (from + k) % n
 			r := cfg.Relays[i]
-			conn, err := a.dial(ctx, cfg, r)
+			conn, err := a.dialUntilNetChange(ctx, cfg, r)
 			if err != nil {
 				if ctx.Err() == nil {
 					a.state.setError(err)
@@ -45,6 +46,7 @@ func (a *Agent) relayLoop(ctx context.Context) {
 			delete(unreachable, r.Address)
 			end := a.serve(ctx, conn, i)
 			served = true
+			netEnd = end.why == endNetwork
 			switch end.why {
 			case endSilent:
 				first = i + 1 // fail over: the silent relay is tried last
@@ -54,6 +56,11 @@ func (a *Agent) relayLoop(ctx context.Context) {
 				}
 			case endUDP:
 				first = i // back to udp on the same relay
+			case endNetwork:
+				first = i
+				// The new network gets a NAT measurement (and a mapping
+				// lifetime) of its own even at the same public address.
+				a.silentDeath.Store(true)
 			}
 			if end.why == endDuplicate {
 				b.holdOff(cfg.reconnectMax())
@@ -66,6 +73,9 @@ func (a *Agent) relayLoop(ctx context.Context) {
 			break
 		}
 		wait := b.next(time.Now(), cfg.reconnectMax())
+		if netEnd {
+			wait = 0
+		}
 		if !served {
 			lvl := slog.LevelDebug
 			if wait >= 5*time.Second { // a long wait is news; 1-2 s outage retries are not
@@ -76,6 +86,7 @@ func (a *Agent) relayLoop(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 		case <-time.After(wait):
+		case <-netChanged:
 		}
 	}
 }

@@ -37,6 +37,7 @@ const (
 	endPrimary                    // the first relay of the list answers again
 	endUDP                        // udp works again (leaving the tcp fallback)
 	endDuplicate                  // the relay says another agent uses this agent's key
+	endNetwork                    // the uplink changed (NetworkChanged): re-dial at once
 )
 
 // serve runs one link, to the relay at index idx of the list, until it
@@ -101,6 +102,11 @@ func (a *Agent) serve(ctx context.Context, conn *relaylink.Conn, idx int) linkEn
 	wg.Go(func() { finish(a.heartbeat(lctx, c, conn, log)) })
 	wg.Go(func() { a.acceptStreams(lctx, conn.Mux, tn, log); cancel() })
 	wg.Go(func() { a.watchReload(lctx, c) })
+	wg.Go(func() {
+		if a.watchNetChange(lctx, c, conn, log) {
+			finish(endNetwork)
+		}
+	})
 	wg.Go(func() { a.retryRefused(lctx, c, replies, log) })
 	tcpFallback := conn.Transport == link.TCP && cfg.Transport == TransportAuto
 	if tcpFallback || (idx > 0 && cfg.Transport != TransportTCP) {
@@ -112,8 +118,11 @@ func (a *Agent) serve(ctx context.Context, conn *relaylink.Conn, idx int) linkEn
 	end := linkEnd{registered: true, lived: time.Since(start), why: endReason(max(0, why.Load()-1))}
 	if ctx.Err() == nil {
 		lvl := slog.LevelWarn
-		if end.why == endDuplicate {
+		switch end.why {
+		case endDuplicate:
 			lvl = slog.LevelDebug // readControl said it once, at Error level
+		case endNetwork:
+			lvl = slog.LevelInfo // expected: the uplink changed
 		}
 		log.Log(ctx, lvl, "relay link lost", "reason", a.state.lastNotice())
 	}

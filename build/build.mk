@@ -3,9 +3,12 @@
 #   make packages   dist/*.ipk (OpenWrt <= 24.10) and dist/*.apk (25.12+)
 #   make size       size per target and package, mipsle breakdown, budget
 #   make pkg-test   reproducibility, budget, qemu-user, opkg/apk installs,
-#                   procd (part of `make test`)
-# opkg and apk are built once from ../shared/tools into .cache/pkgtools.
+#                   the service under the real procd (part of `make test`)
+# opkg and apk are built once from ../shared/tools into .cache/pkgtools,
+# procd, ubusd, logd and logread into .cache/procd (build/pkg-test.sh
+# builds what is missing).
 PKGTOOLS     := $(CURDIR)/.cache/pkgtools
+PROCD_OUT    := $(CURDIR)/.cache/procd
 SHARED_TOOLS ?= $(CURDIR)/../shared/tools
 
 .PHONY: cross size packages pkgtools pkg-test
@@ -24,6 +27,6 @@ size: packages
 	build/size.sh
 
 pkg-test:
-	PKGTOOLS=$(PKGTOOLS) SHARED_TOOLS=$(SHARED_TOOLS) VERSION=$(VERSION) COMMIT=$(COMMIT) sh build/pkg-test.sh
+	PKGTOOLS=$(PKGTOOLS) PROCD_OUT=$(PROCD_OUT) SHARED_TOOLS=$(SHARED_TOOLS) VERSION=$(VERSION) COMMIT=$(COMMIT) sh build/pkg-test.sh
 
 TEST_EXTRA += pkg-test

@@ -46,6 +46,7 @@ stage() { # stage ARCH ROOT: the files every package installs
 	install -D -m 0755 "$dist/$1/pinhole" "$2/usr/bin/pinhole"
 	install -D -m 0755 openwrt/files/pinhole.init "$2/etc/init.d/pinhole"
 	install -D -m 0600 "$conf" "$2/etc/pinhole/agent.yaml"
+	install -D -m 0644 openwrt/files/pinhole.keep "$2/lib/upgrade/keep.d/pinhole"
 }
 
 echo "$PINHOLE_TARGETS" | while read -r arch goarch sub; do

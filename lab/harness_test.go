@@ -24,6 +24,7 @@ var bins struct {
 func TestMain(m *testing.M) {
 	if why := Available(); why != "" {
 		fmt.Printf("SKIP: %s; the NAT lab tests did not run\n", why)
+		noteSkip("NAT lab: " + strings.TrimPrefix(why, "the NAT lab "))
 		if os.Getenv("CI") == "true" {
 			fmt.Println("FAIL: CI=true and the NAT lab cannot run: CI must run it (run .ci/run as root)")
 			os.Exit(1)

@@ -62,8 +62,8 @@ func TestCheck(t *testing.T) {
 }
 
 // TestAgentRefusesBadConfigBeforeNetwork: a bad config stops the agent with
-// the file:line error and exit code 1 (procd then logs it instead of
-// respawning a crashing service forever).
+// the file:line error and exit code 1 (procd ignores the code; the init
+// script runs `pinhole check` first so that procd starts nothing to respawn).
 func TestAgentRefusesBadConfigBeforeNetwork(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "agent.yaml")
 	os.WriteFile(p, []byte("name: r1\nrelays: []\nexpose:\n  - name: x\n    remote_port: 99999\n"), 0o644)

@@ -58,19 +58,29 @@ func (l Level) String() string {
 	return name("ERROR", l-LevelError)
 }
 
-// HandlerOptions sets the minimum level (LevelInfo when nil).
+// HandlerOptions sets the minimum level (LevelInfo when nil), and whether
+// lines go without their time (the syslog daemon adds its own).
 type HandlerOptions struct {
-	Level Level
+	Level    Level
+	OmitTime bool
+}
+
+// LevelWriter is a writer that is told each line's level (a syslog
+// socket gives each line its priority); a Handler writing to one calls
+// WriteLevel instead of Write.
+type LevelWriter interface {
+	WriteLevel(level Level, line []byte) (int, error)
 }
 
 // Handler formats records as text (key=value) or JSON lines and writes
 // each with one Write call.
 type Handler struct {
-	w     io.Writer
-	mu    *sync.Mutex // shared by the handlers With derives: one line at a time
-	json  bool
-	level Level
-	attrs []byte // preformatted With attributes, each with its leading separator
+	w      io.Writer
+	mu     *sync.Mutex // shared by the handlers With derives: one line at a time
+	json   bool
+	level  Level
+	notime bool
+	attrs  []byte // preformatted With attributes, each with its leading separator
 }
 
 // NewTextHandler writes key=value lines as log/slog's TextHandler.
@@ -82,7 +92,7 @@ func NewJSONHandler(w io.Writer, opts *HandlerOptions) *Handler { return newHand
 func newHandler(w io.Writer, opts *HandlerOptions, json bool) *Handler {
 	h := &Handler{w: w, mu: new(sync.Mutex), json: json}
 	if opts != nil {
-		h.level = opts.Level
+		h.level, h.notime = opts.Level, opts.OmitTime
 	}
 	return h
 }
@@ -123,17 +133,26 @@ func (l *Logger) log(level Level, msg string, args []any) {
 	}
 	now := time.Now().Round(0)
 	b := make([]byte, 0, 256)
-	if h.json {
+	switch {
+	case h.json && h.notime:
+		b = append(b, `{"level":`...)
+		b = appendJSONString(b, level.String())
+		b = append(b, `,"msg":`...)
+		b = appendJSONString(b, msg)
+	case h.json:
 		b = append(b, `{"time":`...)
 		b = appendJSONTime(b, now)
 		b = append(b, `,"level":`...)
 		b = appendJSONString(b, level.String())
 		b = append(b, `,"msg":`...)
 		b = appendJSONString(b, msg)
-	} else {
-		b = append(b, "time="...)
-		b = appendRFC3339Millis(b, now)
-		b = append(b, " level="...)
+	default:
+		if !h.notime {
+			b = append(b, "time="...)
+			b = appendRFC3339Millis(b, now)
+			b = append(b, ' ')
+		}
+		b = append(b, "level="...)
 		b = appendTextString(b, level.String())
 		b = append(b, " msg="...)
 		b = appendTextString(b, msg)
@@ -146,6 +165,10 @@ func (l *Logger) log(level Level, msg string, args []any) {
 	b = append(b, '\n')
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if lw, ok := h.w.(LevelWriter); ok {
+		lw.WriteLevel(level, b)
+		return
+	}
 	h.w.Write(b)
 }
 

@@ -15,6 +15,11 @@ type AgentFile struct {
 	Agent       *agent.Config
 	Log         Log
 	MemoryLimit int64 // bytes; 0 = no soft limit
+	// WANInterface is the OpenWrt interface (netifd's name, default wan)
+	// whose coming up the init script's procd trigger reports to the
+	// agent as SIGUSR1. The init script reads it from the file; here it
+	// is only checked, so `pinhole check` catches a typo.
+	WANInterface string
 }
 
 // LoadAgent reads and checks an agent config file.
@@ -86,6 +91,14 @@ func ParseAgent(path string, data []byte) (*AgentFile, error) {
 	cfg.Admin = m.admin("admin", "127.0.0.1:7702", false)
 	f.MemoryLimit = m.size("memory_limit", 24<<20)
 	f.Log = m.logSection()
+	f.WANInterface = "wan"
+	if n, s, ok := m.scalar("wan_interface"); ok {
+		if protocol.ValidName(s) {
+			f.WANInterface = s
+		} else {
+			c.add(n, "wan_interface", "%q must be an interface name: 1-63 letters, digits, '.', '_' or '-'", s)
+		}
+	}
 	cfg.Tuning = m.kcpSection()
 
 	names := map[string]int{}

@@ -232,3 +232,23 @@ func TestPortMappingSetting(t *testing.T) {
 		}
 	}
 }
+
+// TestWANInterface: wan_interface defaults to wan (netifd's name for the
+// uplink), takes another interface name, and refuses what the init
+// script could not pass to procd as one name.
+func TestWANInterface(t *testing.T) {
+	k, _ := secure.GeneratePrivateKey()
+	base := "name: r\nprivate_key: " + k.String() + "\nrelays:\n  - address: relay.example\n    public_key: " + k.Public().String() + "\n"
+	f, err := ParseAgent("a.yaml", []byte(base))
+	if err != nil || f.WANInterface != "wan" {
+		t.Fatalf("default: %v, %q", err, f.WANInterface)
+	}
+	f, err = ParseAgent("a.yaml", []byte(base+"wan_interface: wwan_lte\n"))
+	if err != nil || f.WANInterface != "wwan_lte" {
+		t.Fatalf("wwan_lte: %v, %+v", err, f)
+	}
+	_, err = ParseAgent("a.yaml", []byte(base+"wan_interface: \"wan wan6\"\n"))
+	if err == nil || !strings.Contains(err.Error(), `a.yaml:6: wan_interface: "wan wan6" must be an interface name`) {
+		t.Fatalf("two names: %v", err)
+	}
+}
