@@ -159,8 +159,8 @@ func (s *peerSession) punch() {
 			return
 		case <-t.C:
 		}
-		if s.directNow() {
-			return
+		if s.directNow() || s.directAgain() {
+			return // watch moves traffic back to an answering old path
 		}
 	}
 	s.punchFailed("no candidate answered (" + strategy + ", " + strconv.Itoa(len(cands)) + " candidates)")
@@ -254,6 +254,17 @@ func (s *peerSession) watch() {
 		}
 		s.punch()
 	}
+}
+
+// directAgain reports whether the direct path traffic left answered a
+// probe since: a punching round that re-probes it is then done (without
+// this, a restored path waited out the whole round and counted as a
+// failed attempt).
+func (s *peerSession) directAgain() bool {
+	s.mu.Lock()
+	direct := s.path.direct.IsValid()
+	s.mu.Unlock()
+	return direct && s.pc.UsingRelay() && s.pc.LastValidated().After(s.fellBackAt())
 }
 
 func (s *peerSession) fellBackAt() time.Time {
