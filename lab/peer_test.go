@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -55,3 +56,32 @@ func TestPeerPairs(t *testing.T) {
 
 // punchWait outlasts one punching round (agent/peerpath.go punchRound, 5 s).
 const punchWait = 6 * time.Second
+
+// TestPeerSameNAT: two agents behind one NAT that does not hairpin reach
+// each other directly over their LAN (the reflexive addresses cannot
+// meet: the gateway drops packets to its own public address from inside).
+func TestPeerSameNAT(t *testing.T) {
+	for _, b := range []Behaviour{PortRestricted, Symmetric} {
+		t.Run(b.String(), func(t *testing.T) {
+			t.Parallel()
+			l := up(t, map[string]Site{"a": {Behaviour: b, Hosts: 2}})
+			p := startPeers(t, l, []string{"a1", "a2"}, PeerLink{From: "a2", To: "a1"})
+			first := p.firstEcho(t, "a2", "a1")
+			st, err := p.WaitDirect("a2", "a1", 10*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := p.echo(t, "a2", "a1", 4<<20)
+			t.Logf("%s, no hairpin: first echo %v; direct to %s found as %q after %.0f ms; 4 MiB echo %.0f Mbit/s",
+				b, first.Round(time.Millisecond), st.Direct, st.FoundAs, st.TimeToDirect, r.Mbps)
+			if st.FoundAs != "lan" || st.Direct != l.HostIP("a1")+":"+portOf(st.Direct) {
+				t.Fatalf("direct path %s found as %q, want a1's LAN address %s", st.Direct, st.FoundAs, l.HostIP("a1"))
+			}
+		})
+	}
+}
+
+func portOf(addr string) string {
+	_, port, _ := strings.Cut(addr, ":")
+	return port
+}
