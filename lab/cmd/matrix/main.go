@@ -35,7 +35,7 @@ type cell struct {
 	path      string        // b1's path after the transfer: direct or relay
 	first     time.Duration // agents started -> first intact echo through b1's local port
 	toDirect  float64       // ms, from b1's status (0: never direct)
-	how       string        // found_as, or the strategy that was tried
+	how       string        // found_as, or "tried " and b1's strategy when not direct
 	mbps      float64
 	intact    bool
 	err       string
@@ -136,8 +136,8 @@ func run(bins lab.Binaries, dir string, a, b lab.Behaviour, size int) cell {
 		c.err = "status: no peer a1"
 	default:
 		c.path, c.toDirect, c.how = st.Path, st.TimeToDirect, st.FoundAs
-		if c.how == "" {
-			c.how = st.Strategy
+		if c.path != "direct" {
+			c.how = "tried " + st.Strategy
 		}
 	}
 	return c
@@ -146,19 +146,23 @@ func run(bins lab.Binaries, dir string, a, b lab.Behaviour, size int) cell {
 // theory says whether any technique can give the pair a direct path, and
 // which, for cells that stayed on the relay.
 func theory(a, b lab.Behaviour) string {
+	has := func(x lab.Behaviour) bool { return a == x || b == x }
+	open := func(x lab.Behaviour) bool { return x == lab.None || x == lab.FullCone || x == lab.RestrictedCone }
 	switch {
-	case a == lab.UDPBlocked && b == lab.UDPBlocked:
-		return "no: TCP simultaneous open through two TCP-only NATs only (not built)"
-	case a == lab.UDPBlocked || b == lab.UDPBlocked:
-		return "yes: TCP simultaneous open (not built); no UDP path"
+	case has(lab.UDPBlocked) && has(lab.Symmetric):
+		return "hardly: TCP simultaneous open against random TCP ports (not built); no UDP path"
+	case has(lab.UDPBlocked):
+		return "yes: TCP simultaneous open (not built; the lab's TCP mappings keep their ports except behind `symmetric`); no UDP path"
 	case a == lab.Symmetric && b == lab.Symmetric:
 		return "no: both random symmetric"
-	case (a == lab.Symmetric && b == lab.SymmetricSeq) || (a == lab.SymmetricSeq && b == lab.Symmetric):
+	case has(lab.Symmetric) && has(lab.SymmetricSeq):
 		return "hardly: birthday probing against a moving prediction (not built)"
-	case (a == lab.Symmetric || b == lab.Symmetric) && !hard(a) && !hard(b):
-		if a == lab.FullCone || b == lab.FullCone || a == lab.None || b == lab.None {
-			return "yes: naive punching (the open side learns the mapping)"
-		}
+	case a == lab.SymmetricSeq && b == lab.SymmetricSeq:
+		return "yes: prediction on both sides, but not the way both probe now: each maps the peer's port d to " +
+			"its own d+6 (6 ports went to the relay and NAT discovery first), so no two flows ever cross"
+	case has(lab.Symmetric) && (open(a) || open(b)):
+		return "yes: naive punching (the open side learns the mapping)"
+	case has(lab.Symmetric):
 		return "yes: birthday probing (not built)"
 	}
 	return "yes: naive punching or port prediction"
@@ -174,7 +178,8 @@ func render(cells []cell, size int, took time.Duration) string {
 		"that port and compares sha256, once the session is direct or a punching round (5 s) has ended. "+
 		"Cell: path after the transfer (from b1's `pinhole status`), time from starting the agents to the first "+
 		"intact echo, time from the session's start to its direct path (status `time_to_direct_ms`), how the direct "+
-		"address was found (or the strategy tried when none was), echo throughput (both directions), hash check.\n\n", size>>20)
+		"address was found (`found_as`; or b1's punching strategy when it stayed on the relay), echo throughput "+
+		"(both directions), hash check.\n\n", size>>20)
 	direct, cone, hardT := 0, []float64{}, []float64{}
 	for _, c := range cells {
 		if c.path == "direct" {
@@ -217,12 +222,19 @@ func render(cells []cell, size int, took time.Duration) string {
 		}
 		s.WriteString("\n")
 	}
-	s.WriteString("\nCells not direct, and whether theory allows a direct path:\n\n")
+	var notDirect []string
+	possible := 0
 	for _, c := range cells {
 		if c.path != "direct" {
-			fmt.Fprintf(&s, "- %s x %s (%s): %s\n", c.a, c.b, c.how, theory(c.a, c.b))
+			why := theory(c.a, c.b)
+			if strings.HasPrefix(why, "yes") {
+				possible++
+			}
+			notDirect = append(notDirect, fmt.Sprintf("- %s x %s (%s): %s\n", c.a, c.b, c.how, why))
 		}
 	}
+	fmt.Fprintf(&s, "\nCells not direct (%d), and whether theory allows a direct path (yes for %d):\n\n%s",
+		len(notDirect), possible, strings.Join(notDirect, ""))
 	s.WriteString("\nBehaviours (RFC 4787 / RFC 3489 names): ")
 	var names []string
 	for _, b := range lab.Behaviours {
