@@ -91,3 +91,29 @@ func portOf(addr string) string {
 	_, port, _ := strings.Cut(addr, ":")
 	return port
 }
+
+// TestPeerLateOnce: the exposing agent comes online 3 s late (behind a
+// UDP-blocking gateway it gives up on UDP first), while the connecting
+// agent asks for it every few seconds. The relay introduces the two once:
+// the asker's retry crossing the introduction from the relay's waiting
+// list used to make a second pair, a second handshake, and the first
+// session (with the stream just opened on it) dropped as "replaced".
+func TestPeerLateOnce(t *testing.T) {
+	t.Parallel()
+	l := up(t, map[string]Site{"a": {Behaviour: UDPBlocked}, "b": {Behaviour: PortRestricted}})
+	p := startPeers(t, l, []string{"a1", "b1"}, PeerLink{From: "b1", To: "a1"})
+	first := p.firstEcho(t, "b1", "a1")
+	p.echo(t, "b1", "a1", 1<<20)
+	pairs := map[string]bool{}
+	for _, line := range strings.Split(p.Relay.Output(), "\n") {
+		if strings.Contains(line, `msg="peers introduced"`) {
+			_, id, _ := strings.Cut(line, " pair=")
+			pairs[id] = true
+		}
+	}
+	replaced := strings.Count(p.Agents["b1"].Output(), "replaced by a new session")
+	t.Logf("first echo after %v; pairs introduced %d, sessions replaced %d", first.Round(time.Millisecond), len(pairs), replaced)
+	if len(pairs) != 1 || replaced != 0 {
+		t.Fatalf("the relay made %d pairs for one peer link and b1 replaced %d sessions; want 1 and 0", len(pairs), replaced)
+	}
+}
