@@ -347,8 +347,15 @@ func (m *peerManager) fromRelay(p []byte) {
 	if !s.initiator && s.isEstablished() && len(inner) > 0 && protocol.Type(inner[0]) == protocol.TypeHandshakeInit && !s.answeredMsg(inner) {
 		// The initiator starts over on this pair (its session ended):
 		// a new responder session answers; the old one ends when the
-		// peer stops using it.
-		s = m.newSession(s.intro, s.log)
+		// peer stops using it. The new session belongs to this pair, not
+		// to the one the old session was introduced on: a live session
+		// rebound to a second introduction (rebind) still holds the
+		// first pair in its intro, and a session made from that would
+		// answer on a pair the initiator no longer reads, and leave this
+		// pair's data to the old session.
+		in := s.intro
+		in.Pair = pair
+		s = m.newSession(in, m.a.log)
 	}
 	s.fromRelay(pair, inner)
 }

@@ -144,8 +144,13 @@ func newIndex() uint32 {
 	return binary.BigEndian.Uint32(b[:])
 }
 
-// startHandshake sends initiations through the relay, once a second
-// until answered (initiator side).
+// startHandshake sends initiations through the relay until answered
+// (initiator side): again after 100 ms, then at doubling intervals up to
+// one a second. The first one often overtakes the relay's introduction on
+// the way to the peer (the introduction is a control message, the
+// initiation a bare datagram), and the peer drops what it cannot route
+// yet; a fixed second between tries made that a second before the first
+// byte.
 func (s *peerSession) startHandshake() {
 	cfg := s.m.a.cfg.Load()
 	idx := newIndex()
@@ -158,7 +163,8 @@ func (s *peerSession) startHandshake() {
 	s.localIdx, s.init, s.initMsg = idx, in, msg
 	s.mu.Unlock()
 	s.wg.Go(func() {
-		t := time.NewTicker(time.Second)
+		every := 100 * time.Millisecond
+		t := time.NewTimer(every)
 		defer t.Stop()
 		deadline := time.Now().Add(peerHandshakeWait)
 		for {
@@ -172,6 +178,8 @@ func (s *peerSession) startHandshake() {
 				return
 			case <-t.C:
 			}
+			every = min(2*every, time.Second)
+			t.Reset(every)
 			if time.Now().After(deadline) {
 				if s.want != nil {
 					s.want.failed("peer did not answer the handshake", s.log)

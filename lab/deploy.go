@@ -38,13 +38,21 @@ type Deployment struct {
 	Agents map[string]*Proc // by host
 	bins   Binaries
 	hosts  []string
+	links  []PeerLink
 }
 
 // Deploy writes configs with fresh keys into dir, starts the relay and one
 // agent per host, and returns without waiting for them to connect. Its
 // processes end with ctx (or when the lab closes).
 func Deploy(ctx context.Context, l *Lab, b Binaries, dir, heartbeat string, hosts ...string) (*Deployment, error) {
-	d := &Deployment{Lab: l, Dir: dir, Agents: map[string]*Proc{}, bins: b, hosts: hosts}
+	return DeployPeers(ctx, l, b, dir, heartbeat, hosts, nil)
+}
+
+// DeployPeers is Deploy plus peer sessions: for each link, the exposing
+// host offers its echo services to the connecting host (peers), and the
+// connecting host reaches them on local ports (connect; see PeerPorts).
+func DeployPeers(ctx context.Context, l *Lab, b Binaries, dir, heartbeat string, hosts []string, links []PeerLink) (*Deployment, error) {
+	d := &Deployment{Lab: l, Dir: dir, Agents: map[string]*Proc{}, bins: b, hosts: hosts, links: links}
 	rk, err := secure.GeneratePrivateKey()
 	if err != nil {
 		return nil, err
@@ -64,9 +72,9 @@ reconnect_max: 2s
 admin: 127.0.0.1:7702
 log: {level: debug}
 expose:
-  - {name: echo, protocol: tcp, local: "127.0.0.1:8000", remote_port: %d}
-  - {name: uecho, protocol: udp, local: "127.0.0.1:8001", remote_port: %d}
-`, h, ak, RelayAddr, rk.Public(), heartbeat, tcp, udp)
+  - {name: echo, protocol: tcp, local: "127.0.0.1:8000", remote_port: %d%s}
+  - {name: uecho, protocol: udp, local: "127.0.0.1:8001", remote_port: %d%s}
+%s`, h, ak, RelayAddr, rk.Public(), heartbeat, tcp, d.peersOf(h), udp, d.peersOf(h), d.connectsOf(h))
 		if err := os.WriteFile(filepath.Join(dir, h+".yaml"), []byte(cfg), 0o600); err != nil {
 			return nil, err
 		}
@@ -151,9 +159,15 @@ type TCPResult struct {
 // TCPCheck sends n random bytes from host to addr's echo and compares the
 // sha256 of what comes back.
 func (d *Deployment) TCPCheck(host, addr string, n int) TCPResult {
+	return d.PacedTCPCheck(host, addr, n, 0)
+}
+
+// PacedTCPCheck is TCPCheck sending no faster than mbit Mbit/s (0: as
+// fast as it can).
+func (d *Deployment) PacedTCPCheck(host, addr string, n int, mbit float64) TCPResult {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	out, err := d.Lab.Run(ctx, host, d.bins.Probe, "tcp-check", addr, fmt.Sprint(n))
+	out, err := d.Lab.Run(ctx, host, d.bins.Probe, "tcp-check", addr, fmt.Sprint(n), fmt.Sprint(mbit))
 	var r TCPResult
 	if err != nil {
 		r.Error = err.Error()

@@ -121,10 +121,25 @@ func (s *session) introduce(m protocol.PeerConnect) {
 		s.send(protocol.PeerIntro{Status: st, Peer: m.Peer})
 		return
 	}
-	p := &pair{id: r.newPairIDLocked(), a: s, b: target}
-	r.pairs[p.id] = p
-	s.addPairLocked(p)
-	target.addPairLocked(p)
+	// Asked again for a peer it already has a pair with (the agent's
+	// retry crossing the waiting list's introduction, or a retry after a
+	// failed handshake): the same pair, introduced again. A second pair
+	// made the asker run two handshakes and drop the first session with
+	// whatever stream it had just opened, and every retry held one more
+	// pair until maxPairsPerSession refused all introductions.
+	var p *pair
+	for _, q := range s.peers.pairs {
+		if q.a == s && q.b == target {
+			p = q
+			break
+		}
+	}
+	if p == nil {
+		p = &pair{id: r.newPairIDLocked(), a: s, b: target}
+		r.pairs[p.id] = p
+		s.addPairLocked(p)
+		target.addPairLocked(p)
+	}
 	toA := protocol.PeerIntro{Pair: p.id, Initiator: true, Peer: target.entry.Load().Name, Key: target.key,
 		Candidates: target.candidatesLocked(), Facts: target.peers.info.Facts}
 	toB := protocol.PeerIntro{Pair: p.id, Peer: self.Name, Key: s.key,

@@ -65,7 +65,11 @@ func main() {
 		err = udpEcho(args[0])
 	case "tcp-check":
 		n, _ := strconv.Atoi(args[1])
-		err = report(tcpCheck(args[0], n))
+		var mbit float64
+		if len(args) > 2 {
+			mbit, _ = strconv.ParseFloat(args[2], 64)
+		}
+		err = report(tcpCheck(args[0], n, mbit))
 	case "udp-check":
 		n, _ := strconv.Atoi(args[1])
 		err = report(udpCheck(args[0], n))

@@ -15,7 +15,7 @@ import (
 //
 //	probe tcp-echo 127.0.0.1:8000        echo every TCP connection
 //	probe udp-echo 127.0.0.1:8001        echo every datagram
-//	probe tcp-check HOST:PORT BYTES      send random bytes, compare the echo's sha256
+//	probe tcp-check HOST:PORT BYTES [MBIT]  send random bytes (paced to MBIT/s), compare the echo's sha256
 //	probe udp-check HOST:PORT COUNT      send numbered datagrams, count intact echoes
 
 func tcpEcho(addr string) error {
@@ -62,7 +62,7 @@ type TCPCheck struct {
 	Error   string  `json:"error,omitempty"`
 }
 
-func tcpCheck(addr string, n int) (*TCPCheck, error) {
+func tcpCheck(addr string, n int, mbit float64) (*TCPCheck, error) {
 	payload := make([]byte, n)
 	rand.Read(payload)
 	want := sha256.Sum256(payload)
@@ -75,7 +75,7 @@ func tcpCheck(addr string, n int) (*TCPCheck, error) {
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(2 * time.Minute))
-	go func() { c.Write(payload); c.(*net.TCPConn).CloseWrite() }()
+	go func() { pacedWrite(c, payload, mbit); c.(*net.TCPConn).CloseWrite() }()
 	got, err := io.ReadAll(c)
 	if err != nil {
 		r.Error = err.Error()
@@ -128,4 +128,23 @@ func udpCheck(addr string, n int) (*UDPCheck, error) {
 	<-done
 	r.Received = len(seen)
 	return r, nil
+}
+
+// pacedWrite writes p in 64 KiB pieces, no faster than mbit Mbit/s (all
+// at once when mbit is 0): a long transfer that spans path changes.
+func pacedWrite(c net.Conn, p []byte, mbit float64) {
+	if mbit <= 0 {
+		c.Write(p)
+		return
+	}
+	start := time.Now()
+	for off := 0; off < len(p); {
+		end := min(off+64<<10, len(p))
+		if _, err := c.Write(p[off:end]); err != nil {
+			return
+		}
+		off = end
+		due := start.Add(time.Duration(float64(off*8) / mbit * 1e3)) // bits / (Mbit/s) = µs; * 1e3 = ns
+		time.Sleep(time.Until(due))
+	}
 }
