@@ -120,6 +120,9 @@ func (s *peerSession) spray(ip netip.Addr, n int) {
 // sendDirect sends a datagram of the session toward addr: from the socket
 // that addr last reached us on (a birthday socket), else the agent's one.
 func (s *peerSession) sendDirect(b []byte, addr netip.AddrPort) error {
+	if isTCPPath(addr) {
+		return s.sendTCP(b)
+	}
 	if c := s.viaFor(addr); c != nil {
 		_, err := c.WriteTo(b, net.UDPAddrFromAddrPort(addr))
 		return err

@@ -62,7 +62,7 @@ func punchStrategy(self, peer protocol.NATFacts) string {
 	random := func(f protocol.NATFacts) bool { return hard(f) && f.Ports == protocol.PortsRandom }
 	switch {
 	case self.UDP == protocol.No || peer.UDP == protocol.No:
-		return "lan-only" // one side has no UDP: only a shared LAN can help
+		return "tcp" // one side has no UDP: TCP simultaneous open, or a shared LAN
 	case random(self) && random(peer):
 		return "lan-only" // both random symmetric: no probe can meet
 	case random(self) && !hard(peer):
@@ -131,12 +131,12 @@ func (s *peerSession) candidates(strategy string, seqSelf bool) []candidate {
 	}
 	for i, a := range cands {
 		switch {
-		case i == 0 && (strategy == "lan-only" || seqSelf && peerHard):
+		case i == 0 && (strategy == "lan-only" || strategy == "tcp" || seqSelf && peerHard):
 		case i == 0:
 			add(a, "reflexive")
 		case a.Addr().IsPrivate() || a.Addr().IsLoopback():
 			add(a, "lan")
-		case strategy != "lan-only":
+		case strategy != "lan-only" && strategy != "tcp":
 			add(a, "mapped")
 		}
 	}
@@ -184,15 +184,13 @@ func (s *peerSession) punch() {
 	}()
 	start := time.Now()
 	end := start.Add(punchRound)
-	hinted := false
+	hinted, tcpTried := false, false
 	t := time.NewTicker(punchEvery)
 	defer t.Stop()
 	for time.Now().Before(end) {
 		// Planned again every round: NAT facts (ours or the peer's)
 		// often arrive while the first attempt runs.
-		if rep, ok := s.m.a.state.natReport(); ok {
-			self = protocol.FactsOf(rep)
-		}
+		self = s.m.a.selfFacts()
 		s.mu.Lock()
 		strategy = punchStrategy(self, s.facts)
 		s.path.strategy = strategy
@@ -214,7 +212,11 @@ func (s *peerSession) punch() {
 				s.pc.Probe(c.addr)
 			}
 		}
-		if refl := s.reflexive(); refl.IsValid() {
+		if strategy == "tcp" && !tcpTried {
+			tcpTried = true
+			s.wg.Go(s.punchTCP)
+		}
+		if refl := s.reflexive(); refl.IsValid() && refl.Port() != 0 {
 			switch strategy {
 			case "birthday-open":
 				if bday == nil {
@@ -267,6 +269,9 @@ func (s *peerSession) directNow() bool {
 // is now the direct path.
 func (s *peerSession) onDirect(addr netip.AddrPort) {
 	kind := "learned"
+	if isTCPPath(addr) {
+		kind = "tcp"
+	}
 	for _, c := range s.candidates("predict", false) {
 		if c.addr == addr {
 			kind = c.kind
@@ -286,7 +291,7 @@ func (s *peerSession) onDirect(addr netip.AddrPort) {
 	s.mu.Unlock()
 	s.pc.UseRelay(false)
 	s.m.stats.PathMoves.Add(1)
-	s.log.Info("peer path: direct", "addr", addr, "found_as", kind, "after", time.Since(s.created).Round(time.Millisecond))
+	s.log.Info("peer path: direct", "addr", shownAddr(addr), "found_as", kind, "after", time.Since(s.created).Round(time.Millisecond))
 }
 
 // watch runs every 250 ms once punching started.

@@ -150,13 +150,7 @@ func (m *peerManager) linkDown(conn *relaylink.Conn) {
 // info is our PeerInfo: LAN candidates on the agent's UDP port and the
 // NAT facts measured so far.
 func (m *peerManager) info(conn *relaylink.Conn) protocol.PeerInfo {
-	var facts protocol.NATFacts
-	if rep, ok := m.a.state.natReport(); ok {
-		facts = protocol.FactsOf(rep)
-	}
-	if conn.Transport == link.TCP && m.a.cfg.Load().Transport == TransportAuto {
-		facts.UDP = protocol.No // on the fallback because UDP got no answer
-	}
+	facts := m.a.selfFacts()
 	cands := m.a.lanCandidates(conn.Addr)
 	if mapped := m.a.MappedAddr(); mapped.IsValid() {
 		cands = append(cands, mapped) // the gateway forwards it to us (UPnP, NAT-PMP, PCP)
@@ -459,6 +453,27 @@ func (a *Agent) lanCandidates(relay netip.AddrPort) []netip.AddrPort {
 		return nil
 	}
 	return []netip.AddrPort{netip.AddrPortFrom(ip, ap.Port())}
+}
+
+// selfFacts is what this agent knows of its NAT for punching: the last
+// measurement, and no UDP while the link is on the TCP fallback in auto
+// mode (UDP got no answer).
+func (a *Agent) selfFacts() protocol.NATFacts {
+	var facts protocol.NATFacts
+	if rep, ok := a.state.natReport(); ok {
+		facts = protocol.FactsOf(rep)
+	}
+	if a.state.onTCPFallback() && a.cfg.Load().Transport == TransportAuto {
+		facts.UDP = protocol.No
+	}
+	return facts
+}
+
+// onTCPFallback reports whether the relay link is up over TCP.
+func (s *state) onTCPFallback() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.up && s.transport == string(link.TCP)
 }
 
 // natReport returns the last NAT measurement, if any.

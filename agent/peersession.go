@@ -54,6 +54,7 @@ type peerSession struct {
 	path      pathState
 	via       map[netip.AddrPort]net.PacketConn // birthday sockets by the peer address they reach
 	kept      []net.PacketConn                  // birthday sockets carrying the direct path
+	tcp       *tcpPath                          // a punched TCP connection (tcppunch.go)
 	hint      netip.AddrPort                    // the peer's freshest mapping (sequential NATs)
 	hintAt    time.Time
 	closed    bool

@@ -77,7 +77,7 @@ func (s *peerSession) report() (PeerReport, bool) {
 		PathSwitches: s.path.switches, LastFailure: s.path.lastFail,
 		RTTMillis: float64(s.lk.SRTT().Microseconds()) / 1000}
 	if s.path.direct.IsValid() {
-		r.Direct, r.FoundAs = s.path.direct.String(), s.path.how
+		r.Direct, r.FoundAs = shownAddr(s.path.direct), s.path.how
 		r.TimeToDirectMillis = float64(s.path.firstWait.Microseconds()) / 1000
 		if !s.pc.UsingRelay() {
 			r.Path = "direct"

@@ -75,14 +75,16 @@ func (s *session) setPeerInfo(m protocol.PeerInfo) {
 }
 
 // candidatesLocked is what s's peers get: the reflexive address first
-// (UDP only: a TCP source port means nothing to a UDP punch), then what
-// the agent offered.
+// (over TCP, the IP with port 0: a TCP source port means nothing to a UDP
+// punch), then what the agent offered.
 func (s *session) candidatesLocked() []netip.AddrPort {
 	var c []netip.AddrPort
 	if s.pc != nil {
 		c = append(c, s.pc.Peer())
 	} else {
-		c = append(c, netip.AddrPort{})
+		// Over TCP only the public IP means something to the peer (for
+		// TCP simultaneous open); port 0 keeps UDP probes away from it.
+		c = append(c, netip.AddrPortFrom(s.addr.Addr(), 0))
 	}
 	for _, a := range s.peers.info.Candidates {
 		if len(c) < protocol.MaxCandidates && a.IsValid() && a != c[0] {
