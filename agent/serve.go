@@ -52,7 +52,8 @@ func (a *Agent) serve(ctx context.Context, conn *relaylink.Conn, idx int) linkEn
 	}
 	cfg := a.cfg.Load()
 	c := &control{st: ctrl, asked: make(chan struct{}, 1), retuned: make(chan struct{}, 1)}
-	if c.send(protocol.Hello{Name: cfg.Name, Software: Software, Heartbeat: a.heartbeatNow()}) != nil || c.send(registerMsg(cfg)) != nil {
+	hello := protocol.Hello{Name: cfg.Name, Software: Software, Heartbeat: a.heartbeatNow()}
+	if c.send(hello) != nil || c.send(registerMsg(cfg)) != nil {
 		log.Warn("relay link failed during registration")
 		conn.Close()
 		return linkEnd{}
@@ -101,7 +102,7 @@ func (a *Agent) serve(ctx context.Context, conn *relaylink.Conn, idx int) linkEn
 	wg.Go(func() { finish(a.readControl(lctx, c, conn, tn, replies, log)) })
 	wg.Go(func() { finish(a.heartbeat(lctx, c, conn, log)) })
 	wg.Go(func() { a.acceptStreams(lctx, conn.Mux, tn, log); cancel() })
-	wg.Go(func() { a.watchReload(lctx, c) })
+	wg.Go(func() { a.watchReload(lctx, c, hello.Heartbeat) })
 	wg.Go(func() {
 		if a.watchNetChange(lctx, c, conn, log) {
 			finish(endNetwork)
@@ -257,8 +258,11 @@ func (a *Agent) acceptStreams(ctx context.Context, mux *smux.Session, tn *splice
 // watchReload re-sends Register after a config reload, and announces a
 // new heartbeat interval (a reload, or a measured mapping lifetime) to
 // the relay before the heartbeat applies it.
-func (a *Agent) watchReload(ctx context.Context, c *control) {
-	announced := a.heartbeatNow() // in Hello
+//
+// announced is the interval Hello carried: a reload between Hello and
+// this goroutine's start must still be announced (reading the interval
+// here instead would take the new one for the announced one).
+func (a *Agent) watchReload(ctx context.Context, c *control, announced time.Duration) {
 	for {
 		reload := false
 		select {
