@@ -97,8 +97,11 @@ func TestPeerDirectVsRelay(t *testing.T) {
 		p := startPeers(t, l, []string{"a1", "b1"}, PeerLink{From: "b1", To: "a1"})
 		p.firstEcho(t, "b1", "a1")
 		if path == "direct" {
-			if _, err := p.WaitDirect("b1", "a1", 10*time.Second); err != nil {
-				t.Fatal(err)
+			// Both sides: each moves its own sending to the direct path.
+			for _, ends := range [][2]string{{"b1", "a1"}, {"a1", "b1"}} {
+				if _, err := p.WaitDirect(ends[0], ends[1], 10*time.Second); err != nil {
+					t.Fatal(err)
+				}
 			}
 		} else {
 			time.Sleep(punchWait)

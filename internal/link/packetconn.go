@@ -153,7 +153,7 @@ func (c *PacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
 			return len(out), c.virtualAddr, nil
 		case protocol.DataPathChallenge:
 			c.answerChallenge(out, in.from)
-			c.maybeValidate(in.from) // a punching peer: validate its address too
+			c.challengeBack(in.from) // a punching peer: validate its address too
 		case protocol.DataPathResponse:
 			c.checkResponse(out, in.from)
 		case protocol.DataForward:

@@ -107,6 +107,18 @@ func (c *PacketConn) maybeValidate(from netip.AddrPort) {
 	c.challenge(from, nil)
 }
 
+// challengeBack answers a peer's challenge from a new address with one of
+// ours at once, past the 200 ms limit of maybeValidate: our own probe to
+// that address a moment ago was most likely dropped by the peer's NAT,
+// which the peer's challenge has just opened. One challenge per challenge
+// received, so no amplification.
+func (c *PacketConn) challengeBack(from netip.AddrPort) {
+	if c.onRoam == nil || !from.IsValid() || from == *c.peer.Load() {
+		return
+	}
+	c.challenge(from, c.send)
+}
+
 // Probe sends a challenge to addr (a hole-punching candidate, or the
 // current direct address to check it still works). An answer from addr
 // makes it the direct path (onRoam) and refreshes LastDirect. It reports
