@@ -277,15 +277,11 @@ func TestPeerSessionOverTCPFallback(t *testing.T) {
 	if p := peerPath(as[1], "office"); p == "" || p == "connecting" {
 		t.Fatalf("no peer session: %q", p)
 	}
-	// The handshake and the first packets came through the relay, over
-	// home's TCP link.
+	// The handshake came through the relay, both ways, over home's TCP
+	// link (initiation out, response in, as forwarded records); the data
+	// may already go direct, since home's UDP socket works on loopback.
 	if n := r.Counters()["peer_forwarded"]; n < 2 {
 		t.Fatalf("relay forwarded %d peer datagrams, want the handshake at least", n)
-	}
-	for _, p := range as[1].Status().Peers {
-		if p.DatagramsRelayed == 0 {
-			t.Fatalf("home received nothing through the relay: %+v", p)
-		}
 	}
 }
 
