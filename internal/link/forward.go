@@ -1,10 +1,6 @@
 package link
 
-import (
-	"encoding/binary"
-
-	"github.com/pinhole/pinhole/protocol"
-)
+import "github.com/pinhole/pinhole/protocol"
 
 // Forwarding (protocol.DataForward): an agent-relay link also carries the
 // datagrams of the agent's peer sessions while they have no direct path.
@@ -22,13 +18,7 @@ func (c *PacketConn) SetForwardHandler(h ForwardHandler) { c.onForward.Store(&h)
 
 // Forward seals p as a DataForward datagram and sends it to the peer.
 func (c *PacketConn) Forward(p []byte) error {
-	bp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bp)
-	pkt, err := c.sess.SealKind((*bp)[:0], protocol.DataForward, p)
-	if err != nil {
-		return err
-	}
-	return c.send(pkt, *c.peer.Load())
+	return c.sealSend(protocol.DataForward, p, *c.peer.Load(), c.send)
 }
 
 func (c *PacketConn) forwarded(p []byte) {
@@ -44,15 +34,7 @@ func (s *Stream) SetForwardHandler(h ForwardHandler) { s.onForward.Store(&h) }
 func (s *Stream) Forward(p []byte) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	b := append(s.wbuf[:0], 0, 0)
-	b, err := s.sess.SealKind(b, protocol.DataForward, p)
-	if err != nil {
-		return err
-	}
-	binary.BigEndian.PutUint16(b, uint16(len(b)-2))
-	s.wbuf = b
-	_, err = s.Conn.Write(b)
-	return err
+	return s.writeRecordLocked(protocol.DataForward, p)
 }
 
 func (s *Stream) forwarded(p []byte) {

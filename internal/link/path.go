@@ -169,10 +169,7 @@ func (c *PacketConn) challenge(to netip.AddrPort, send Sender) bool {
 			c.lastSent.Store(now.UnixNano()) // a probe of the direct path expects an answer too
 		}
 	}
-	bp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bp)
-	pkt, err := c.sess.SealKind((*bp)[:0], protocol.DataPathChallenge, p.token[:])
-	return err == nil && send(pkt, to) == nil
+	return c.sealSend(protocol.DataPathChallenge, p.token[:], to, send) == nil
 }
 
 // roomLocked reports whether another challenge may be recorded, dropping
@@ -237,11 +234,19 @@ func (c *PacketConn) LastValidated() time.Time {
 
 // sendKind seals a control payload of the given kind to addr.
 func (c *PacketConn) sendKind(kind protocol.DataKind, payload []byte, addr netip.AddrPort) {
+	c.sealSend(kind, payload, addr, c.send)
+}
+
+// sealSend seals payload as a Data datagram of the given kind and hands it
+// to send for addr.
+func (c *PacketConn) sealSend(kind protocol.DataKind, payload []byte, addr netip.AddrPort, send Sender) error {
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
-	if pkt, err := c.sess.SealKind((*bp)[:0], kind, payload); err == nil {
-		c.send(pkt, addr)
+	pkt, err := c.sess.SealKind((*bp)[:0], kind, payload)
+	if err != nil {
+		return err
 	}
+	return send(pkt, addr)
 }
 
 // PathStats returns how many path challenges this conn sent and how many

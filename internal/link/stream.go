@@ -93,14 +93,7 @@ func (s *Stream) Write(p []byte) (int, error) {
 		if len(chunk) > recordPlain {
 			chunk = chunk[:recordPlain]
 		}
-		b := append(s.wbuf[:0], 0, 0)
-		b, err := s.sess.Seal(b, chunk)
-		if err != nil {
-			return written, err
-		}
-		binary.BigEndian.PutUint16(b, uint16(len(b)-2))
-		s.wbuf = b
-		if _, err := s.Conn.Write(b); err != nil {
+		if err := s.writeRecordLocked(protocol.DataKCP, chunk); err != nil {
 			return written, err
 		}
 		s.act.wrote()
@@ -108,4 +101,18 @@ func (s *Stream) Write(p []byte) (int, error) {
 		p = p[len(chunk):]
 	}
 	return written, nil
+}
+
+// writeRecordLocked seals p as one record of the given kind, with its
+// 2-byte length, in one Write; s.wmu is held.
+func (s *Stream) writeRecordLocked(kind protocol.DataKind, p []byte) error {
+	b := append(s.wbuf[:0], 0, 0)
+	b, err := s.sess.SealKind(b, kind, p)
+	if err != nil {
+		return err
+	}
+	binary.BigEndian.PutUint16(b, uint16(len(b)-2))
+	s.wbuf = b
+	_, err = s.Conn.Write(b)
+	return err
 }
