@@ -2,8 +2,6 @@ package agent
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/binary"
 	"errors"
 	"net"
 	"net/netip"
@@ -12,6 +10,7 @@ import (
 	"time"
 
 	"github.com/pinhole/pinhole/agent/internal/expose"
+	"github.com/pinhole/pinhole/agent/internal/relaylink"
 	"github.com/pinhole/pinhole/internal/link"
 	"github.com/pinhole/pinhole/internal/slog"
 	"github.com/pinhole/pinhole/internal/splice"
@@ -139,12 +138,6 @@ func (s *peerSession) relayGone() {
 	}
 }
 
-func newIndex() uint32 {
-	var b [4]byte
-	rand.Read(b[:])
-	return binary.BigEndian.Uint32(b[:])
-}
-
 // startHandshake sends initiations through the relay until answered
 // (initiator side): again after 100 ms, then at doubling intervals up to
 // one a second. The first one often overtakes the relay's introduction on
@@ -154,7 +147,7 @@ func newIndex() uint32 {
 // byte.
 func (s *peerSession) startHandshake() {
 	cfg := s.m.a.cfg.Load()
-	idx := newIndex()
+	idx := relaylink.NewIndex()
 	in, msg, err := secure.Initiate(cfg.PrivateKey, s.key, idx, secure.Timestamp(time.Now()), secure.Cookie{})
 	if err != nil {
 		s.close("handshake: " + err.Error())
@@ -247,7 +240,7 @@ func (s *peerSession) answer(pair uint32, msg []byte) {
 		s.log.Warn("peer handshake refused: replayed or older than the last one")
 		return
 	}
-	idx := newIndex()
+	idx := relaylink.NewIndex()
 	sess, resp, err := r.Respond(idx, nil)
 	if err != nil {
 		return

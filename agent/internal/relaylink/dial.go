@@ -129,7 +129,7 @@ func (d *Dialer) ProbeUDP(ctx context.Context, t Target) bool {
 	if err != nil {
 		return false
 	}
-	idx := randIndex()
+	idx := NewIndex()
 	ans := newAnswers(addr)
 	d.Socket.Register(idx, ans.offer)
 	defer d.Socket.Unregister(idx)
@@ -180,7 +180,9 @@ func Resolve(ctx context.Context, r *net.Resolver, hostport string) (netip.AddrP
 	return netip.AddrPortFrom(best.Unmap(), uint16(port)), nil
 }
 
-func randIndex() uint32 {
+// NewIndex returns a random session index (the relay link's, and the peer
+// sessions' the agent runs beside it on the same socket).
+func NewIndex() uint32 {
 	var b [4]byte
 	rand.Read(b[:])
 	return binary.BigEndian.Uint32(b[:])
@@ -230,7 +232,7 @@ func (d *Dialer) dialTCP(ctx context.Context, t Target, addr netip.AddrPort) (*C
 // answer with a cookie first (then the initiation is sent again with it,
 // on the same connection) or with a refusal.
 func (d *Dialer) handshakeTCP(c net.Conn, t Target, addr netip.AddrPort) (*established, protocol.HandshakePayload, *bufio.Reader, error) {
-	h := &initiator{d: d, t: t, index: randIndex()}
+	h := &initiator{d: d, t: t, index: NewIndex()}
 	br := bufio.NewReaderSize(c, 32<<10)
 	buf := make([]byte, 512)
 	for try := 0; try < 3; try++ {

@@ -51,7 +51,7 @@ func trySend[T any](c chan T, v T) {
 // dialUDP handshakes over the shared socket, retrying once a second for
 // wait (0: until ctx ends), then starts KCP and smux on the session.
 func (d *Dialer) dialUDP(ctx context.Context, t Target, addr netip.AddrPort, wait time.Duration) (*Conn, error) {
-	idx := randIndex()
+	idx := NewIndex()
 	ans := newAnswers(addr)
 	d.Socket.Register(idx, ans.offer)
 	sess, payload, err := d.handshakeUDP(ctx, t, idx, ans, wait)
