@@ -21,6 +21,7 @@ const (
 type Link struct {
 	Mux       *smux.Session
 	Transport Transport
+	window    int // smux stream window, bytes (TCP links size it to the path)
 
 	lastRecv   func() time.Time
 	act        *activity
@@ -48,19 +49,21 @@ func NewUDPLink(pc *PacketConn, conv uint32, t Tuning, server bool) (*Link, erro
 		pc.Close()
 		return nil, err
 	}
-	return &Link{Mux: mux, Transport: UDP, lastRecv: pc.LastReceive, act: &pc.act, forward: pc.Forward, setForward: pc.SetForwardHandler,
+	return &Link{Mux: mux, Transport: UDP, window: t.StreamBuffer, lastRecv: pc.LastReceive, act: &pc.act, forward: pc.Forward, setForward: pc.SetForwardHandler,
 		srtt:    func() time.Duration { return time.Duration(ks.GetSRTT()) * time.Millisecond },
 		closers: []func() error{mux.Close, ks.Close, pc.Close}}, nil
 }
 
-// NewTCPLink runs smux directly over the sealed record stream.
+// NewTCPLink runs smux directly over the sealed record stream, with the
+// stream window sized to the connection's measured round trip (window.go).
 func NewTCPLink(st *Stream, t Tuning, server bool) (*Link, error) {
+	t = t.ForRTT(tcpRTT(st.Conn))
 	mux, err := newMux(st, t, server)
 	if err != nil {
 		st.Close()
 		return nil, err
 	}
-	return &Link{Mux: mux, Transport: TCP, lastRecv: st.LastReceive, act: &st.act, forward: st.Forward, setForward: st.SetForwardHandler,
+	return &Link{Mux: mux, Transport: TCP, window: t.StreamBuffer, lastRecv: st.LastReceive, act: &st.act, forward: st.Forward, setForward: st.SetForwardHandler,
 		closers: []func() error{mux.Close, st.Close}}, nil
 }
 
@@ -74,6 +77,9 @@ func newMux(c interface {
 	}
 	return smux.Client(c, t.Smux())
 }
+
+// StreamWindow returns the smux stream window this end advertises.
+func (l *Link) StreamWindow() int { return l.window }
 
 // LastReceive returns when the last authenticated packet arrived.
 func (l *Link) LastReceive() time.Time { return l.lastRecv() }

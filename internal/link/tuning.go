@@ -20,6 +20,12 @@ type Tuning struct {
 	// reader stalled may hold together: it sets the slots of the link's
 	// stall guard (see StallSlots), not smux's session buffer.
 	StreamBuffer, SessionBuffer int
+	// A TCP link sizes its stream window to its path (window.go):
+	// WindowRate (bits/s, 0 = DefaultWindowRate) times the measured round
+	// trip, between StreamBuffer and MaxStreamWindow (0 =
+	// DefaultMaxStreamWindow).
+	WindowRate      float64
+	MaxStreamWindow int
 }
 
 // Mode presets follow the ikcp_nodelay settings popularised by kcptun:

@@ -100,6 +100,7 @@ func ParseAgent(path string, data []byte) (*AgentFile, error) {
 		}
 	}
 	cfg.Tuning = m.kcpSection()
+	cfg.Tuning.CapWindow(f.MemoryLimit)
 
 	names := map[string]int{}
 	ports := map[protocol.Proto]map[uint16]string{protocol.ProtoTCP: {}, protocol.ProtoUDP: {}}

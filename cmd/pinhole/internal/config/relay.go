@@ -90,6 +90,7 @@ func ParseRelay(path string, data []byte) (*RelayFile, error) {
 	f.MemoryLimit = m.size("memory_limit", 0)
 	f.Log = m.logSection()
 	cfg.Tuning = m.kcpSection()
+	cfg.Tuning.CapWindow(f.MemoryLimit)
 
 	names := map[string]int{}
 	keys := map[secure.PublicKey]int{}
