@@ -57,8 +57,11 @@ fuzz-smoke:
 demo: build
 	$(GO) run ./internal/demo -bin $(BIN)
 
+# bench: loopback benchmarks, then the lossy-link benchmark in the NAT lab
+# (20 ms each way, 1% and 5% loss; needs root, skips loudly without it).
 bench: build
 	$(GO) test -run '^$$' -bench . -benchtime 2x -timeout 20m ./bench/... | tee bin/bench.txt
+	$(GO) test -run '^$$' -bench LossyLink -benchtime 1x -timeout 15m ./lab/ | tee -a bin/bench.txt
 
 # soak: the 10-minute churn soak against the real binary (16 clients
 # opening, echoing 64 KiB and closing), outside `make test`.

@@ -67,7 +67,7 @@ func TestMain(m *testing.M) {
 
 // up builds a topology for one test and removes it when the test ends.
 // Its background processes end with the test, or after 5 minutes.
-func up(t *testing.T, sites map[string]Site) *Lab {
+func up(t testing.TB, sites map[string]Site) *Lab {
 	t.Helper()
 	prefix := fmt.Sprintf("%s%02d-", runPrefix(), seq.Add(1)%100)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -83,7 +83,7 @@ func up(t *testing.T, sites map[string]Site) *Lab {
 var seq atomic.Int32 // numbers the labs of this run
 
 // testCtx bounds the life of a test's lab processes.
-func testCtx(t *testing.T) context.Context {
+func testCtx(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 	t.Cleanup(cancel)
 	return ctx

@@ -20,7 +20,7 @@ type tunnelOpts struct {
 	heartbeat string
 }
 
-func startTunnel(t *testing.T, l *Lab, host string, o tunnelOpts) *tunnel {
+func startTunnel(t testing.TB, l *Lab, host string, o tunnelOpts) *tunnel {
 	t.Helper()
 	if o.heartbeat == "" {
 		o.heartbeat = "2s"
@@ -49,7 +49,7 @@ func (tu *tunnel) startRelay(t *testing.T) {
 	tu.relay = tu.Relay
 }
 
-func (tu *tunnel) waitReachable(t *testing.T, limit time.Duration) time.Duration {
+func (tu *tunnel) waitReachable(t testing.TB, limit time.Duration) time.Duration {
 	t.Helper()
 	tcp, _ := tu.Exposure(tu.host)
 	took, err := tu.WaitReachable("client", tcp, limit)
@@ -61,7 +61,7 @@ func (tu *tunnel) waitReachable(t *testing.T, limit time.Duration) time.Duration
 
 // tcpCheck sends n random bytes from the internet client through the
 // relay's TCP exposure and compares the echo's sha256.
-func (tu *tunnel) tcpCheck(t *testing.T, n int) TCPResult {
+func (tu *tunnel) tcpCheck(t testing.TB, n int) TCPResult {
 	tcp, _ := tu.Exposure(tu.host)
 	return tu.TCPCheck("client", tcp, n)
 }
