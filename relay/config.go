@@ -27,9 +27,6 @@ type Config struct {
 	Tuning       link.Tuning
 	Agents       []AgentEntry
 
-	// WrapPacketConn, when set, wraps the relay's UDP socket: tests use it
-	// to drop UDP and prove the TCP fallback.
-	WrapPacketConn func(net.PacketConn) net.PacketConn
 	// ListenPacket opens the UDP socket (nil: net.ListenPacket). Tests run
 	// the relay on a simulated network (internal/netsim) through it;
 	// batched I/O applies only to a real *net.UDPConn.

@@ -133,9 +133,6 @@ func New(cfg *Config, log *slog.Logger) (*Relay, error) {
 		_ = u.SetWriteBuffer(8 << 20)
 	}
 	r.udpAddr, _ = addrPort(uc.LocalAddr())
-	if cfg.WrapPacketConn != nil {
-		uc = cfg.WrapPacketConn(uc)
-	}
 	r.uio = udpio.New(uc)
 	r.udp, r.tcp = r.uio, tl
 	if r.stun, err = newSTUNServer(r, cfg); err != nil {

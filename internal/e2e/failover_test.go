@@ -34,7 +34,7 @@ func TestFailover(t *testing.T) {
 			port := testenv.FreePort(t)
 			ks := &killSwitch{}
 			rcfg1 := testenv.RelayConfig(t, "127.0.0.1:0")
-			rcfg1.WrapPacketConn = func(pc net.PacketConn) net.PacketConn { ks.PacketConn = pc; return ks }
+			rcfg1.ListenPacket = wrapUDP(func(pc net.PacketConn) net.PacketConn { ks.PacketConn = pc; return ks })
 			rcfg2 := testenv.RelayConfig(t, "127.0.0.1:0")
 			rcfg2.Bind = "127.0.0.2" // both relays open the same port number
 			acfg := testenv.AgentConfig(t, "", rcfg1.PrivateKey, agent.Exposure{Name: "web", Proto: protocol.ProtoTCP, Local: testenv.EchoTCP(t), RemotePort: port})
@@ -84,7 +84,7 @@ func TestFailoverAndBack(t *testing.T) {
 	port := testenv.FreePort(t)
 	ks := &killSwitch{}
 	rcfg1 := testenv.RelayConfig(t, "127.0.0.1:0")
-	rcfg1.WrapPacketConn = func(pc net.PacketConn) net.PacketConn { ks.PacketConn = pc; return ks }
+	rcfg1.ListenPacket = wrapUDP(func(pc net.PacketConn) net.PacketConn { ks.PacketConn = pc; return ks })
 	rcfg2 := testenv.RelayConfig(t, "127.0.0.1:0")
 	rcfg2.Bind = "127.0.0.2"
 	acfg := testenv.AgentConfig(t, "", rcfg1.PrivateKey, agent.Exposure{Name: "web", Proto: protocol.ProtoTCP, Local: testenv.EchoTCP(t), RemotePort: port})

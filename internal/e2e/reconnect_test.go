@@ -108,7 +108,7 @@ func TestRelayRestartLogsOnce(t *testing.T) {
 	rcfg := testenv.RelayConfig(t, "127.0.0.1:"+strconv.Itoa(int(relayPort)))
 	ks := &killSwitch{}
 	cfg1 := *rcfg
-	cfg1.WrapPacketConn = func(pc net.PacketConn) net.PacketConn { ks.PacketConn = pc; return ks }
+	cfg1.ListenPacket = wrapUDP(func(pc net.PacketConn) net.PacketConn { ks.PacketConn = pc; return ks })
 	// The local service streams without end, so the agent always has a
 	// window of packets in flight towards the relay (and the relay none
 	// towards the agent, so its goodbye is not stuck behind a full window).

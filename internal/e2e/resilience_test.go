@@ -61,7 +61,7 @@ func (d dropUDP) ReadFrom(p []byte) (int, net.Addr, error) {
 func TestUDPBlockedFallsBackToTCP(t *testing.T) {
 	port := testenv.FreePort(t)
 	rcfg := testenv.RelayConfig(t, "127.0.0.1:0")
-	rcfg.WrapPacketConn = func(pc net.PacketConn) net.PacketConn { return dropUDP{pc} }
+	rcfg.ListenPacket = wrapUDP(func(pc net.PacketConn) net.PacketConn { return dropUDP{pc} })
 	acfg := testenv.AgentConfig(t, "", rcfg.PrivateKey, agent.Exposure{Name: "web", Proto: protocol.ProtoTCP, Local: testenv.EchoTCP(t), RemotePort: port})
 	testenv.Allow(rcfg, acfg, port)
 	r, _, _ := testenv.StartRelay(t, rcfg)
@@ -86,7 +86,7 @@ func TestUDPComesBack(t *testing.T) {
 	port := testenv.FreePort(t)
 	rcfg := testenv.RelayConfig(t, "127.0.0.1:0")
 	blocked := make(chan struct{})
-	rcfg.WrapPacketConn = func(pc net.PacketConn) net.PacketConn { return &gateUDP{PacketConn: pc, open: blocked} }
+	rcfg.ListenPacket = wrapUDP(func(pc net.PacketConn) net.PacketConn { return &gateUDP{PacketConn: pc, open: blocked} })
 	acfg := testenv.AgentConfig(t, "", rcfg.PrivateKey, agent.Exposure{Name: "web", Proto: protocol.ProtoTCP, Local: testenv.EchoTCP(t), RemotePort: port})
 	acfg.UDPProbe = 500 * time.Millisecond
 	testenv.Allow(rcfg, acfg, port)
@@ -243,5 +243,17 @@ func TestAgentStartsFirst(t *testing.T) {
 	testenv.WaitFor(t, 20*time.Second, "agent registered once the relay is up", func() bool { return testenv.Exposed(r, "web") })
 	if got := roundTrip(t, port, []byte("late but fine")); string(got) != "late but fine" {
 		t.Fatalf("echo %q", got)
+	}
+}
+
+// wrapUDP is a relay.Config.ListenPacket that opens the UDP socket as
+// usual and hands the relay wrap's view of it (a drop rule, a kill switch).
+func wrapUDP(wrap func(net.PacketConn) net.PacketConn) func(network, address string) (net.PacketConn, error) {
+	return func(network, address string) (net.PacketConn, error) {
+		pc, err := net.ListenPacket(network, address)
+		if err != nil {
+			return nil, err
+		}
+		return wrap(pc), nil
 	}
 }
