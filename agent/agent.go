@@ -14,7 +14,6 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/pinhole/pinhole/agent/internal/demux"
 	"github.com/pinhole/pinhole/agent/internal/expose"
@@ -173,7 +172,7 @@ func (a *Agent) dial(ctx context.Context, cfg *Config, r Relay) (*relaylink.Conn
 		mode = relaylink.TCPOnly
 	}
 	d := a.dialer(cfg)
-	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	dctx, cancel := context.WithTimeout(ctx, relayDialWait)
 	defer cancel()
 	return d.Dial(dctx, relaylink.Target{Address: r.Address, PublicKey: r.PublicKey}, mode)
 }

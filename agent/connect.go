@@ -15,13 +15,6 @@ import (
 	"github.com/xtaci/smux"
 )
 
-// connectWait bounds how long a local client waits for the peer session
-// (the relay introduction and one handshake through it).
-const connectWait = 10 * time.Second
-
-// udpConnectIdle ends a local UDP client's flow after this much silence.
-const udpConnectIdle = time.Minute
-
 // connectListener is a connect entry's local socket, opened by New so
 // that a port already in use is reported at start.
 type connectListener struct {

@@ -151,7 +151,7 @@ func (c *control) request(m protocol.Message) error {
 func (c *control) send(m protocol.Message) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.st.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	c.st.SetWriteDeadline(time.Now().Add(controlWriteWait))
 	return protocol.WriteMessage(c.st, m)
 }
 
@@ -237,7 +237,7 @@ func (a *Agent) acceptStreams(ctx context.Context, mux *smux.Session, tn *splice
 			return
 		}
 		a.streams.Go(func() {
-			st.SetReadDeadline(time.Now().Add(10 * time.Second))
+			st.SetReadDeadline(time.Now().Add(streamHeaderWait))
 			h, err := protocol.ReadStreamHeader(st)
 			if err != nil {
 				tn.Refuse(st, protocol.ResetAborted)

@@ -15,6 +15,26 @@ import (
 	"github.com/pinhole/pinhole/protocol"
 )
 
+// Control-plane deadlines: how long one step of talking to the relay or a
+// peer may take before it counts as failed.
+const (
+	// controlWriteWait bounds writing one control message (a stalled
+	// link is the liveness checks' business, not a writer's).
+	controlWriteWait = 10 * time.Second
+	// streamHeaderWait bounds reading the header of a stream the relay or
+	// a peer opened.
+	streamHeaderWait = 10 * time.Second
+	// relayDialWait bounds one dial of a relay: UDP, the TCP fallback
+	// and the handshake on whichever answers.
+	relayDialWait = 30 * time.Second
+	// connectWait bounds how long a local client waits for the peer
+	// session (the relay introduction and one handshake through it).
+	connectWait = 10 * time.Second
+	// udpConnectIdle ends a local UDP client's flow after this much
+	// silence.
+	udpConnectIdle = time.Minute
+)
+
 const (
 	// defaultHeartbeat is the Ping interval without a configured one,
 	// shared with the relay (protocol.DefaultHeartbeat). It no longer

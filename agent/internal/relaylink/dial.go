@@ -92,6 +92,10 @@ func (c *Conn) Close() error {
 // tcpHandshakeWait bounds connecting and handshaking over TCP.
 const tcpHandshakeWait = 10 * time.Second
 
+// udpOnlyWait is how long a UDP-only dial keeps trying when the caller's
+// context has no deadline.
+const udpOnlyWait = 20 * time.Second
+
 // ErrNoAnswer reports that no handshake response arrived in time.
 var ErrNoAnswer = errors.New("no handshake answer")
 
@@ -107,7 +111,7 @@ func (d *Dialer) Dial(ctx context.Context, t Target, mode Mode) (*Conn, error) {
 	case UDPOnly:
 		// No fallback to wait for: keep trying for most of the caller's
 		// deadline, then say what came back (nothing, cookies, ...).
-		wait := 20 * time.Second
+		wait := udpOnlyWait
 		if dl, ok := ctx.Deadline(); ok {
 			wait = max(time.Until(dl)*3/4, time.Second)
 		}
