@@ -243,3 +243,19 @@ func checkDelay(t *testing.T, typ NATType, _ expectation) {
 		t.Errorf("round trips %v: want 16-24 ms each", rtts)
 	}
 }
+
+// TestAddressDependentMapping: an ADM box (no preset uses it) keeps one
+// public port for every port of one destination IP and opens a new one for
+// another IP (RFC 4787 section 4.1).
+func TestAddressDependentMapping(t *testing.T) {
+	s := newSite(t, PortRestricted, func(c *NATConfig) { c.Mapping = ADM; c.Ports = PortSequential })
+	r1, r2, r3 := listen(t, s.resp, 3478), listen(t, s.resp, 3479), listen(t, s.resp2, 3478)
+	pc := listen(t, s.a1, 40000)
+	p1, p2, p3 := observe(t, pc, r1).Port(), observe(t, pc, r2).Port(), observe(t, pc, r3).Port()
+	if p1 != p2 {
+		t.Errorf("same IP, other port: public ports %d and %d, want one (address-dependent mapping)", p1, p2)
+	}
+	if p3 == p1 {
+		t.Errorf("other IP: public port %d again, want a new one", p3)
+	}
+}
