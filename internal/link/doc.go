@@ -14,7 +14,8 @@
 // one handshake code path serves both transports.
 //
 // Both ends call Confirmed when the first packet authenticates: the relay
-// uses it for key confirmation (a session becomes live only then), and both
-// use the source address of authenticated packets to follow NAT rebinding
-// (roaming, as WireGuard does).
+// uses it for key confirmation (a session becomes live only then). The end
+// that may see its peer move (the relay, an agent on a peer session)
+// follows NAT rebinding once the new address answers a path challenge
+// (path.go); an agent's link to its relay keeps the relay's address.
 package link
