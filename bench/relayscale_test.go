@@ -70,11 +70,14 @@ func BenchmarkRelayIdleAgents(b *testing.B) {
 
 	var restarts time.Duration
 	for b.Loop() {
-		relay.stop(b)
 		start := time.Now()
+		relay.stop(b)
+		stopped := time.Since(start)
 		relay = fleet.startRelay(b, bin)
 		fleet.waitAccepting(b, 10*time.Minute)
 		restarts += time.Since(start)
+		b.Logf("restart: old relay stopped in %v, all back in %v; new relay's counters: %v",
+			stopped.Round(time.Millisecond), time.Since(start).Round(time.Millisecond), relayCounters(fleet.admin))
 	}
 	relay.stop(b)
 	// Reported after the loop: b.Loop's first call clears earlier metrics.
@@ -234,23 +237,43 @@ func cpuTicks(b *testing.B, pid int) int64 {
 	return utime + stime
 }
 
-// relayHeap reads heap_inuse from the relay's status endpoint.
-func relayHeap(addr string) (float64, bool) {
+// relayStatus is the part of the relay's status document read here.
+type relayStatus struct {
+	Counters map[string]uint64 `json:"counters"`
+	Process  struct {
+		HeapInuse float64 `json:"heap_inuse"`
+	} `json:"process"`
+}
+
+// readStatus reads the relay's status endpoint.
+func readStatus(addr string) (relayStatus, bool) {
+	var st relayStatus
 	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
-		return 0, false
+		return st, false
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(30 * time.Second))
-	var st struct {
-		Process struct {
-			HeapInuse float64 `json:"heap_inuse"`
-		} `json:"process"`
+	return st, json.NewDecoder(c).Decode(&st) == nil
+}
+
+// relayHeap reads heap_inuse from the relay's status endpoint.
+func relayHeap(addr string) (float64, bool) {
+	st, ok := readStatus(addr)
+	return st.Process.HeapInuse, ok && st.Process.HeapInuse > 0
+}
+
+// relayCounters are the handshake counters of the relay, for the log.
+func relayCounters(addr string) string {
+	st, ok := readStatus(addr)
+	if !ok {
+		return "(status unreadable)"
 	}
-	if err := json.NewDecoder(c).Decode(&st); err != nil || st.Process.HeapInuse == 0 {
-		return 0, false
+	var out []string
+	for _, k := range []string{"handshakes", "handshake_dropped", "cookies_sent", "pending_discarded", "replayed", "replaced"} {
+		out = append(out, fmt.Sprintf("%s=%d", k, st.Counters[k]))
 	}
-	return st.Process.HeapInuse, true
+	return strings.Join(out, " ")
 }
 
 // raiseFileLimit lifts RLIMIT_NOFILE to at least want (within the hard
