@@ -95,7 +95,7 @@ func (r *Relay) sendCookie(msg []byte, from netip.AddrPort, reason protocol.Cook
 // whether the answer was a cookie.
 func (r *Relay) accept(msg []byte, from netip.AddrPort, transport link.Transport, reply func([]byte)) (*secure.Session, *AgentEntry, []byte, *secure.Response, handshakeVerdict) {
 	cfg := r.cfg.Load()
-	resp, err := secure.Consume(cfg.PrivateKey, msg)
+	resp, err := r.static.Load().Consume(msg)
 	if err != nil {
 		r.stats.HandshakeFailed.Add(1)
 		if !errors.Is(err, secure.ErrVersion) {

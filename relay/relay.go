@@ -33,6 +33,7 @@ type Relay struct {
 	cfg    atomic.Pointer[Config]
 	replay secure.Replay
 	macs   atomic.Pointer[secure.MACChecker] // follows the private key across reloads
+	static atomic.Pointer[secure.Keypair]    // the private key, prepared for X25519; so does this
 	drops  dropLog
 	stun   *stunServer
 
@@ -119,6 +120,7 @@ func New(cfg *Config, log *slog.Logger) (*Relay, error) {
 		handshakes: make(chan initMsg, handshakeQueue), proven: make(chan initMsg, handshakeQueue),
 		drops: dropLog{lg: log}}
 	r.macs.Store(secure.NewMACChecker(cfg.PrivateKey))
+	r.static.Store(secure.NewKeypair(cfg.PrivateKey))
 	r.cfg.Store(cfg)
 	// A full Refuse budget from the start: right after a restart is when
 	// agents with stale sessions most need their "unknown session" hint.
@@ -281,6 +283,7 @@ func (r *Relay) Reload(cfg *Config) {
 	old := r.cfg.Swap(cfg)
 	if old.PrivateKey != cfg.PrivateKey {
 		r.macs.Store(secure.NewMACChecker(cfg.PrivateKey))
+		r.static.Store(secure.NewKeypair(cfg.PrivateKey))
 	}
 	if old.Listen != cfg.Listen {
 		r.log.Warn("listen address change needs a restart; keeping the old one", "old", old.Listen, "new", cfg.Listen)
