@@ -55,16 +55,18 @@ type Relay struct {
 
 	refuseTokens atomic.Int64 // Refuse datagrams left this second
 	cookieTokens atomic.Int64 // CookieReply datagrams left this second
-	handshakes   chan initMsg // UDP handshakes waiting for the handshake worker
+	handshakes   chan initMsg // UDP handshakes waiting for the handshake workers
 	proven       chan initMsg // the same, for handshakes whose mac2 proved their source
+	queued       queuedSet    // the sources of what the two queues hold (hsqueue.go)
 	limiter      sourceLimiter
 	stats        Stats
 }
 
-// initMsg is a HandshakeInit datagram queued for the handshake worker.
+// initMsg is a HandshakeInit datagram queued for the handshake workers.
 type initMsg struct {
-	b    []byte
-	from netip.AddrPort
+	b      []byte
+	from   netip.AddrPort
+	proven bool // in the proven queue
 }
 
 // Stats are the relay's counters, shown by the admin endpoint.
@@ -81,11 +83,14 @@ type Stats struct {
 	Replaced         atomic.Uint64 // sessions closed by a newer one
 	PendingDiscarded atomic.Uint64 // unconfirmed sessions dropped
 	HandshakeDropped atomic.Uint64 // over a source's budget, or handshake queue full (a flood)
-	DuplicateKey     atomic.Uint64 // sessions closed or refused because two agents share a key
-	Tunnels          splice.Stats  // stream resets sent, received, stalled
-	FlowsEvicted     atomic.Uint64 // UDP exposure flows ended to make room for a new client
-	DatagramsDropped atomic.Uint64 // UDP exposure datagrams dropped: flow queue or exposure budget full
-	Peers            PeerStats     // introductions and forwarded peer datagrams
+	// HandshakeCoalesced counts retries dropped because an initiation
+	// from the same address and port was still queued.
+	HandshakeCoalesced atomic.Uint64
+	DuplicateKey       atomic.Uint64 // sessions closed or refused because two agents share a key
+	Tunnels            splice.Stats  // stream resets sent, received, stalled
+	FlowsEvicted       atomic.Uint64 // UDP exposure flows ended to make room for a new client
+	DatagramsDropped   atomic.Uint64 // UDP exposure datagrams dropped: flow queue or exposure budget full
+	Peers              PeerStats     // introductions and forwarded peer datagrams
 }
 
 const (
@@ -216,7 +221,7 @@ func (r *Relay) Run(ctx context.Context) error {
 	wg.Go(func() { r.readUDP(ctx) })
 	wg.Go(func() { r.acceptTCP(ctx) })
 	wg.Go(func() { r.refill(ctx) })
-	wg.Go(func() { r.handshakeWorker(ctx) })
+	r.handshakeWorkers(ctx, &wg)
 	r.stun.serveAlt(ctx, &wg)
 	if path := r.cfg.Load().StateFile; path != "" {
 		wg.Go(func() { r.keepState(ctx, path) })
