@@ -61,9 +61,9 @@ func (r *Relay) admit(msg []byte, from netip.AddrPort, transport link.Transport,
 		return verdictDrop
 	}
 	if r.macs.Load().CheckMAC2(msg, from, now) {
-		if !r.limiter.allowProven(from, now) {
+		if !r.limiter.allowProven(from, r.agentsAt.count(from.Addr().Unmap()), now) {
 			r.stats.HandshakeDropped.Add(1)
-			r.drops.log(from, "handshake rate from this address and port", "transport", transport)
+			r.drops.log(from, "proven handshake rate from this address, or from this address and port", "transport", transport)
 			return verdictDrop
 		}
 		return verdictProven

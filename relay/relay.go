@@ -59,6 +59,7 @@ type Relay struct {
 	proven       chan initMsg // the same, for handshakes whose mac2 proved their source
 	queued       queuedSet    // the sources of what the two queues hold (hsqueue.go)
 	limiter      sourceLimiter
+	agentsAt     agentsAt // per source IP, for the proven-handshake budget
 	stats        Stats
 }
 

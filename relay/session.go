@@ -284,6 +284,10 @@ func (r *Relay) activate(s *session) bool {
 		return false
 	}
 	r.live[s.key] = s
+	r.agentsAt.add(s.addr.Addr().Unmap())
+	if old != nil && old != s {
+		r.agentsAt.remove(old.addr.Addr().Unmap())
+	}
 	r.replay.Confirm(s.key, s.ts)
 	r.mu.Unlock()
 	if old != nil && old != s {
@@ -319,6 +323,7 @@ func (r *Relay) release(s *session) {
 	}
 	if r.live[s.key] == s {
 		delete(r.live, s.key)
+		r.agentsAt.remove(s.addr.Addr().Unmap())
 	}
 	for k, holder := range r.ports {
 		if holder == s {
