@@ -305,7 +305,7 @@ func relayCounters(addr string) string {
 		return "(status unreadable)"
 	}
 	var out []string
-	for _, k := range []string{"handshakes", "handshake_dropped", "handshake_coalesced", "cookies_sent", "pending_discarded", "replayed", "replaced"} {
+	for _, k := range []string{"handshakes", "handshake_dropped", "handshake_coalesced", "handshake_resent", "cookies_sent", "pending_discarded", "replayed", "replaced"} {
 		out = append(out, fmt.Sprintf("%s=%d", k, st.Counters[k]))
 	}
 	return strings.Join(out, " ")

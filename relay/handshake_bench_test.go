@@ -24,7 +24,7 @@ import (
 // the session's KCP link and smux set up and torn down again.
 
 // benchRelay is a relay listing agents keys, on a loopback port.
-func benchRelay(b *testing.B, agents int) (*Relay, []secure.PrivateKey) {
+func benchRelay(b testing.TB, agents int) (*Relay, []secure.PrivateKey) {
 	cfg := &Config{Listen: "127.0.0.1:0", Bind: "127.0.0.1", Tuning: link.DefaultTuning()}
 	var err error
 	if cfg.PrivateKey, err = secure.GeneratePrivateKey(); err != nil {

@@ -87,11 +87,14 @@ type Stats struct {
 	// HandshakeCoalesced counts retries dropped because an initiation
 	// from the same address and port was still queued.
 	HandshakeCoalesced atomic.Uint64
-	DuplicateKey       atomic.Uint64 // sessions closed or refused because two agents share a key
-	Tunnels            splice.Stats  // stream resets sent, received, stalled
-	FlowsEvicted       atomic.Uint64 // UDP exposure flows ended to make room for a new client
-	DatagramsDropped   atomic.Uint64 // UDP exposure datagrams dropped: flow queue or exposure budget full
-	Peers              PeerStats     // introductions and forwarded peer datagrams
+	// HandshakeResent counts retries of an answered initiation that got
+	// the same answer again instead of a new session.
+	HandshakeResent  atomic.Uint64
+	DuplicateKey     atomic.Uint64 // sessions closed or refused because two agents share a key
+	Tunnels          splice.Stats  // stream resets sent, received, stalled
+	FlowsEvicted     atomic.Uint64 // UDP exposure flows ended to make room for a new client
+	DatagramsDropped atomic.Uint64 // UDP exposure datagrams dropped: flow queue or exposure budget full
+	Peers            PeerStats     // introductions and forwarded peer datagrams
 }
 
 const (

@@ -34,6 +34,8 @@ type session struct {
 	started   time.Time
 	ts        [secure.TimestampLen]byte // of the handshake, recorded on confirmation
 	evicted   bool                      // by a fresher handshake, before confirmation; guarded by r.mu
+	peerIndex uint32                    // the agent's index in its initiation (UDP)
+	m2        []byte                    // the answer to it, sent again to its retries (UDP; set before the session is pending)
 
 	ctrlMu sync.Mutex // serialises control writes
 	ctrl   *smux.Stream

@@ -87,6 +87,7 @@ func (r *Relay) handleInitUDP(ctx context.Context, msg []byte, from netip.AddrPo
 		return
 	}
 	s.link = l
+	s.peerIndex, s.m2 = resp.PeerIndex, m2 // for retries of this initiation (retryOfLocked)
 	r.mu.Lock()
 	r.addPendingLocked(s)
 	r.mu.Unlock()
