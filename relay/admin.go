@@ -56,6 +56,8 @@ func (r *Relay) Status() Status {
 		"replaced":               r.stats.Replaced.Load(),
 		"pending_discarded":      r.stats.PendingDiscarded.Load(),
 		"handshake_dropped":      r.stats.HandshakeDropped.Load(),
+		"handshake_coalesced":    r.stats.HandshakeCoalesced.Load(),
+		"handshake_resent":       r.stats.HandshakeResent.Load(),
 		"handshake_junk":         r.stats.HandshakeJunk.Load(),
 		"cookies_sent":           r.stats.CookiesSent.Load(),
 		"stun_requests":          r.stun.requests.Load(),

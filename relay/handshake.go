@@ -61,9 +61,9 @@ func (r *Relay) admit(msg []byte, from netip.AddrPort, transport link.Transport,
 		return verdictDrop
 	}
 	if r.macs.Load().CheckMAC2(msg, from, now) {
-		if !r.limiter.allowProven(from, now) {
+		if !r.limiter.allowProven(from, r.agentsAt.count(from.Addr().Unmap()), now) {
 			r.stats.HandshakeDropped.Add(1)
-			r.drops.log(from, "handshake rate from this address and port", "transport", transport)
+			r.drops.log(from, "proven handshake rate from this address, or from this address and port", "transport", transport)
 			return verdictDrop
 		}
 		return verdictProven
@@ -95,7 +95,7 @@ func (r *Relay) sendCookie(msg []byte, from netip.AddrPort, reason protocol.Cook
 // whether the answer was a cookie.
 func (r *Relay) accept(msg []byte, from netip.AddrPort, transport link.Transport, reply func([]byte)) (*secure.Session, *AgentEntry, []byte, *secure.Response, handshakeVerdict) {
 	cfg := r.cfg.Load()
-	resp, err := secure.Consume(cfg.PrivateKey, msg)
+	resp, err := r.static.Load().Consume(msg)
 	if err != nil {
 		r.stats.HandshakeFailed.Add(1)
 		if !errors.Is(err, secure.ErrVersion) {
@@ -119,6 +119,20 @@ func (r *Relay) accept(msg []byte, from netip.AddrPort, transport link.Transport
 		return nil, nil, nil, nil, verdictCookie
 	}
 	r.mu.Lock()
+	if s := r.retryOfLocked(resp, from, transport); s != nil {
+		// A retry of an initiation already answered: the agent keeps its
+		// recent initiations and takes the answer to any, so the same
+		// message 2 serves it, without a second session. Under load an
+		// answer can take longer than the agent's 1 s retry; building a
+		// session per retry made the relay slower still, and a retry
+		// carrying a cookie evicted the session the agent was about to
+		// confirm.
+		m2 := s.m2
+		r.mu.Unlock()
+		r.stats.HandshakeResent.Add(1)
+		reply(m2)
+		return nil, nil, nil, nil, verdictDrop
+	}
 	var evict *session
 	if p := r.pending[resp.Peer]; len(p) >= maxPendingPerKey || len(r.byIndex) >= maxPending+len(r.live) {
 		if !fresh || len(p) == 0 {
@@ -152,6 +166,22 @@ func (r *Relay) accept(msg []byte, from netip.AddrPort, transport link.Transport
 	}
 	r.stats.Handshakes.Add(1)
 	return sess, entry, m2, resp, verdictOpen
+}
+
+// retryOfLocked returns the unconfirmed UDP session that resp retries: the
+// same key, the same sender index (an agent keeps its index for all the
+// retries of one dial and draws a new one for the next dial, or when it
+// restarts) and the same source address and port.
+func (r *Relay) retryOfLocked(resp *secure.Response, from netip.AddrPort, transport link.Transport) *session {
+	if transport != link.UDP {
+		return nil // a TCP session belongs to its connection
+	}
+	for _, s := range r.pending[resp.Peer] {
+		if s.transport == link.UDP && s.peerIndex == resp.PeerIndex && s.addr == from && s.m2 != nil {
+			return s
+		}
+	}
+	return nil
 }
 
 // addPendingLocked registers s, not yet confirmed, in the maps.

@@ -33,6 +33,7 @@ type Relay struct {
 	cfg    atomic.Pointer[Config]
 	replay secure.Replay
 	macs   atomic.Pointer[secure.MACChecker] // follows the private key across reloads
+	static atomic.Pointer[secure.Keypair]    // the private key, prepared for X25519; so does this
 	drops  dropLog
 	stun   *stunServer
 
@@ -54,16 +55,19 @@ type Relay struct {
 
 	refuseTokens atomic.Int64 // Refuse datagrams left this second
 	cookieTokens atomic.Int64 // CookieReply datagrams left this second
-	handshakes   chan initMsg // UDP handshakes waiting for the handshake worker
+	handshakes   chan initMsg // UDP handshakes waiting for the handshake workers
 	proven       chan initMsg // the same, for handshakes whose mac2 proved their source
+	queued       queuedSet    // the sources of what the two queues hold (hsqueue.go)
 	limiter      sourceLimiter
+	agentsAt     agentsAt // per source IP, for the proven-handshake budget
 	stats        Stats
 }
 
-// initMsg is a HandshakeInit datagram queued for the handshake worker.
+// initMsg is a HandshakeInit datagram queued for the handshake workers.
 type initMsg struct {
-	b    []byte
-	from netip.AddrPort
+	b      []byte
+	from   netip.AddrPort
+	proven bool // in the proven queue
 }
 
 // Stats are the relay's counters, shown by the admin endpoint.
@@ -80,6 +84,12 @@ type Stats struct {
 	Replaced         atomic.Uint64 // sessions closed by a newer one
 	PendingDiscarded atomic.Uint64 // unconfirmed sessions dropped
 	HandshakeDropped atomic.Uint64 // over a source's budget, or handshake queue full (a flood)
+	// HandshakeCoalesced counts retries dropped because an initiation
+	// from the same address and port was still queued.
+	HandshakeCoalesced atomic.Uint64
+	// HandshakeResent counts retries of an answered initiation that got
+	// the same answer again instead of a new session.
+	HandshakeResent  atomic.Uint64
 	DuplicateKey     atomic.Uint64 // sessions closed or refused because two agents share a key
 	Tunnels          splice.Stats  // stream resets sent, received, stalled
 	FlowsEvicted     atomic.Uint64 // UDP exposure flows ended to make room for a new client
@@ -119,6 +129,7 @@ func New(cfg *Config, log *slog.Logger) (*Relay, error) {
 		handshakes: make(chan initMsg, handshakeQueue), proven: make(chan initMsg, handshakeQueue),
 		drops: dropLog{lg: log}}
 	r.macs.Store(secure.NewMACChecker(cfg.PrivateKey))
+	r.static.Store(secure.NewKeypair(cfg.PrivateKey))
 	r.cfg.Store(cfg)
 	// A full Refuse budget from the start: right after a restart is when
 	// agents with stale sessions most need their "unknown session" hint.
@@ -211,7 +222,7 @@ func (r *Relay) Run(ctx context.Context) error {
 	wg.Go(func() { r.readUDP(ctx) })
 	wg.Go(func() { r.acceptTCP(ctx) })
 	wg.Go(func() { r.refill(ctx) })
-	wg.Go(func() { r.handshakeWorker(ctx) })
+	r.handshakeWorkers(ctx, &wg)
 	r.stun.serveAlt(ctx, &wg)
 	if path := r.cfg.Load().StateFile; path != "" {
 		wg.Go(func() { r.keepState(ctx, path) })
@@ -278,6 +289,7 @@ func (r *Relay) Reload(cfg *Config) {
 	old := r.cfg.Swap(cfg)
 	if old.PrivateKey != cfg.PrivateKey {
 		r.macs.Store(secure.NewMACChecker(cfg.PrivateKey))
+		r.static.Store(secure.NewKeypair(cfg.PrivateKey))
 	}
 	if old.Listen != cfg.Listen {
 		r.log.Warn("listen address change needs a restart; keeping the old one", "old", old.Listen, "new", cfg.Listen)

@@ -34,6 +34,8 @@ type session struct {
 	started   time.Time
 	ts        [secure.TimestampLen]byte // of the handshake, recorded on confirmation
 	evicted   bool                      // by a fresher handshake, before confirmation; guarded by r.mu
+	peerIndex uint32                    // the agent's index in its initiation (UDP)
+	m2        []byte                    // the answer to it, sent again to its retries (UDP; set before the session is pending)
 
 	ctrlMu sync.Mutex // serialises control writes
 	ctrl   *smux.Stream
@@ -284,6 +286,10 @@ func (r *Relay) activate(s *session) bool {
 		return false
 	}
 	r.live[s.key] = s
+	r.agentsAt.add(s.addr.Addr().Unmap())
+	if old != nil && old != s {
+		r.agentsAt.remove(old.addr.Addr().Unmap())
+	}
 	r.replay.Confirm(s.key, s.ts)
 	r.mu.Unlock()
 	if old != nil && old != s {
@@ -319,6 +325,7 @@ func (r *Relay) release(s *session) {
 	}
 	if r.live[s.key] == s {
 		delete(r.live, s.key)
+		r.agentsAt.remove(s.addr.Addr().Unmap())
 	}
 	for k, holder := range r.ports {
 		if holder == s {

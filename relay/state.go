@@ -126,6 +126,7 @@ func (r *Relay) keepState(ctx context.Context, path string) {
 	if old, err := readState(path); err != nil {
 		r.log.Warn("relay state not used", "err", err)
 	} else if len(old) > 0 {
+		r.agentsAt.remember(old)
 		r.log.Info("inviting the agents of the last run to reconnect", "agents", len(old), "state", path)
 		r.invite(ctx, old)
 	}

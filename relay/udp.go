@@ -28,17 +28,11 @@ func (r *Relay) handleDatagram(ctx context.Context, b []byte, from netip.AddrPor
 	}
 	switch t {
 	case protocol.TypeHandshakeInit:
-		q := r.handshakes
 		switch r.admit(b, from, link.UDP, r.replyTo(from)) {
-		case verdictDrop, verdictCookie:
-			return
+		case verdictOpen:
+			r.enqueue(b, from, false)
 		case verdictProven:
-			q = r.proven
-		}
-		select {
-		case q <- initMsg{b: append([]byte(nil), b...), from: from}:
-		default:
-			r.stats.HandshakeDropped.Add(1)
+			r.enqueue(b, from, true)
 		}
 	case protocol.TypeData:
 		idx, ok := protocol.ReceiverIndex(t, b)
@@ -57,25 +51,6 @@ func (r *Relay) handleDatagram(ctx context.Context, b []byte, from netip.AddrPor
 		s.pc.Deliver(b, from)
 	default:
 		r.stats.Malformed.Add(1) // responses, refusals and cookies never go to a relay
-	}
-}
-
-// handshakeWorker answers queued UDP handshakes until ctx ends; those
-// whose source address is proven go first.
-func (r *Relay) handshakeWorker(ctx context.Context) {
-	for {
-		var m initMsg
-		select {
-		case m = <-r.proven:
-		default:
-			select {
-			case <-ctx.Done():
-				return
-			case m = <-r.proven:
-			case m = <-r.handshakes:
-			}
-		}
-		r.handleInitUDP(ctx, m.b, m.from)
 	}
 }
 
@@ -112,6 +87,7 @@ func (r *Relay) handleInitUDP(ctx context.Context, msg []byte, from netip.AddrPo
 		return
 	}
 	s.link = l
+	s.peerIndex, s.m2 = resp.PeerIndex, m2 // for retries of this initiation (retryOfLocked)
 	r.mu.Lock()
 	r.addPendingLocked(s)
 	r.mu.Unlock()

@@ -35,8 +35,8 @@ var ErrVersion = errors.New("unsupported protocol version")
 // receiving message 2.
 type Initiation struct {
 	ss        symmetricState
-	static    PrivateKey
-	ephemeral PrivateKey
+	static    *Keypair
+	ephemeral *Keypair
 	peer      PublicKey
 	index     uint32
 	mac1      [MACLen]byte
@@ -55,27 +55,27 @@ func Initiate(static PrivateKey, peer PublicKey, index uint32, ts [TimestampLen]
 }
 
 func initiateWith(static PrivateKey, peer PublicKey, index uint32, ts [TimestampLen]byte, cookie Cookie, e PrivateKey) (*Initiation, []byte, error) {
-	in := &Initiation{static: static, ephemeral: e, peer: peer, index: index}
+	in := &Initiation{static: NewKeypair(static), ephemeral: NewKeypair(e), peer: peer, index: index}
 	msg := protocol.AppendHandshakeHeader(make([]byte, 0, InitLen),
 		protocol.HandshakeHeader{Type: protocol.TypeHandshakeInit, Version: protocol.Version, Sender: index})
 	in.ss.initialize(prologue)
 	in.ss.mixHash(peer[:]) // pre-message: <- s
 
 	// -> e
-	epub := e.Public()
+	epub := in.ephemeral.Public()
 	msg = append(msg, epub[:]...)
 	in.ss.mixHash(epub[:])
 	// es
-	k, err := dh(&e, peer[:])
+	k, err := in.ephemeral.dh(peer[:])
 	if err != nil {
 		return nil, nil, fmt.Errorf("handshake with relay key: %w", err)
 	}
 	in.ss.mixKey(k)
 	// s
-	spub := static.Public()
+	spub := in.static.Public()
 	msg = in.ss.encryptAndHash(msg, spub[:])
 	// ss
-	k, err = dh(&static, peer[:])
+	k, err = in.static.dh(peer[:])
 	if err != nil {
 		return nil, nil, fmt.Errorf("handshake with relay key: %w", err)
 	}
@@ -114,12 +114,12 @@ func (in *Initiation) Finish(msg []byte) (*Session, []byte, error) {
 	ss := in.ss // work on a copy so a forged response leaves us able to take the real one
 	re := p[:KeySize]
 	ss.mixHash(re)
-	k, err := dh(&in.ephemeral, re) // ee
+	k, err := in.ephemeral.dh(re) // ee
 	if err != nil {
 		return nil, nil, err
 	}
 	ss.mixKey(k)
-	k, err = dh(&in.static, re) // se
+	k, err = in.static.dh(re) // se
 	if err != nil {
 		return nil, nil, err
 	}
@@ -146,8 +146,14 @@ type Response struct {
 // first check mac1 (MACChecker) and then that Peer is allowed and that
 // Timestamp is fresh, or Cookie valid, before Respond. Consume does not
 // check the MACs: they concern the address a message came from, which only
-// the caller knows.
+// the caller knows. A responder that answers many handshakes keeps a
+// Keypair and calls its Consume instead (one scalar multiplication less).
 func Consume(static PrivateKey, msg []byte) (*Response, error) {
+	return NewKeypair(static).Consume(msg)
+}
+
+// Consume is Consume with the responder's prepared static key.
+func (kp *Keypair) Consume(msg []byte) (*Response, error) {
 	h, err := protocol.ParseHandshakeHeader(msg)
 	if err != nil {
 		return nil, err
@@ -164,13 +170,13 @@ func Consume(static PrivateKey, msg []byte) (*Response, error) {
 	msg = msg[:noiseInitLen]
 	r := &Response{PeerIndex: h.Sender}
 	r.ss.initialize(prologue)
-	spub := static.Public()
+	spub := kp.Public()
 	r.ss.mixHash(spub[:])
 
 	p := msg[protocol.HandshakeHeaderLen:]
 	r.re = append([]byte(nil), p[:KeySize]...)
 	r.ss.mixHash(r.re)
-	k, err := dh(&static, r.re) // es
+	k, err := kp.dh(r.re) // es
 	if err != nil {
 		return nil, err
 	}
@@ -181,7 +187,7 @@ func Consume(static PrivateKey, msg []byte) (*Response, error) {
 		return nil, err
 	}
 	copy(r.Peer[:], s)
-	k, err = dh(&static, r.Peer[:]) // ss
+	k, err = kp.dh(r.Peer[:]) // ss
 	if err != nil {
 		return nil, err
 	}
@@ -200,22 +206,23 @@ func (r *Response) Respond(index uint32, payload []byte) (*Session, []byte, erro
 	if len(payload) > MaxRespPayload-tagLen {
 		return nil, nil, fmt.Errorf("handshake payload of %d bytes too long", len(payload))
 	}
-	e, err := GeneratePrivateKey()
+	ek, err := GeneratePrivateKey()
 	if err != nil {
 		return nil, nil, err
 	}
+	e := NewKeypair(ek)
 	msg := protocol.AppendHandshakeHeader(make([]byte, 0, respFixedLen+len(payload)),
 		protocol.HandshakeHeader{Type: protocol.TypeHandshakeResp, Version: protocol.Version, Sender: index})
 	msg = binary.BigEndian.AppendUint32(msg, r.PeerIndex)
 	epub := e.Public()
 	msg = append(msg, epub[:]...)
 	r.ss.mixHash(epub[:])
-	k, err := dh(&e, r.re) // ee
+	k, err := e.dh(r.re) // ee
 	if err != nil {
 		return nil, nil, err
 	}
 	r.ss.mixKey(k)
-	k, err = dh(&e, r.Peer[:]) // se
+	k, err = e.dh(r.Peer[:]) // se
 	if err != nil {
 		return nil, nil, err
 	}

@@ -9,7 +9,6 @@ import (
 
 	"golang.org/x/crypto/blake2s"
 	"golang.org/x/crypto/chacha20poly1305"
-	"golang.org/x/crypto/curve25519"
 )
 
 // protocolName names the Noise protocol (spec §8); it is hashed into the
@@ -121,14 +120,4 @@ func (s *symmetricState) decryptAndHash(ciphertext []byte) ([]byte, error) {
 // split implements Split (spec §5.2): the initiator sends with the first key.
 func (s *symmetricState) split() (k1, k2 [hashLen]byte) {
 	return hkdf(&s.ck, nil)
-}
-
-// dh is X25519; a low-order peer point yields an error, which fails the
-// handshake instead of producing a predictable key.
-func dh(priv *PrivateKey, pub []byte) ([]byte, error) {
-	out, err := curve25519.X25519(priv[:], pub)
-	if err != nil {
-		return nil, errDecrypt
-	}
-	return out, nil
 }

@@ -1,0 +1,343 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pinhole/pinhole/agent"
+	"github.com/pinhole/pinhole/internal/link"
+	"github.com/pinhole/pinhole/internal/slog"
+	"github.com/pinhole/pinhole/internal/testenv"
+	"github.com/pinhole/pinhole/protocol"
+	"github.com/pinhole/pinhole/protocol/secure"
+)
+
+// BenchmarkRelayIdleAgents runs one real `pinhole relay` process on
+// loopback and N agents inside the benchmark process, each with its own
+// UDP socket and key and one exposed TCP port; all of them share one
+// source address (127.0.0.1), as routers behind one carrier-grade NAT do.
+// Reported once, before the loop: seconds until every exposed port
+// accepts, relay RSS per idle agent, relay CPU while they idle, relay
+// heap. Each iteration restarts the relay (SIGTERM, then a new process on
+// the same port and state file) and reports seconds until every exposed
+// port accepts again: the reconnect storm.
+//
+// N is PINHOLE_BENCH_AGENTS (default 300, about two minutes);
+// PINHOLE_BENCH_IDLE is the idle window in seconds (default 30). For the
+// figures of issue 12:
+//
+//	PINHOLE_BENCH_AGENTS=1000 go test -run '^$' -bench RelayIdleAgents -benchtime 1x -timeout 30m ./bench/
+//	PINHOLE_BENCH_AGENTS=10000 PINHOLE_BENCH_IDLE=60 go test -run '^$' -bench RelayIdleAgents -benchtime 1x -timeout 60m ./bench/
+//
+// The agents' own CPU shares the machine with the relay, so on a small
+// machine the connect and restart times include the agents' cost too.
+func BenchmarkRelayIdleAgents(b *testing.B) {
+	n := envInt(b, "PINHOLE_BENCH_AGENTS", 300)
+	idle := time.Duration(envInt(b, "PINHOLE_BENCH_IDLE", 30)) * time.Second
+	raiseFileLimit(b, 2*n+1024)
+	bin := buildBinary(b)
+	echo := testenv.EchoTCP(b)
+	fleet := newFleet(b, n, echo)
+	relay := fleet.startRelay(b, bin)
+	time.Sleep(2 * time.Second) // the relay's own start-up allocations settle
+	rss0 := rssMiB(b, relay.pid)
+
+	start := time.Now()
+	fleet.startAgents(b)
+	fleet.waitAccepting(b, start, 10*time.Minute)
+	connect := time.Since(start)
+
+	// Idle: agents heartbeat, nothing else flows. RSS after the window,
+	// CPU over its second half (after the connect burst's GC has run).
+	time.Sleep(idle / 2)
+	cpu0, t0 := cpuTicks(b, relay.pid), time.Now()
+	time.Sleep(idle / 2)
+	cpu1, t1 := cpuTicks(b, relay.pid), time.Now()
+	rss1 := rssMiB(b, relay.pid)
+	heap, heapOK := relayHeap(fleet.admin)
+
+	var restarts time.Duration
+	for b.Loop() {
+		start, self0 := time.Now(), cpuTicks(b, os.Getpid())
+		relay.stop(b)
+		stopped := time.Since(start)
+		relay = fleet.startRelay(b, bin)
+		first, median, p90 := fleet.waitAccepting(b, start, 10*time.Minute)
+		restarts += time.Since(start)
+		b.Logf("restart: old relay stopped in %v; first port back after %v, half after %v, 90%% after %v, all after %v; CPU meanwhile: new relay %.1f s, agents %.1f s; relay counters: %v",
+			stopped.Round(time.Millisecond), first.Round(time.Millisecond), median.Round(time.Millisecond), p90.Round(time.Millisecond),
+			time.Since(start).Round(time.Millisecond), float64(cpuTicks(b, relay.pid))/clockTicks, float64(cpuTicks(b, os.Getpid())-self0)/clockTicks, relayCounters(fleet.admin))
+	}
+	relay.stop(b)
+	// Reported after the loop: b.Loop's first call clears earlier metrics.
+	b.ReportMetric(restarts.Seconds()/float64(b.N), "s-restart")
+	b.ReportMetric(connect.Seconds(), "s-connect")
+	b.ReportMetric((rss1-rss0)*1024/float64(n), "relay-KiB/agent")
+	b.ReportMetric(rss1, "relay-RSS-MiB")
+	b.ReportMetric(100*float64(cpu1-cpu0)/clockTicks/t1.Sub(t0).Seconds(), "relay-idle-CPU%")
+	if heapOK {
+		b.ReportMetric(heap/(1<<20), "relay-heap-MiB")
+		b.ReportMetric(heap/1024/float64(n), "relay-heap-KiB/agent")
+	}
+}
+
+// clockTicks is USER_HZ, the unit of /proc/PID/stat's times (100 on
+// every Linux the project runs on).
+const clockTicks = 100
+
+// fleet is N agent configurations and the relay configuration that lists
+// them, with one exposed port each.
+type fleet struct {
+	dir, cfg, admin string
+	relayKey        secure.PrivateKey
+	relayPort       uint16
+	agents          []*agent.Config
+	ports           []uint16
+}
+
+func newFleet(b *testing.B, n int, local string) *fleet {
+	f := &fleet{dir: b.TempDir(), relayKey: testenv.Key(b), relayPort: testenv.FreePort(b)}
+	f.admin = "127.0.0.1:" + strconv.Itoa(int(testenv.FreePort(b)))
+	var entries strings.Builder
+	seen := map[uint16]bool{f.relayPort: true}
+	for i := range n {
+		port := testenv.FreePort(b)
+		for seen[port] {
+			port = testenv.FreePort(b)
+		}
+		seen[port] = true
+		k := testenv.Key(b)
+		name := "a" + strconv.Itoa(i)
+		fmt.Fprintf(&entries, "  - name: %s\n    public_key: %s\n    allow_ports: [%d]\n", name, k.Public(), port)
+		f.ports = append(f.ports, port)
+		f.agents = append(f.agents, &agent.Config{Name: name, PrivateKey: k, Transport: agent.TransportUDP,
+			Relays:    []agent.Relay{{Address: "127.0.0.1:" + strconv.Itoa(int(f.relayPort)), PublicKey: f.relayKey.Public()}},
+			Heartbeat: 15 * time.Second, Tuning: link.DefaultTuning(),
+			Expose: []agent.Exposure{{Name: "svc", Proto: protocol.ProtoTCP, Local: local, RemotePort: port}}})
+	}
+	f.cfg = filepath.Join(f.dir, "relay.yaml")
+	err := os.WriteFile(f.cfg, fmt.Appendf(nil, `listen: 127.0.0.1:%d
+private_key: %s
+bind: 127.0.0.1
+admin: %s
+state_file: %s
+log:
+  level: warn
+agents:
+%s`, f.relayPort, f.relayKey, f.admin, filepath.Join(f.dir, "relay.state"), entries.String()), 0o600)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return f
+}
+
+// startAgents runs every agent until the benchmark ends.
+func (f *fleet) startAgents(b *testing.B) {
+	log := slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelError}))
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	b.Cleanup(func() { cancel(); wg.Wait() })
+	for _, cfg := range f.agents {
+		a, err := agent.New(cfg, log)
+		if err != nil {
+			b.Fatal(err)
+		}
+		wg.Go(func() { a.Run(ctx) })
+	}
+}
+
+// waitAccepting returns once a TCP connection to every exposed port is
+// accepted; it returns when the first, the median and the 90th percentile
+// port were seen (since start). Rounds dial the ports not yet seen, 64 at
+// a time, about every 100 ms: one dialer alone, sharing the process with
+// the agents' goroutines, took seconds per round and measured itself.
+func (f *fleet) waitAccepting(b *testing.B, start time.Time, limit time.Duration) (first, median, p90 time.Duration) {
+	left := append([]uint16(nil), f.ports...)
+	var (
+		mu   sync.Mutex
+		seen []time.Duration
+	)
+	deadline := time.Now().Add(limit)
+	for len(left) > 0 {
+		if time.Now().After(deadline) {
+			b.Fatalf("%d of %d exposed ports still closed after %v", len(left), len(f.ports), limit)
+		}
+		round := time.Now()
+		open := make([]bool, len(left))
+		next := make(chan int)
+		var wg sync.WaitGroup
+		for range 64 {
+			wg.Go(func() {
+				for i := range next {
+					c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(int(left[i])), time.Second)
+					if err != nil {
+						continue
+					}
+					c.Close()
+					open[i] = true
+					mu.Lock()
+					seen = append(seen, time.Since(start))
+					mu.Unlock()
+				}
+			})
+		}
+		for i := range left {
+			next <- i
+		}
+		close(next)
+		wg.Wait()
+		still := left[:0]
+		for i, p := range left {
+			if !open[i] {
+				still = append(still, p)
+			}
+		}
+		if os.Getenv("PINHOLE_BENCH_TRACE") != "" {
+			b.Logf("%v: dialed %d ports in %v, %d closed", time.Since(start).Round(time.Millisecond), len(left), time.Since(round).Round(time.Millisecond), len(still))
+		}
+		left = still
+		if len(left) > 0 {
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	slices.Sort(seen)
+	return seen[0], seen[len(seen)/2], seen[len(seen)*9/10]
+}
+
+// relayProc is one run of the relay binary.
+type relayProc struct {
+	pid  int
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+func (f *fleet) startRelay(b *testing.B, bin string) *relayProc {
+	cmd := exec.Command(bin, "relay", "-c", f.cfg)
+	if testing.Verbose() {
+		cmd.Stderr = os.Stderr
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	p := &relayProc{pid: cmd.Process.Pid, cmd: cmd, done: make(chan struct{})}
+	go func() { cmd.Wait(); close(p.done) }()
+	b.Cleanup(func() { cmd.Process.Kill(); <-p.done })
+	return p
+}
+
+// stop ends the relay as a service manager would: SIGTERM (the relay
+// tells every agent it is going), SIGKILL if it has not exited in 20 s.
+func (p *relayProc) stop(b *testing.B) {
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(20 * time.Second):
+		b.Logf("relay did not stop within 20 s of SIGTERM; killing it")
+		p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+// cpuTicks is a process's user plus system time from /proc/PID/stat.
+func cpuTicks(b *testing.B, pid int) int64 {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	// The command name, field 2, is in parentheses and may hold spaces:
+	// count fields from after its closing one (field 3 is the state).
+	s := string(raw)
+	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(fields) < 13 {
+		b.Fatalf("short /proc/%d/stat: %q", pid, s)
+	}
+	utime, err1 := strconv.ParseInt(fields[11], 10, 64) // field 14
+	stime, err2 := strconv.ParseInt(fields[12], 10, 64) // field 15
+	if err1 != nil || err2 != nil {
+		b.Fatalf("/proc/%d/stat: %q", pid, s)
+	}
+	return utime + stime
+}
+
+// relayStatus is the part of the relay's status document read here.
+type relayStatus struct {
+	Counters map[string]uint64 `json:"counters"`
+	Process  struct {
+		HeapInuse float64 `json:"heap_inuse"`
+	} `json:"process"`
+}
+
+// readStatus reads the relay's status endpoint.
+func readStatus(addr string) (relayStatus, bool) {
+	var st relayStatus
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return st, false
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	return st, json.NewDecoder(c).Decode(&st) == nil
+}
+
+// relayHeap reads heap_inuse from the relay's status endpoint.
+func relayHeap(addr string) (float64, bool) {
+	st, ok := readStatus(addr)
+	return st.Process.HeapInuse, ok && st.Process.HeapInuse > 0
+}
+
+// relayCounters are the handshake counters of the relay, for the log.
+func relayCounters(addr string) string {
+	st, ok := readStatus(addr)
+	if !ok {
+		return "(status unreadable)"
+	}
+	var out []string
+	for _, k := range []string{"handshakes", "handshake_dropped", "handshake_coalesced", "handshake_resent", "cookies_sent", "pending_discarded", "replayed", "replaced"} {
+		out = append(out, fmt.Sprintf("%s=%d", k, st.Counters[k]))
+	}
+	return strings.Join(out, " ")
+}
+
+// raiseFileLimit lifts RLIMIT_NOFILE to at least want (within the hard
+// limit); the relay process inherits it.
+func raiseFileLimit(b *testing.B, want int) {
+	var l syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
+		b.Fatal(err)
+	}
+	if l.Cur >= uint64(want) {
+		return
+	}
+	if l.Max < uint64(want) {
+		b.Fatalf("RLIMIT_NOFILE hard limit %d, need %d (raise it with ulimit -Hn as root)", l.Max, want)
+	}
+	l.Cur = uint64(want)
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
+		b.Fatal(err)
+	}
+}
+
+func envInt(b *testing.B, name string, def int) int {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		b.Fatalf("%s=%q: want a positive number", name, v)
+	}
+	return n
+}
