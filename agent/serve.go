@@ -180,6 +180,9 @@ func (a *Agent) readControl(ctx context.Context, c *control, conn *relaylink.Con
 		switch m := m.(type) {
 		case protocol.RegisterReply:
 			for _, st := range m.Statuses {
+				if st.Status != protocol.StatusOK {
+					a.links.ExposuresRefused.Add(1)
+				}
 				if prev, ok := logged[st.Name]; ok && prev == st {
 					continue
 				}
@@ -214,6 +217,7 @@ func (a *Agent) readControl(ctx context.Context, c *control, conn *relaylink.Con
 			// wait for the silence to time out.
 			a.state.notice(m)
 			if m.Code == protocol.NoticeDuplicateKey {
+				a.links.DuplicateKey.Add(1)
 				// Two agents with one key replace each other on the
 				// relay; only the operator can fix it. Say so once.
 				if a.dupWarned.CompareAndSwap(false, true) {

@@ -47,7 +47,13 @@ func TestPortInUseRetried(t *testing.T) {
 			}
 			testenv.WaitFor(t, 10*time.Second, "exposure refused: port in use", refused)
 			time.Sleep(2 * time.Second) // a few retries while the port stays taken
-			t.Logf("agent status while refused: %+v", a.Status().Exposures)
+			ac, rc := a.Status().Counters, r.Counters()
+			t.Logf("agent status while refused: %+v; agent exposures_refused %d, exposures_retried %d; relay exposures_refused %d",
+				a.Status().Exposures, ac["exposures_refused"], ac["exposures_retried"], rc["exposures_refused"])
+			if ac["exposures_refused"] == 0 || ac["exposures_retried"] == 0 || rc["exposures_refused"] == 0 {
+				t.Errorf("status counters do not show the refusals and retries: agent exposures_refused %d, exposures_retried %d; relay exposures_refused %d",
+					ac["exposures_refused"], ac["exposures_retried"], rc["exposures_refused"])
+			}
 			free()
 			d, ok := waitEchoes("127.0.0.1", port, 15*time.Second)
 			t.Logf("freed port picked up after %v", d.Round(10*time.Millisecond))
