@@ -115,6 +115,7 @@ func (a *Agent) serve(ctx context.Context, conn *relaylink.Conn, idx int) linkEn
 	}
 	wg.Wait()
 	conn.Close()
+	tn.LinkDown()
 	a.state.disconnected()
 	end := linkEnd{registered: true, lived: time.Since(start), why: endReason(max(0, why.Load()-1))}
 	if ctx.Err() == nil {

@@ -76,6 +76,7 @@ func noticeKeyRemoved() protocol.Notice {
 func (s *session) run(ctx context.Context) {
 	defer func() {
 		s.shutdown("")
+		s.tunnels.LinkDown()
 		s.tunnels.Wait()
 	}()
 
