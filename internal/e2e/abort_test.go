@@ -33,10 +33,16 @@ type services struct {
 // name -> local address, and waits until all are open.
 func startServices(t *testing.T, local map[string]string) *services {
 	t.Helper()
+	return startServicesOver(t, agent.TransportUDP, local)
+}
+
+// startServicesOver is startServices with the agent on transport tr.
+func startServicesOver(t *testing.T, tr agent.Transport, local map[string]string) *services {
+	t.Helper()
 	s := &services{ports: map[string]uint16{}}
 	rcfg := testenv.RelayConfig(t, "127.0.0.1:0")
 	acfg := testenv.AgentConfig(t, "", rcfg.PrivateKey)
-	acfg.Transport = agent.TransportUDP
+	acfg.Transport = tr
 	var ports []uint16
 	for name, addr := range local {
 		p := testenv.FreePort(t)
@@ -248,10 +254,18 @@ func resetCounters(m map[string]uint64) string {
 
 // TestLinkDeathResets: when the link dies under a download and an upload,
 // the public client and the local service get a reset, never the clean
-// end of stream that would make a truncated transfer look complete.
+// end of stream that would make a truncated transfer look complete. Over
+// TCP the relay's close reached every stream as io.EOF (smux passes its
+// connection's read error to each stream), so the service saw a clean end.
 func TestLinkDeathResets(t *testing.T) {
+	for _, tr := range []agent.Transport{agent.TransportUDP, agent.TransportTCP} {
+		t.Run(string(tr), func(t *testing.T) { linkDeathResets(t, tr) })
+	}
+}
+
+func linkDeathResets(t *testing.T, tr agent.Transport) {
 	serviceErr := make(chan error, 1)
-	s := startServices(t, map[string]string{
+	s := startServicesOver(t, tr, map[string]string{
 		"forever": testenv.ServeTCP(t, writeForever),
 		"reader": testenv.ServeTCP(t, func(c *net.TCPConn) {
 			defer c.Close()
