@@ -80,6 +80,9 @@ func TestFailover(t *testing.T) {
 			if st := a.Status(); st.Relay != r2.Addr().String() {
 				t.Errorf("agent status names relay %q, want %q", st.Relay, r2.Addr())
 			}
+			if c := a.Status().Counters; c["relay_failovers"] != 1 || c["relay_links_lost"] != 1 {
+				t.Errorf("agent status counts %d failovers, %d links lost; want 1 and 1", c["relay_failovers"], c["relay_links_lost"])
+			}
 		})
 	}
 }

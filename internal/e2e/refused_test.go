@@ -83,11 +83,11 @@ func TestDuplicateKeySettles(t *testing.T) {
 	testenv.Allow(rcfg, acfg, port)
 	r, rlog, _ := testenv.StartRelay(t, rcfg)
 	acfg.Relays[0].Address = r.Addr().String()
-	_, alog1, _ := testenv.StartAgent(t, acfg)
+	a1, alog1, _ := testenv.StartAgent(t, acfg)
 	testenv.WaitFor(t, 10*time.Second, "first agent registered", func() bool { return testenv.Exposed(r, "web") })
 	twin := *acfg
 	twin.Name = "router1-clone"
-	_, alog2, _ := testenv.StartAgent(t, &twin)
+	a2, alog2, _ := testenv.StartAgent(t, &twin)
 
 	time.Sleep(10 * time.Second) // detection and settling
 	c0 := r.Counters()
@@ -110,5 +110,8 @@ func TestDuplicateKeySettles(t *testing.T) {
 	}
 	if !echoes("127.0.0.1", port) {
 		t.Error("exposure not reachable after the agents settled")
+	}
+	if n := a1.Status().Counters["duplicate_key_notices"] + a2.Status().Counters["duplicate_key_notices"]; n == 0 {
+		t.Error("neither agent's status counts a duplicate-key notice")
 	}
 }
