@@ -33,6 +33,7 @@ type Agent struct {
 	services atomic.Pointer[map[string]*expose.Service]
 	reload   chan struct{}
 	stats    expose.Stats
+	links    linkStats // relay link events for status (linkstats.go)
 	sock     *demux.Socket
 	adminLn  net.Listener
 	streams  sync.WaitGroup

@@ -15,6 +15,7 @@ func (a *Agent) relayLoop(ctx context.Context) {
 	var b backoff
 	first := 0                         // index of the relay tried first in the next round
 	unreachable := map[string]string{} // relay address -> its last logged dial error
+	last := ""                         // address of the relay of the last link ("": none yet)
 	for ctx.Err() == nil {
 		cfg := a.cfg.Load()
 		netChanged := a.netChange.changed() // cuts this round's dials and wait short
@@ -31,6 +32,7 @@ func (a *Agent) relayLoop(ctx context.Context) {
 			conn, err := a.dialUntilNetChange(ctx, cfg, r)
 			if err != nil {
 				if ctx.Err() == nil {
+					a.links.dialFailed(err)
 					a.state.setError(err)
 					// Retries come every second or two in an outage:
 					// say what changed, not every repeat.
@@ -44,7 +46,17 @@ func (a *Agent) relayLoop(ctx context.Context) {
 				continue
 			}
 			delete(unreachable, r.Address)
+			if last != "" {
+				a.links.Reconnects.Add(1)
+				if last != r.Address {
+					a.links.Failovers.Add(1)
+				}
+			}
+			last = r.Address
 			end := a.serve(ctx, conn, i)
+			if end.registered && ctx.Err() == nil {
+				a.links.Lost.Add(1)
+			}
 			served = true
 			netEnd = end.why == endNetwork
 			switch end.why {

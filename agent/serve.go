@@ -115,6 +115,7 @@ func (a *Agent) serve(ctx context.Context, conn *relaylink.Conn, idx int) linkEn
 	}
 	wg.Wait()
 	conn.Close()
+	tn.LinkDown()
 	a.state.disconnected()
 	end := linkEnd{registered: true, lived: time.Since(start), why: endReason(max(0, why.Load()-1))}
 	if ctx.Err() == nil {
@@ -180,6 +181,9 @@ func (a *Agent) readControl(ctx context.Context, c *control, conn *relaylink.Con
 		switch m := m.(type) {
 		case protocol.RegisterReply:
 			for _, st := range m.Statuses {
+				if st.Status != protocol.StatusOK {
+					a.links.ExposuresRefused.Add(1)
+				}
 				if prev, ok := logged[st.Name]; ok && prev == st {
 					continue
 				}
@@ -214,6 +218,7 @@ func (a *Agent) readControl(ctx context.Context, c *control, conn *relaylink.Con
 			// wait for the silence to time out.
 			a.state.notice(m)
 			if m.Code == protocol.NoticeDuplicateKey {
+				a.links.DuplicateKey.Add(1)
 				// Two agents with one key replace each other on the
 				// relay; only the operator can fix it. Say so once.
 				if a.dupWarned.CompareAndSwap(false, true) {

@@ -231,6 +231,7 @@ func (a *Agent) Status() Status {
 			"peer_sessions":          a.peers.stats.Sessions.Load(),
 			"peer_path_switches":     a.peers.stats.PathMoves.Load(),
 		}, Process: proc}
+	a.links.counters(st.Counters)
 	if s.up {
 		since := s.since
 		st.Relay, st.Transport, st.RelayAddr, st.Observed, st.Since = s.relay, s.transport, s.addr.String(), s.observed.String(), &since

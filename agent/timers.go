@@ -429,6 +429,7 @@ func (a *Agent) retryRefused(ctx context.Context, c *control, replies <-chan boo
 			log.Debug("retrying refused exposures", "in", wait.Round(time.Millisecond))
 			t.Reset(wait)
 		case <-t.C:
+			a.links.ExposuresRetried.Add(1)
 			if c.request(registerMsg(a.cfg.Load())) != nil {
 				return
 			}

@@ -21,8 +21,12 @@ import (
 // descriptors of relay and agent moved from the start to the end of the
 // run (flat is the goal: growth per transfer is a leak). It runs for
 // SOAK_DURATION (default 20s inside `make bench`; `make soak` runs 10m).
-// Nothing here passes or fails on speed; a failed transfer is reported as
-// a metric and logged.
+// Nothing here passes or fails on speed, but the soak fails (b.Errorf)
+// when a transfer failed, when either process holds more than
+// soakFDGrowth more fds at the end than after the warm-up, or when its
+// RSS grew by more than soakRSSGrowth: the old leak (an agent connection
+// and fd per aborted transfer, ~90 KB each) grows without bound, while
+// the runtime's own heap growth after a 5 s warm-up stays a few MiB.
 func BenchmarkSoak(b *testing.B) {
 	d := 20 * time.Second
 	if v := os.Getenv("SOAK_DURATION"); v != "" {
@@ -37,7 +41,7 @@ func BenchmarkSoak(b *testing.B) {
 	payload := bytes.Repeat([]byte("pinhole soak 64k "), 64<<10/17+1)[:64<<10]
 	for b.Loop() {
 		// Warm up, then take the baseline the end is compared with.
-		soak(echo, payload, 16, 2*time.Second)
+		soak(echo, payload, 16, 5*time.Second)
 		time.Sleep(time.Second)
 		rss0A, rss0R := rssMiB(b, agent), rssMiB(b, relay)
 		fd0A, fd0R := openFDs(agent), openFDs(relay)
@@ -54,8 +58,29 @@ func BenchmarkSoak(b *testing.B) {
 		b.ReportMetric(float64(fd1R-fd0R), "relay-fd-growth")
 		b.Logf("soak %v: %d transfers, %d failed; agent RSS %.1f -> %.1f MiB, fds %d -> %d; relay RSS %.1f -> %.1f MiB, fds %d -> %d",
 			d, ok, failed, rss0A, rss1A, fd0A, fd1A, rss0R, rss1R, fd0R, fd1R)
+		if failed > 0 {
+			b.Errorf("soak: %d of %d transfers failed, want none", failed, ok+failed)
+		}
+		for _, p := range []struct {
+			role     string
+			fd0, fd1 int
+			r0, r1   float64
+		}{{"agent", fd0A, fd1A, rss0A, rss1A}, {"relay", fd0R, fd1R, rss0R, rss1R}} {
+			if p.fd1-p.fd0 > soakFDGrowth {
+				b.Errorf("soak: %s holds %d fds, %d after the warm-up (more than %d: a leak)", p.role, p.fd1, p.fd0, soakFDGrowth)
+			}
+			if p.r1-p.r0 > soakRSSGrowth {
+				b.Errorf("soak: %s RSS grew %.1f -> %.1f MiB (more than %.0f MiB after the warm-up: not flat)", p.role, p.r0, p.r1, soakRSSGrowth)
+			}
+		}
 	}
 }
+
+// The soak's limits on growth from the warm-up to the end of the run.
+const (
+	soakFDGrowth  = 4    // fds: sockets still closing, the admin connection
+	soakRSSGrowth = 16.0 // MiB: heap growth to the run's peak concurrency, not per transfer
+)
 
 // soak runs workers clients for d; each loops open, echo, verify, close.
 func soak(addr string, payload []byte, workers int, d time.Duration) (ok, failed int64) {

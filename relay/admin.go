@@ -65,6 +65,7 @@ func (r *Relay) Status() Status {
 		"stun_delayed":           r.stun.delayed.accepted.Load(),
 		"stun_delayed_refused":   r.stun.delayed.refused.Load(),
 		"duplicate_key":          r.stats.DuplicateKey.Load(),
+		"exposures_refused":      r.stats.ExposuresRefused.Load(),
 		"streams_reset_sent":     r.stats.Tunnels.ResetSent.Load(),
 		"streams_reset_received": r.stats.Tunnels.ResetReceived.Load(),
 		"streams_stalled_reset":  r.stats.Tunnels.StalledReset.Load(),

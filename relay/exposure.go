@@ -82,6 +82,7 @@ func (s *session) apply(want []protocol.Exposure) protocol.RegisterReply {
 // and at Debug when the agent merely retries (it re-registers a port in use
 // every few seconds); s.expMu is held.
 func (s *session) logRefusalLocked(st protocol.ExposureStatus, msg string, args ...any) {
+	s.r.stats.ExposuresRefused.Add(1)
 	if s.refused[st.Name] == st.Status {
 		s.log.Debug(msg, args...)
 		return

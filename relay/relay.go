@@ -91,6 +91,7 @@ type Stats struct {
 	// the same answer again instead of a new session.
 	HandshakeResent  atomic.Uint64
 	DuplicateKey     atomic.Uint64 // sessions closed or refused because two agents share a key
+	ExposuresRefused atomic.Uint64 // exposures refused (port not allowed, in use, listen error), retries too
 	Tunnels          splice.Stats  // stream resets sent, received, stalled
 	FlowsEvicted     atomic.Uint64 // UDP exposure flows ended to make room for a new client
 	DatagramsDropped atomic.Uint64 // UDP exposure datagrams dropped: flow queue or exposure budget full

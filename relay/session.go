@@ -78,6 +78,7 @@ func noticeKeyRemoved() protocol.Notice {
 func (s *session) run(ctx context.Context) {
 	defer func() {
 		s.shutdown("")
+		s.tunnels.LinkDown()
 		s.tunnels.Wait()
 	}()
 
@@ -118,7 +119,7 @@ func (s *session) run(ctx context.Context) {
 	for {
 		m, err := protocol.ReadMessage(ctrl)
 		if err != nil {
-			if !errors.Is(err, io.EOF) && !s.link.Mux.IsClosed() {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, link.ErrPeerClosed) && !s.link.Mux.IsClosed() {
 				s.log.Warn("control stream", "err", err)
 			}
 			return

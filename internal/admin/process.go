@@ -2,6 +2,7 @@ package admin
 
 import (
 	"bytes"
+	"math"
 	"os"
 	"runtime"
 	"runtime/metrics"
@@ -19,6 +20,9 @@ type Process struct {
 	HeapLive   uint64 `json:"heap_live"`  // bytes marked live by the last GC
 	Stacks     uint64 `json:"stacks"`     // bytes of goroutine stacks
 	RSS        uint64 `json:"rss"`        // resident set; 0 where /proc/self/statm does not exist
+	// MemoryLimit is the Go soft memory limit in force (memory_limit or
+	// GOMEMLIMIT); 0: none.
+	MemoryLimit uint64 `json:"memory_limit"`
 }
 
 // processMetrics are read with runtime/metrics, which unlike
@@ -28,6 +32,7 @@ var processMetrics = []string{
 	"/memory/classes/heap/unused:bytes",
 	"/gc/heap/live:bytes",
 	"/memory/classes/heap/stacks:bytes",
+	"/gc/gomemlimit:bytes",
 }
 
 // ProcessStats samples the current process.
@@ -43,7 +48,7 @@ func ProcessStats() Process {
 		}
 		return 0
 	}
-	return Process{
+	p := Process{
 		Goroutines: runtime.NumGoroutine(),
 		OpenFDs:    openFDs(),
 		// objects + unused = HeapInuse of runtime.MemStats.
@@ -53,6 +58,10 @@ func ProcessStats() Process {
 		Stacks:    u(3),
 		RSS:       rss(),
 	}
+	if l := u(4); l < math.MaxInt64 {
+		p.MemoryLimit = l
+	}
+	return p
 }
 
 // openFDs counts the entries of /proc/self/fd (Linux), minus the one the

@@ -12,5 +12,6 @@ func (p Process) WriteJSON(w *jsonw.Writer, key string) {
 	w.Uint("heap_live", p.HeapLive)
 	w.Uint("stacks", p.Stacks)
 	w.Uint("rss", p.RSS)
+	w.Uint("memory_limit", p.MemoryLimit)
 	w.End()
 }

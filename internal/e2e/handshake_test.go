@@ -18,9 +18,9 @@ import (
 )
 
 // reconnectBound is how soon an agent must be connected when the
-// handshake hardening works: the issue asks for 2 s; the assertion leaves
-// room for a loaded CI machine, and the tests log the measured time.
-const reconnectBound = 5 * time.Second
+// handshake hardening works, as the issue asks: 2 s (one handshake retry
+// is a second; the tests log the measured time).
+const reconnectBound = 2 * time.Second
 
 // handshakeSetup is a relay listing one agent config (not started yet).
 func handshakeSetup(t *testing.T) (*relay.Relay, *testenv.LogBuffer, *relay.Config, *agent.Config) {
@@ -216,6 +216,67 @@ func TestAgentStatusSaysWhatHappened(t *testing.T) {
 	testenv.WaitFor(t, 15*time.Second, "no-answer in status", func() bool {
 		return strings.Contains(b.Status().LastError, "connection refused")
 	})
+	if n := a.Status().Counters["handshakes_refused"]; n == 0 {
+		t.Errorf("refused agent: handshakes_refused = 0 in status")
+	}
 	t.Logf("refused: %q", a.Status().LastError)
 	t.Logf("silent: %q", b.Status().LastError)
+
+	// A relay whose UDP port swallows everything, the agent on UDP only:
+	// its status says nothing came back, and counts it, without claiming
+	// this agent's key is not listed.
+	hole, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hole.Close()
+	go func() {
+		for buf := make([]byte, 2048); ; {
+			if _, _, err := hole.ReadFrom(buf); err != nil {
+				return
+			}
+		}
+	}()
+	udpOnly := testenv.AgentConfig(t, hole.LocalAddr().String(), rcfg.PrivateKey)
+	udpOnly.Transport = agent.TransportUDP
+	u, _, _ := testenv.StartAgent(t, udpOnly)
+	testenv.WaitFor(t, 40*time.Second, "no-answer over udp in status", func() bool { return u.Status().LastError != "" })
+	st := u.Status()
+	t.Logf("silent over udp: %q", st.LastError)
+	if !strings.Contains(st.LastError, "no handshake answer") || strings.Contains(st.LastError, "is not listed") {
+		t.Errorf("silent relay over udp: status says %q, want no handshake answer and no claim about this agent's key", st.LastError)
+	}
+	if st.Counters["handshakes_unanswered"] == 0 || st.Counters["handshakes_refused"] != 0 {
+		t.Errorf("silent relay over udp: handshakes_unanswered %d, handshakes_refused %d; want some and none",
+			st.Counters["handshakes_unanswered"], st.Counters["handshakes_refused"])
+	}
+
+	// A relay port that accepts TCP and closes it before answering (a
+	// relay restarting, or shedding load): neutral, no key blamed.
+	closer, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closer.Close()
+	go func() {
+		for {
+			c, err := closer.Accept()
+			if err != nil {
+				return
+			}
+			c.SetReadDeadline(time.Now().Add(2 * time.Second))
+			c.Read(make([]byte, 64)) // the start of the initiation, then nothing
+			c.Close()
+		}
+	}()
+	tcpOnly := testenv.AgentConfig(t, closer.Addr().String(), rcfg.PrivateKey)
+	tcpOnly.Transport = agent.TransportTCP
+	c, _, _ := testenv.StartAgent(t, tcpOnly)
+	testenv.WaitFor(t, 15*time.Second, "closed-during-handshake in status", func() bool { return c.Status().LastError != "" })
+	st = c.Status()
+	t.Logf("closed over tcp: %q", st.LastError)
+	if !strings.Contains(st.LastError, "closed the connection during the handshake") || strings.Contains(st.LastError, "is listed on the relay") ||
+		strings.Contains(st.LastError, "is not listed") {
+		t.Errorf("relay closed over tcp: status says %q, want the close named and no claim about this agent's key", st.LastError)
+	}
 }

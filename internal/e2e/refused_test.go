@@ -47,7 +47,13 @@ func TestPortInUseRetried(t *testing.T) {
 			}
 			testenv.WaitFor(t, 10*time.Second, "exposure refused: port in use", refused)
 			time.Sleep(2 * time.Second) // a few retries while the port stays taken
-			t.Logf("agent status while refused: %+v", a.Status().Exposures)
+			ac, rc := a.Status().Counters, r.Counters()
+			t.Logf("agent status while refused: %+v; agent exposures_refused %d, exposures_retried %d; relay exposures_refused %d",
+				a.Status().Exposures, ac["exposures_refused"], ac["exposures_retried"], rc["exposures_refused"])
+			if ac["exposures_refused"] == 0 || ac["exposures_retried"] == 0 || rc["exposures_refused"] == 0 {
+				t.Errorf("status counters do not show the refusals and retries: agent exposures_refused %d, exposures_retried %d; relay exposures_refused %d",
+					ac["exposures_refused"], ac["exposures_retried"], rc["exposures_refused"])
+			}
 			free()
 			d, ok := waitEchoes("127.0.0.1", port, 15*time.Second)
 			t.Logf("freed port picked up after %v", d.Round(10*time.Millisecond))
@@ -77,11 +83,11 @@ func TestDuplicateKeySettles(t *testing.T) {
 	testenv.Allow(rcfg, acfg, port)
 	r, rlog, _ := testenv.StartRelay(t, rcfg)
 	acfg.Relays[0].Address = r.Addr().String()
-	_, alog1, _ := testenv.StartAgent(t, acfg)
+	a1, alog1, _ := testenv.StartAgent(t, acfg)
 	testenv.WaitFor(t, 10*time.Second, "first agent registered", func() bool { return testenv.Exposed(r, "web") })
 	twin := *acfg
 	twin.Name = "router1-clone"
-	_, alog2, _ := testenv.StartAgent(t, &twin)
+	a2, alog2, _ := testenv.StartAgent(t, &twin)
 
 	time.Sleep(10 * time.Second) // detection and settling
 	c0 := r.Counters()
@@ -104,5 +110,8 @@ func TestDuplicateKeySettles(t *testing.T) {
 	}
 	if !echoes("127.0.0.1", port) {
 		t.Error("exposure not reachable after the agents settled")
+	}
+	if n := a1.Status().Counters["duplicate_key_notices"] + a2.Status().Counters["duplicate_key_notices"]; n == 0 {
+		t.Error("neither agent's status counts a duplicate-key notice")
 	}
 }

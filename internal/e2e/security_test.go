@@ -31,8 +31,8 @@ func TestRefusals(t *testing.T) {
 		if a.Status().Connected || len(r.Status().Agents) != 0 {
 			t.Fatal("agent connected to a relay whose key it did not pin")
 		}
-		if !strings.Contains(alog.String(), "check the relay public_key") {
-			t.Errorf("agent log does not tell the operator to check the relay key:\n%s", alog)
+		if !strings.Contains(alog.String(), "the relay public_key in the agent config is not this relay's") {
+			t.Errorf("agent log does not name the relay key as a possible cause:\n%s", alog)
 		}
 	})
 	t.Run("unknown agent key", func(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"io"
 	"math"
 	"net"
+	"slices"
 	"strconv"
 	"syscall"
 	"testing"
@@ -37,6 +38,7 @@ func TestStalledReaders(t *testing.T) {
 			c.CloseWrite()
 			io.Copy(io.Discard, c)
 		}),
+		"echo": testenv.EchoTCP(t),
 	})
 	download(t, s, payload, 60*time.Second) // warm up: KCP windows, buffer pools
 	unloaded := bestDownload(t, s, payload)
@@ -59,7 +61,23 @@ func TestStalledReaders(t *testing.T) {
 		return s.relay.Counters()["streams_stalled_reset"] >= want
 	})
 
-	loaded := bestDownload(t, s, payload)
+	// Round trips beside the loaded download: the heartbeat skips its
+	// Pings while the link carries traffic (the traffic keeps the mapping
+	// alive), so what is timed is a new stream on another exposure, opened
+	// and echoing one byte, on the same smux session and KCP link as the
+	// control stream. Before the stall guard, the control stream's RTT went
+	// to 894 ms and other streams got nothing.
+	var loaded time.Duration
+	rtts := probeDuring(t, s, func() { loaded = bestDownload(t, s, payload) })
+	p50, p99 := percentile(rtts, 50), percentile(rtts, 99)
+	t.Logf("stream round trip during the loaded download: %d samples, p50 %.1f ms, p99 %.1f ms",
+		len(rtts), ms(p50), ms(p99))
+	if len(rtts) < 5 {
+		t.Errorf("only %d round trips during the loaded download", len(rtts))
+	}
+	if p99 > rttBound {
+		t.Errorf("stream round trip beside %d stalled readers and a download: p99 %.1f ms, want under %v", stalled, ms(p99), rttBound)
+	}
 	// The heartbeat skips its Pings while the download's traffic refreshes
 	// the mapping; beside the stalled readers, once the download is over,
 	// the control stream must answer them again (a Ping a second).
@@ -83,6 +101,66 @@ func TestStalledReaders(t *testing.T) {
 		t.Errorf("control round trip %.1f ms beside stalled readers, want well under a second", st.RTTMillis)
 	}
 }
+
+// rttBound is the "heartbeats stay under 100 ms" beside stalled
+// readers; the race detector slows the tunnel some twenty times.
+var rttBound = func() time.Duration {
+	if raceDetector {
+		return time.Second
+	}
+	return 100 * time.Millisecond
+}()
+
+// probeDuring runs fn and meanwhile, every 50 ms, times a one-byte round
+// trip through a new connection to the echo exposure.
+func probeDuring(t *testing.T, s *services, fn func()) []time.Duration {
+	done := make(chan struct{})
+	out := make(chan []time.Duration)
+	go func() {
+		var rtts []time.Duration
+		defer func() { out <- rtts }()
+		b := make([]byte, 1)
+		for {
+			select {
+			case <-done:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			start := time.Now()
+			c, err := s.dial(t, "echo")
+			if err != nil {
+				t.Errorf("echo during the download: %v", err)
+				return
+			}
+			c.SetDeadline(start.Add(10 * time.Second))
+			_, err = c.Write(b)
+			if err == nil {
+				_, err = io.ReadFull(c, b)
+			}
+			c.Close()
+			if err != nil {
+				t.Errorf("echo during the download: %v", err)
+				return
+			}
+			rtts = append(rtts, time.Since(start))
+		}
+	}()
+	fn()
+	close(done)
+	return <-out
+}
+
+// percentile returns the p-th percentile of ds (nearest rank).
+func percentile(ds []time.Duration, p int) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[min(len(s)-1, (len(s)*p+99)/100-1)]
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // bestDownload is the fastest of a few downloads: single runs on loopback
 // vary twofold (KCP loss recovery, other processes), in both phases.

@@ -3,6 +3,8 @@ package link
 import (
 	"bufio"
 	"encoding/binary"
+	"errors"
+	"io"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -50,12 +52,21 @@ func NewStream(c net.Conn, br *bufio.Reader, sess *secure.Session, onConfirm fun
 // LastReceive returns when the last authenticated record arrived.
 func (s *Stream) LastReceive() time.Time { return time.Unix(0, s.lastRecv.Load()) }
 
+// ErrPeerClosed is Read's error once the peer closed the TCP connection.
+// It is not io.EOF: smux hands its link's read error to the Read of every
+// open stream, where io.EOF would pass for each stream's clean end (a FIN)
+// and a download cut by a relay restart would look complete.
+var ErrPeerClosed = errors.New("link closed by the peer")
+
 // Read returns opened plaintext; a record that fails authentication ends
 // the stream with the error (TCP cannot lose or reorder, so it is an attack
 // or a bug, not noise).
 func (s *Stream) Read(p []byte) (int, error) {
 	for len(s.pending) == 0 {
 		rec, err := ReadRecord(s.r, s.rbuf)
+		if err == io.EOF {
+			return 0, ErrPeerClosed
+		}
 		if err != nil {
 			return 0, err
 		}

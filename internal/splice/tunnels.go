@@ -149,6 +149,21 @@ func (t *Tunnels) Reset(id uint32) {
 	}
 }
 
+// LinkDown aborts every tracked stream: the link carrying them died, so
+// each local connection gets an RST at once, whatever its two copies were
+// blocked on (a write to a client that stopped reading, a read from one
+// that sends nothing: neither would see the stream's error). The owner
+// calls it when the link ends, then Wait.
+func (t *Tunnels) LinkDown() {
+	t.mu.Lock()
+	live := t.live
+	t.live = map[uint32]func(){}
+	t.mu.Unlock()
+	for _, abort := range live {
+		t.wg.Go(abort)
+	}
+}
+
 // Len reports how many streams are tracked.
 func (t *Tunnels) Len() int {
 	t.mu.Lock()

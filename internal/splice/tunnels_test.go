@@ -145,7 +145,11 @@ func TestTunnelAbortedUpload(t *testing.T) {
 // reset, not the clean end of a truncated stream.
 func TestTunnelLinkDeath(t *testing.T) {
 	p := newLinkPair(t)
+	// The control stream dies with the link: no Reset gets across.
+	dead := func(protocol.Reset) error { return io.ErrClosedPipe }
+	p.relayT.send, p.agentT.send = dead, dead
 	client, service, done := p.splice(t)
+	client.SetReadBuffer(4096)
 	go func() {
 		chunk := make([]byte, 32<<10)
 		for {
@@ -179,5 +183,37 @@ func TestTunnelEarlyReset(t *testing.T) {
 	tn.Track(9, func() { aborted = true })()
 	if aborted {
 		t.Fatal("another stream was aborted by the early reset")
+	}
+}
+
+// TestTunnelLinkDown: the link dies under a download whose client stopped
+// reading and sends nothing. Neither of the relay end's copies would see
+// the stream's error (one is blocked writing to the client, the other
+// reading from it); LinkDown must release both ends at once, with an RST
+// to the client and to the service.
+func TestTunnelLinkDown(t *testing.T) {
+	p := newLinkPair(t)
+	// The control stream dies with the link: no Reset gets across.
+	dead := func(protocol.Reset) error { return io.ErrClosedPipe }
+	p.relayT.send, p.agentT.send = dead, dead
+	client, service, done := p.splice(t)
+	client.SetReadBuffer(4096)
+	go func() {
+		chunk := make([]byte, 32<<10)
+		for {
+			if _, err := service.Write(chunk); err != nil {
+				return
+			}
+		}
+	}()
+	time.Sleep(300 * time.Millisecond) // the client's socket and the stream's window fill
+	p.relay.Close()
+	p.agent.Close()
+	p.relayT.LinkDown()
+	p.agentT.LinkDown()
+	waitBoth(t, done, time.Second)
+	client.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.Copy(io.Discard, client); !errors.Is(err, syscall.ECONNRESET) {
+		t.Errorf("client after the link died: %v, want ECONNRESET", err)
 	}
 }

@@ -192,15 +192,23 @@ func NewIndex() uint32 {
 	return binary.BigEndian.Uint32(b[:])
 }
 
-// keyHint is the advice for a relay that never completes a handshake: with
-// Noise IK a relay cannot answer an agent it does not know, nor one that
-// pinned another relay key, so the agent can only name both causes.
-func (d *Dialer) keyHint() string {
-	return fmt.Sprintf("check the relay public_key in the agent config, and that this agent's public key %s is listed on the relay", d.Key.Public())
+// closedNoAnswer is the error for a relay that closed a TCP connection
+// before answering the handshake. The relay refuses an unlisted agent key
+// with a Refuse (see refusal), so a bare close says nothing about that
+// key: the relay may be restarting or shedding load, and one that drops
+// handshakes made for another relay key (mac1) cannot say so either. The
+// message names the possibilities and blames nothing.
+func closedNoAnswer(t Target) error {
+	return fmt.Errorf("relay %s over tcp: closed the connection during the handshake, %w (the relay may be restarting or overloaded, "+
+		"or the relay public_key in the agent config is not this relay's: a relay drops handshakes made for another key unanswered)", t.Address, ErrNoAnswer)
 }
 
+// ErrRefused reports that the relay answered the handshake with a refusal
+// (an unknown agent key, another protocol version).
+var ErrRefused = errors.New("refused")
+
 func versionError(r protocol.Refuse) error {
-	return fmt.Errorf("relay refused: %v (relay speaks version %d, this agent %d)", r.Code, r.Version, protocol.Version)
+	return fmt.Errorf("relay %w: %v (relay speaks version %d, this agent %d)", ErrRefused, r.Code, r.Version, protocol.Version)
 }
 
 func (d *Dialer) dialTCP(ctx context.Context, t Target, addr netip.AddrPort) (*Conn, error) {
@@ -219,7 +227,7 @@ func (d *Dialer) dialTCP(ctx context.Context, t Target, addr netip.AddrPort) (*C
 			err = dctx.Err()
 		}
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) {
-			return nil, fmt.Errorf("relay %s closed the connection during the handshake over tcp: %s", t.Address, d.keyHint())
+			return nil, closedNoAnswer(t)
 		}
 		return nil, fmt.Errorf("handshake with relay %s over tcp: %w", t.Address, err)
 	}
@@ -255,7 +263,7 @@ func (d *Dialer) handshakeTCP(c net.Conn, t Target, addr netip.AddrPort) (*estab
 			if err := refusal(r, d, t); err != nil {
 				return nil, protocol.HandshakePayload{}, nil, err
 			}
-			return nil, protocol.HandshakePayload{}, nil, fmt.Errorf("relay refused: %v", r.Code)
+			return nil, protocol.HandshakePayload{}, nil, fmt.Errorf("relay %w: %v", ErrRefused, r.Code)
 		}
 		if _, cerr := protocol.ParseCookieHeader(rec); cerr == nil {
 			h.takeCookie(rec)

@@ -157,7 +157,7 @@ func refusal(r protocol.Refuse, d *Dialer, t Target) error {
 	case protocol.RefuseVersion:
 		return versionError(r)
 	case protocol.RefuseUnknownKey:
-		return fmt.Errorf("relay %s refused: this agent's public key %s is not listed in the relay's config", t.Address, d.Key.Public())
+		return fmt.Errorf("relay %s %w: this agent's public key %s is not listed in the relay's config", t.Address, ErrRefused, d.Key.Public())
 	}
 	return nil
 }
