@@ -114,7 +114,7 @@ func TestRelayFlap(t *testing.T) {
 		silent := i%2 == 1
 		cfg := *rcfg
 		ks := &killSwitch{}
-		cfg.WrapPacketConn = func(pc net.PacketConn) net.PacketConn { ks.PacketConn = pc; return ks }
+		cfg.ListenPacket = wrapUDP(func(pc net.PacketConn) net.PacketConn { ks.PacketConn = pc; return ks })
 		r, _, stop := testenv.StartRelay(t, &cfg)
 		started := time.Now()
 		d, ok := waitEchoes("127.0.0.1", port, 2*bound)
