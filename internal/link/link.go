@@ -35,7 +35,27 @@ type Link struct {
 // conversation id; both ends must pass the same value (the agent's session
 // index). server selects the smux role: the relay is the server, the agent
 // the client; both may open streams.
+//
+// KCP runs in the link's own driver (arq.go), which costs nothing while
+// the link is idle. kcp-go's UDPSession is used only where the tuning asks
+// for FEC, which the driver does not do.
 func NewUDPLink(pc *PacketConn, conv uint32, t Tuning, server bool) (*Link, error) {
+	if t.DataShards > 0 || kcpCoreErr != nil {
+		return newSessionLink(pc, conv, t, server)
+	}
+	c := newARQConn(pc, conv, t)
+	mux, err := newMux(c, t, server)
+	if err != nil {
+		c.Close()
+		pc.Close()
+		return nil, err
+	}
+	return &Link{Mux: mux, Transport: UDP, lastRecv: pc.LastReceive, act: &pc.act, forward: pc.Forward, setForward: pc.SetForwardHandler,
+		srtt: c.srtt, closers: []func() error{mux.Close, c.Close, pc.Close}}, nil
+}
+
+// newSessionLink runs kcp-go's UDPSession (with FEC) over pc.
+func newSessionLink(pc *PacketConn, conv uint32, t Tuning, server bool) (*Link, error) {
 	ks, err := kcp.NewConn4(conv, pc.virtualAddr, nil, t.DataShards, t.ParityShards, false, pc)
 	if err != nil {
 		pc.Close()
