@@ -258,6 +258,7 @@ func (c *arqConn) Close() error {
 	if c.timer != nil {
 		c.timer.Stop()
 	}
+	c.armed = false
 	c.releaseLocked()
 	c.mu.Unlock()
 	close(c.die)

@@ -27,6 +27,7 @@ type Link struct {
 	forward    func([]byte) error
 	setForward func(ForwardHandler)
 	srtt       func() time.Duration // smoothed RTT, UDP only
+	arq        *arqConn             // UDP without FEC
 	closeOnce  sync.Once
 	closers    []func() error
 }
@@ -51,7 +52,7 @@ func NewUDPLink(pc *PacketConn, conv uint32, t Tuning, server bool) (*Link, erro
 		return nil, err
 	}
 	return &Link{Mux: mux, Transport: UDP, lastRecv: pc.LastReceive, act: &pc.act, forward: pc.Forward, setForward: pc.SetForwardHandler,
-		srtt: c.srtt, closers: []func() error{mux.Close, c.Close, pc.Close}}, nil
+		srtt: c.srtt, arq: c, closers: []func() error{mux.Close, c.Close, pc.Close}}, nil
 }
 
 // newSessionLink runs kcp-go's UDPSession (with FEC) over pc.
