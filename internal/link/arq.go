@@ -14,8 +14,10 @@ import (
 //
 //   - no goroutine of its own: the PacketConn's drain goroutine (which
 //     exists only while datagrams wait, see rxqueue.go) feeds Input, and
-//     KCP's output is sealed and handed to the socket's writer queue on
-//     the goroutine that flushed;
+//     KCP's output is sealed and handed to the socket's writer queue by
+//     the goroutine that flushed, after it released mu (sending runs the
+//     owner's path functions, which take the owner's locks: a peer
+//     session's relay path takes the lock under which it asks for SRTT);
 //   - a timer armed only while segments wait for an ACK or for window
 //     (WaitSnd > 0), for the next flush interval; a link with nothing in
 //     flight has none running (UDPSession ticks every 10 ms forever);
@@ -34,8 +36,9 @@ type arqConn struct {
 	mss    int
 	period time.Duration // KCP's flush interval
 
-	mu    sync.Mutex // guards kcp, closed, armed, timer and pending
+	mu    sync.Mutex // guards kcp, out, closed, armed, timer and pending
 	kcp   *kcp.KCP
+	out   *[]*[]byte  // KCP's packets to send once mu is released (pooled)
 	timer *time.Timer // created on first use, stopped while idle
 	armed bool
 	// pending is what is left of a segment the last Read could not take
@@ -56,7 +59,7 @@ func newARQConn(pc *PacketConn, conv uint32, t Tuning) *arqConn {
 		readEv: make(chan struct{}, 1), writeEv: make(chan struct{}, 1), die: make(chan struct{})}
 	c.kcp = kcp.NewKCP(conv, func(b []byte, n int) {
 		if n >= kcp.IKCP_OVERHEAD {
-			pc.sendKCP(b[:n])
+			c.queueOutLocked(b[:n])
 		}
 	})
 	kcpSetStream(c.kcp)
@@ -101,7 +104,7 @@ func (c *arqConn) Read(b []byte) (int, error) {
 			if kcpProbing(c.kcp) { // the read reopened a full window: say so now
 				c.flushLocked()
 			}
-			c.mu.Unlock()
+			c.unlockAndSend()
 			return n, nil
 		}
 		c.mu.Unlock()
@@ -159,7 +162,7 @@ func (c *arqConn) WriteBuffers(v [][]byte) (int, error) {
 				}
 			}
 			c.flushLocked()
-			c.mu.Unlock()
+			c.unlockAndSend()
 			return n, nil
 		}
 		c.mu.Unlock()
@@ -176,7 +179,7 @@ func (c *arqConn) WriteBuffers(v [][]byte) (int, error) {
 // the batch ended without a KCP datagram: flush the ACKs it owes.
 func (c *arqConn) input(p []byte, last bool) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	defer c.unlockAndSend()
 	if c.closed {
 		return
 	}
@@ -221,13 +224,44 @@ func (c *arqConn) afterLocked() {
 // re-arm while anything is still in flight.
 func (c *arqConn) tick() {
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	defer c.unlockAndSend()
 	c.armed = false
 	if c.closed {
 		return
 	}
 	c.ticks.Add(1)
 	c.flushLocked()
+}
+
+var outPool = sync.Pool{New: func() any { s := make([]*[]byte, 0, 16); return &s }}
+
+// queueOutLocked keeps a copy of one packet KCP flushed.
+func (c *arqConn) queueOutLocked(p []byte) {
+	if c.out == nil {
+		c.out = outPool.Get().(*[]*[]byte)
+	}
+	bp := bufPool.Get().(*[]byte)
+	*bp = append((*bp)[:0], p...)
+	*c.out = append(*c.out, bp)
+}
+
+// unlockAndSend releases mu, then seals and sends what KCP flushed under
+// it, in order.
+func (c *arqConn) unlockAndSend() {
+	out := c.out
+	c.out = nil
+	c.mu.Unlock()
+	if out == nil {
+		return
+	}
+	for i, bp := range *out {
+		c.pc.sendKCP(*bp)
+		*bp = (*bp)[:cap(*bp)]
+		bufPool.Put(bp)
+		(*out)[i] = nil
+	}
+	*out = (*out)[:0]
+	outPool.Put(out)
 }
 
 func notify(ch chan struct{}) {
@@ -260,7 +294,7 @@ func (c *arqConn) Close() error {
 	}
 	c.armed = false
 	c.releaseLocked()
-	c.mu.Unlock()
+	c.unlockAndSend()
 	close(c.die)
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"math/big"
 	"net/netip"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -222,5 +223,53 @@ func TestARQBlockingAndClose(t *testing.T) {
 	a.mu.Unlock()
 	if armed {
 		t.Fatal("timer armed after Close")
+	}
+}
+
+// TestARQSendsOutsideLock: the driver sends KCP's packets after releasing
+// its lock, so an owner whose send path takes a lock of its own may ask
+// for SRTT under that lock (a peer session's relay path does). With the
+// sends under the driver's lock, this transfer deadlocked.
+func TestARQSendsOutsideLock(t *testing.T) {
+	var owner sync.Mutex
+	as, rs := sessions(t)
+	var pa, pb *PacketConn
+	pa = NewPacketConn(as, netip.AddrPort{}, func(p []byte, _ netip.AddrPort) error {
+		owner.Lock()
+		defer owner.Unlock()
+		pb.DeliverRelayed(p)
+		return nil
+	}, nil, nil)
+	pb = NewPacketConn(rs, netip.AddrPort{}, func(p []byte, _ netip.AddrPort) error { pa.DeliverRelayed(p); return nil }, nil, nil)
+	a, b := newARQConn(pa, 3, DefaultTuning()), newARQConn(pb, 3, DefaultTuning())
+	defer func() { a.Close(); b.Close(); pa.Close(); pb.Close() }()
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			owner.Lock()
+			a.srtt()
+			owner.Unlock()
+		}
+	}()
+	done := make(chan error, 1)
+	go func() {
+		buf := make([]byte, 1<<20)
+		_, err := io.ReadFull(b, buf)
+		done <- err
+	}()
+	go a.Write(make([]byte, 1<<20))
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("transfer deadlocked")
 	}
 }
