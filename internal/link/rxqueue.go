@@ -38,10 +38,11 @@ func (c *PacketConn) push(in inbound) bool {
 	if start {
 		r.running = true
 	}
+	reader := r.sink == nil
 	r.mu.Unlock()
 	if start {
 		go c.drain()
-	} else {
+	} else if reader {
 		notify(r.wake)
 	}
 	return true
