@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pinhole/pinhole/protocol"
 	"github.com/xtaci/kcp-go/v5"
 )
 
@@ -48,8 +49,7 @@ type arqConn struct {
 	closed  bool
 
 	readEv, writeEv chan struct{} // capacity 1: "try again"
-	die             chan struct{}
-	dieOnce         sync.Once
+	die             chan struct{} // closed by Close
 
 	ticks atomic.Uint64 // timer flushes, for tests: an idle link has none
 }
@@ -97,7 +97,7 @@ func (c *arqConn) Read(b []byte) (int, error) {
 				n = c.kcp.Recv(b)
 			} else {
 				c.buf = getBuf(size)
-				c.kcp.Recv(*c.buf)
+				c.kcp.Recv((*c.buf)[:size])
 				n = copy(b, (*c.buf)[:size])
 				c.pending = (*c.buf)[n:size]
 			}
@@ -119,14 +119,11 @@ func (c *arqConn) Read(b []byte) (int, error) {
 // are at most one MSS, so the pool's datagram buffers always fit; a larger
 // message from a peer in message mode gets its own).
 func getBuf(n int) *[]byte {
-	bp := bufPool.Get().(*[]byte)
-	if cap(*bp) >= n {
-		*bp = (*bp)[:n]
-		return bp
+	if n > protocol.MaxDatagram {
+		b := make([]byte, n)
+		return &b
 	}
-	bufPool.Put(bp)
-	b := make([]byte, n)
-	return &b
+	return bufPool.Get().(*[]byte)
 }
 
 func (c *arqConn) releaseLocked() {
@@ -153,12 +150,10 @@ func (c *arqConn) WriteBuffers(v [][]byte) (int, error) {
 			n := 0
 			for _, b := range v {
 				n += len(b)
-				for len(b) > c.mss {
-					c.kcp.Send(b[:c.mss])
-					b = b[c.mss:]
-				}
-				if len(b) > 0 {
-					c.kcp.Send(b)
+				for len(b) > 0 { // at most one MSS per Send, as UDPSession does
+					k := min(len(b), c.mss)
+					c.kcp.Send(b[:k])
+					b = b[k:]
 				}
 			}
 			c.flushLocked()
@@ -179,22 +174,21 @@ func (c *arqConn) WriteBuffers(v [][]byte) (int, error) {
 // the batch ended without a KCP datagram: flush the ACKs it owes.
 func (c *arqConn) input(p []byte, last bool) {
 	c.mu.Lock()
-	defer c.unlockAndSend()
-	if c.closed {
-		return
-	}
-	if p == nil {
+	switch {
+	case c.closed:
+	case p == nil:
 		c.flushLocked()
-		return
+	default:
+		c.kcp.Input(p, kcp.IKCP_PACKET_REGULAR, last)
+		if kcpProbing(c.kcp) { // the peer asked for our window
+			c.flushLocked()
+		}
+		if c.kcp.PeekSize() > 0 {
+			notify(c.readEv)
+		}
+		c.afterLocked()
 	}
-	c.kcp.Input(p, kcp.IKCP_PACKET_REGULAR, last)
-	if kcpProbing(c.kcp) { // the peer asked for our window
-		c.flushLocked()
-	}
-	if c.kcp.PeekSize() > 0 {
-		notify(c.readEv)
-	}
-	c.afterLocked()
+	c.unlockAndSend()
 }
 
 // flushLocked sends what KCP has (ACKs, probes, new and due segments).
@@ -224,13 +218,12 @@ func (c *arqConn) afterLocked() {
 // re-arm while anything is still in flight.
 func (c *arqConn) tick() {
 	c.mu.Lock()
-	defer c.unlockAndSend()
 	c.armed = false
-	if c.closed {
-		return
+	if !c.closed {
+		c.ticks.Add(1)
+		c.flushLocked()
 	}
-	c.ticks.Add(1)
-	c.flushLocked()
+	c.unlockAndSend()
 }
 
 var outPool = sync.Pool{New: func() any { s := make([]*[]byte, 0, 16); return &s }}
@@ -241,7 +234,7 @@ func (c *arqConn) queueOutLocked(p []byte) {
 		c.out = outPool.Get().(*[]*[]byte)
 	}
 	bp := bufPool.Get().(*[]byte)
-	*bp = append((*bp)[:0], p...)
+	*bp = (*bp)[:copy(*bp, p)]
 	*c.out = append(*c.out, bp)
 }
 
@@ -274,19 +267,19 @@ func notify(ch chan struct{}) {
 // srtt returns KCP's smoothed RTT.
 func (c *arqConn) srtt() time.Duration {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	return time.Duration(kcpSRTT(c.kcp)) * time.Millisecond
+	ms := kcpSRTT(c.kcp)
+	c.mu.Unlock()
+	return time.Duration(ms) * time.Millisecond
 }
 
 // Close sends what KCP still holds once (as UDPSession does), then stops
 // the timer; Read and Write return io.ErrClosedPipe from then on.
 func (c *arqConn) Close() error {
-	first := false
-	c.dieOnce.Do(func() { first = true })
-	if !first {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
 		return io.ErrClosedPipe
 	}
-	c.mu.Lock()
 	kcpFlush(c.kcp)
 	c.closed = true
 	if c.timer != nil {

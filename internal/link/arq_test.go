@@ -7,15 +7,47 @@ import (
 	"io"
 	"math/big"
 	"net/netip"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/xtaci/kcp-go/v5"
 )
 
+// TestKCPCoreFields checks the offsets kcpcore.go uses against kcp-go's
+// struct: name, type, offset, and only 32-bit fields before them (so the
+// offsets hold on 32-bit targets too).
 func TestKCPCoreFields(t *testing.T) {
-	if kcpCoreErr != nil {
-		t.Fatalf("the ARQ driver cannot run on this kcp-go: %v", kcpCoreErr)
+	typ := reflect.TypeFor[kcp.KCP]()
+	want := map[string]struct {
+		off  uintptr
+		kind reflect.Kind
+	}{
+		"rx_srtt": {kcpOffSRTT, reflect.Int32},
+		"probe":   {kcpOffProbe, reflect.Uint32},
+		"updated": {kcpOffUpdated, reflect.Uint32},
+		"stream":  {kcpOffStream, reflect.Int32},
+	}
+	found := 0
+	for i := range typ.NumField() {
+		f := typ.Field(i)
+		if found == len(want) {
+			break
+		}
+		if k := f.Type.Kind(); k != reflect.Int32 && k != reflect.Uint32 {
+			t.Fatalf("KCP.%s (%s) comes before the fields the driver uses: their offsets would differ between 32- and 64-bit targets", f.Name, k)
+		}
+		if w, ok := want[f.Name]; ok {
+			found++
+			if f.Offset != w.off || f.Type.Kind() != w.kind {
+				t.Fatalf("KCP.%s is %s at offset %d; kcpcore.go has %s at %d", f.Name, f.Type.Kind(), f.Offset, w.kind, w.off)
+			}
+		}
+	}
+	if found != len(want) {
+		t.Fatalf("found %d of the %d KCP fields the driver uses", found, len(want))
 	}
 }
 

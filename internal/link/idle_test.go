@@ -80,7 +80,10 @@ func measureIdle(t *testing.T, n int, open func(*PacketConn, uint32, Tuning, boo
 func TestIdleLinkCost(t *testing.T) {
 	const n = 200 // 500 gives the same figures per link; 200 keeps the -race run short
 	window := 2 * time.Second
-	old := measureIdle(t, n, newSessionLink, window, nil)
+	old := measureIdle(t, n, func(pc *PacketConn, conv uint32, tn Tuning, server bool) (*Link, error) {
+		tn.DataShards, tn.ParityShards = 1, 0 // UDPSession; no parity shards: FEC encodes nothing
+		return NewUDPLink(pc, conv, tn, server)
+	}, window, nil)
 	time.Sleep(200 * time.Millisecond)
 	cur := measureIdle(t, n, NewUDPLink, window, func(links []*Link) {
 		before := uint64(0)

@@ -41,38 +41,42 @@ type Link struct {
 // the link is idle. kcp-go's UDPSession is used only where the tuning asks
 // for FEC, which the driver does not do.
 func NewUDPLink(pc *PacketConn, conv uint32, t Tuning, server bool) (*Link, error) {
-	if t.DataShards > 0 || kcpCoreErr != nil {
-		return newSessionLink(pc, conv, t, server)
+	var kc kcpConn
+	var c *arqConn
+	if t.DataShards > 0 {
+		ks, err := kcp.NewConn4(conv, pc.virtualAddr, nil, t.DataShards, t.ParityShards, false, pc)
+		if err != nil {
+			pc.Close()
+			return nil, fmt.Errorf("start kcp: %w", err)
+		}
+		t.Apply(ks)
+		kc = sessionConn{ks}
+	} else {
+		c = newARQConn(pc, conv, t)
+		kc = c
 	}
-	c := newARQConn(pc, conv, t)
-	mux, err := newMux(c, t, server)
+	mux, err := newMux(kc, t, server)
 	if err != nil {
-		c.Close()
+		kc.Close()
 		pc.Close()
 		return nil, err
 	}
 	return &Link{Mux: mux, Transport: UDP, lastRecv: pc.LastReceive, act: &pc.act, forward: pc.Forward, setForward: pc.SetForwardHandler,
-		srtt: c.srtt, arq: c, closers: []func() error{mux.Close, c.Close, pc.Close}}, nil
+		srtt: kc.srtt, arq: c, closers: []func() error{mux.Close, kc.Close, pc.Close}}, nil
 }
 
-// newSessionLink runs kcp-go's UDPSession (with FEC) over pc.
-func newSessionLink(pc *PacketConn, conv uint32, t Tuning, server bool) (*Link, error) {
-	ks, err := kcp.NewConn4(conv, pc.virtualAddr, nil, t.DataShards, t.ParityShards, false, pc)
-	if err != nil {
-		pc.Close()
-		return nil, fmt.Errorf("start kcp: %w", err)
-	}
-	t.Apply(ks)
-	mux, err := newMux(ks, t, server)
-	if err != nil {
-		ks.Close()
-		pc.Close()
-		return nil, err
-	}
-	return &Link{Mux: mux, Transport: UDP, lastRecv: pc.LastReceive, act: &pc.act, forward: pc.Forward, setForward: pc.SetForwardHandler,
-		srtt:    func() time.Duration { return time.Duration(ks.GetSRTT()) * time.Millisecond },
-		closers: []func() error{mux.Close, ks.Close, pc.Close}}, nil
+// kcpConn is KCP as smux and the Link see it: the ARQ driver, or kcp-go's
+// UDPSession where FEC is on.
+type kcpConn interface {
+	Read([]byte) (int, error)
+	Write([]byte) (int, error)
+	Close() error
+	srtt() time.Duration
 }
+
+type sessionConn struct{ *kcp.UDPSession }
+
+func (s sessionConn) srtt() time.Duration { return time.Duration(s.GetSRTT()) * time.Millisecond }
 
 // NewTCPLink runs smux directly over the sealed record stream.
 func NewTCPLink(st *Stream, t Tuning, server bool) (*Link, error) {

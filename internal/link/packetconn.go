@@ -90,7 +90,7 @@ func (c *PacketConn) Session() *secure.Session { return c.sess }
 func (c *PacketConn) Peer() netip.AddrPort { return *c.peer.Load() }
 
 // LastReceive returns when the last authenticated packet arrived.
-func (c *PacketConn) LastReceive() time.Time { return time.Unix(0, c.lastRecv.Load()) }
+func (c *PacketConn) LastReceive() time.Time { return unixNano(c.lastRecv.Load()) }
 
 // Deliver queues a sealed datagram that came straight from from. It never
 // blocks and reports false when the datagram was dropped.
@@ -184,7 +184,7 @@ func (c *PacketConn) open(dst []byte, in inbound) (kcpPacket []byte, ok bool) {
 }
 
 func (c *PacketConn) authenticated(from netip.AddrPort) {
-	now := time.Now().UnixNano()
+	now := nowNano()
 	c.lastRecv.Store(now)
 	if from.IsValid() {
 		c.Direct.Add(1)
@@ -212,12 +212,12 @@ func (c *PacketConn) sendKCP(p []byte) error {
 		return net.ErrClosed
 	}
 	bp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bp)
 	pkt, err := c.sess.Seal((*bp)[:0], p)
-	if err != nil {
-		return err
+	if err == nil {
+		err = c.sendOnPath(pkt)
 	}
-	if err := c.sendOnPath(pkt); err != nil {
+	bufPool.Put(bp)
+	if err != nil {
 		return err
 	}
 	c.BytesOut.Add(uint64(len(p)))
@@ -230,7 +230,13 @@ func (c *PacketConn) sendKCP(p []byte) error {
 func (c *PacketConn) Close() error {
 	c.once.Do(func() {
 		close(c.closed)
-		c.dropQueued()
+		// a running drain goroutine holds its own batch and exits at
+		// its next look at the queue
+		c.rx.mu.Lock()
+		q := c.rx.q
+		c.rx.q, c.rx.head = nil, 0
+		c.rx.mu.Unlock()
+		c.recycle(q)
 	})
 	return nil
 }

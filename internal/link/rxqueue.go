@@ -72,7 +72,6 @@ func (c *PacketConn) setSink(sink func(p []byte, last bool)) {
 func (c *PacketConn) drain() {
 	r := &c.rx
 	scratch := bufPool.Get().(*[]byte)
-	defer bufPool.Put(scratch)
 	for {
 		r.mu.Lock()
 		batch := r.q
@@ -81,6 +80,7 @@ func (c *PacketConn) drain() {
 			r.running = false
 			r.mu.Unlock()
 			c.recycle(batch)
+			bufPool.Put(scratch)
 			return
 		}
 		sink := r.sink
@@ -107,19 +107,16 @@ func (c *PacketConn) drain() {
 func (c *PacketConn) pop() (inbound, bool) {
 	r := &c.rx
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.head >= len(r.q) {
-		return inbound{}, false
+	in, ok := inbound{}, r.head < len(r.q)
+	if ok {
+		in, r.q[r.head] = r.q[r.head], inbound{}
+		r.head++
+		if r.head == len(r.q) {
+			r.q, r.head = r.q[:0], 0
+		}
 	}
-	in := r.q[r.head]
-	r.q[r.head] = inbound{}
-	r.head++
-	if r.head == len(r.q) {
-		q := r.q
-		r.q, r.head = nil, 0
-		queuePool.Put(&q)
-	}
-	return in, true
+	r.mu.Unlock()
+	return in, ok
 }
 
 // recycle returns a drained batch's slice, and the buffers of any
@@ -136,15 +133,4 @@ func (c *PacketConn) recycle(batch []inbound) {
 	}
 	batch = batch[:0]
 	queuePool.Put(&batch)
-}
-
-// dropQueued frees what waits after Close. A running drain goroutine
-// holds its own batch and exits at the next look at the queue.
-func (c *PacketConn) dropQueued() {
-	r := &c.rx
-	r.mu.Lock()
-	batch := r.q
-	r.q, r.head = nil, 0
-	r.mu.Unlock()
-	c.recycle(batch)
 }

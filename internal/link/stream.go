@@ -48,7 +48,7 @@ func NewStream(c net.Conn, br *bufio.Reader, sess *secure.Session, onConfirm fun
 }
 
 // LastReceive returns when the last authenticated record arrived.
-func (s *Stream) LastReceive() time.Time { return time.Unix(0, s.lastRecv.Load()) }
+func (s *Stream) LastReceive() time.Time { return unixNano(s.lastRecv.Load()) }
 
 // Read returns opened plaintext; a record that fails authentication ends
 // the stream with the error (TCP cannot lose or reorder, so it is an attack
@@ -64,7 +64,7 @@ func (s *Stream) Read(p []byte) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		s.lastRecv.Store(time.Now().UnixNano())
+		s.lastRecv.Store(nowNano())
 		switch protocol.DataKind(rec[1]) {
 		case protocol.DataKCP:
 		case protocol.DataForward:
