@@ -305,3 +305,42 @@ func TestARQSendsOutsideLock(t *testing.T) {
 		t.Fatal("transfer deadlocked")
 	}
 }
+
+// TestFECLinkUsesSession: with FEC configured the link runs on kcp-go's
+// UDPSession, whose reader takes datagrams from the queue through
+// ReadFrom; a stream crosses it intact over a wire losing 5%.
+func TestFECLinkUsesSession(t *testing.T) {
+	pa, pb := linkedConns(t, lossy(5))
+	tn := DefaultTuning()
+	tn.DataShards, tn.ParityShards = 10, 3
+	la, err := NewUDPLink(pa, 9, tn, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer la.Close()
+	lb, err := NewUDPLink(pb, 9, tn, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lb.Close()
+	if la.arq != nil {
+		t.Fatal("FEC link runs on the ARQ driver, which has no FEC")
+	}
+	msg := make([]byte, 256<<10)
+	rand.Read(msg)
+	go func() {
+		st, err := la.Mux.OpenStream()
+		if err == nil {
+			st.Write(msg)
+		}
+	}()
+	st, err := lb.Mux.AcceptStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.SetReadDeadline(time.Now().Add(20 * time.Second))
+	got := make([]byte, len(msg))
+	if _, err := io.ReadFull(st, got); err != nil || !bytes.Equal(got, msg) {
+		t.Fatalf("FEC link: %v", err)
+	}
+}
