@@ -2,9 +2,12 @@
 // runs on, over either transport:
 //
 //   - UDP: a PacketConn that seals every KCP packet into a Data datagram and
-//     opens the ones the demultiplexer hands it. kcp-go sees an ordinary
-//     net.PacketConn (NewConn4), so each session has its own keys while many
-//     sessions share one socket.
+//     opens the ones the demultiplexer hands it, so each session has its
+//     own keys while many sessions share one socket. KCP runs in our own
+//     driver (arq.go) on kcp-go's exported ARQ core rather than in kcp-go's
+//     UDPSession, because a relay holds thousands of mostly idle links and
+//     UDPSession costs goroutines, large queues and a 10 ms tick per link
+//     whether or not anything is in flight. UDPSession remains for FEC.
 //   - TCP fallback: a Stream that carries the same sealed Data datagrams as
 //     length-prefixed records, with smux directly on top. TCP is already
 //     reliable, so there is no KCP on this path: KCP-over-TCP would only add

@@ -21,13 +21,13 @@ const (
 type Link struct {
 	Mux       *smux.Session
 	Transport Transport
-	window    int // smux stream window, bytes (TCP links size it to the path)
 
 	lastRecv   func() time.Time
 	act        *activity
 	forward    func([]byte) error
 	setForward func(ForwardHandler)
 	srtt       func() time.Duration // smoothed RTT, UDP only
+	arq        *arqConn             // UDP without FEC
 	closeOnce  sync.Once
 	closers    []func() error
 }
@@ -36,23 +36,47 @@ type Link struct {
 // conversation id; both ends must pass the same value (the agent's session
 // index). server selects the smux role: the relay is the server, the agent
 // the client; both may open streams.
+//
+// KCP runs in the link's own driver (arq.go), which costs nothing while
+// the link is idle. kcp-go's UDPSession is used only where the tuning asks
+// for FEC, which the driver does not do.
 func NewUDPLink(pc *PacketConn, conv uint32, t Tuning, server bool) (*Link, error) {
-	ks, err := kcp.NewConn4(conv, pc.virtualAddr, nil, t.DataShards, t.ParityShards, false, pc)
-	if err != nil {
-		pc.Close()
-		return nil, fmt.Errorf("start kcp: %w", err)
+	var kc kcpConn
+	var c *arqConn
+	if t.DataShards > 0 {
+		ks, err := kcp.NewConn4(conv, pc.virtualAddr, nil, t.DataShards, t.ParityShards, false, pc)
+		if err != nil {
+			pc.Close()
+			return nil, fmt.Errorf("start kcp: %w", err)
+		}
+		t.Apply(ks)
+		kc = sessionConn{ks}
+	} else {
+		c = newARQConn(pc, conv, t)
+		kc = c
 	}
-	t.Apply(ks)
-	mux, err := newMux(ks, t, server)
+	mux, err := newMux(kc, t, server)
 	if err != nil {
-		ks.Close()
+		kc.Close()
 		pc.Close()
 		return nil, err
 	}
-	return &Link{Mux: mux, Transport: UDP, window: t.StreamBuffer, lastRecv: pc.LastReceive, act: &pc.act, forward: pc.Forward, setForward: pc.SetForwardHandler,
-		srtt:    func() time.Duration { return time.Duration(ks.GetSRTT()) * time.Millisecond },
-		closers: []func() error{mux.Close, ks.Close, pc.Close}}, nil
+	return &Link{Mux: mux, Transport: UDP, lastRecv: pc.LastReceive, act: &pc.act, forward: pc.Forward, setForward: pc.SetForwardHandler,
+		srtt: kc.srtt, arq: c, closers: []func() error{mux.Close, kc.Close, pc.Close}}, nil
 }
+
+// kcpConn is KCP as smux and the Link see it: the ARQ driver, or kcp-go's
+// UDPSession where FEC is on.
+type kcpConn interface {
+	Read([]byte) (int, error)
+	Write([]byte) (int, error)
+	Close() error
+	srtt() time.Duration
+}
+
+type sessionConn struct{ *kcp.UDPSession }
+
+func (s sessionConn) srtt() time.Duration { return time.Duration(s.GetSRTT()) * time.Millisecond }
 
 // NewTCPLink runs smux directly over the sealed record stream, with the
 // stream window sized to the connection's measured round trip (window.go).
@@ -63,7 +87,7 @@ func NewTCPLink(st *Stream, t Tuning, server bool) (*Link, error) {
 		st.Close()
 		return nil, err
 	}
-	return &Link{Mux: mux, Transport: TCP, window: t.StreamBuffer, lastRecv: st.LastReceive, act: &st.act, forward: st.Forward, setForward: st.SetForwardHandler,
+	return &Link{Mux: mux, Transport: TCP, lastRecv: st.LastReceive, act: &st.act, forward: st.Forward, setForward: st.SetForwardHandler,
 		closers: []func() error{mux.Close, st.Close}}, nil
 }
 
@@ -77,9 +101,6 @@ func newMux(c interface {
 	}
 	return smux.Client(c, t.Smux())
 }
-
-// StreamWindow returns the smux stream window this end advertises.
-func (l *Link) StreamWindow() int { return l.window }
 
 // LastReceive returns when the last authenticated packet arrived.
 func (l *Link) LastReceive() time.Time { return l.lastRecv() }

@@ -13,9 +13,9 @@ import (
 
 const sealOverhead = secure.Overhead
 
-// inboxLen bounds the datagrams waiting for KCP's reader. When it is full
-// the newest is dropped: KCP retransmits, and a stalled session cannot make
-// the shared socket's reader wait.
+// inboxLen bounds the datagrams waiting to be opened (rxqueue.go). When
+// the queue is full the newest is dropped: KCP retransmits, and a stalled
+// session cannot make the shared socket's reader wait.
 const inboxLen = 2048
 
 // Sender writes one sealed datagram toward addr.
@@ -29,10 +29,13 @@ type inbound struct {
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, protocol.MaxDatagram+64); return &b }}
 
-// PacketConn is the net.PacketConn kcp-go runs on for one session. The
-// demultiplexer calls Deliver with sealed datagrams; ReadFrom opens them on
-// KCP's reader goroutine (so decryption of different sessions runs in
-// parallel); WriteTo seals KCP's packets and hands them to the Sender.
+// PacketConn carries one session's KCP packets. The demultiplexer calls
+// Deliver with sealed datagrams, which wait in a small queue (rxqueue.go)
+// until the session's own goroutine opens them (so decryption of
+// different sessions runs in parallel): the drain goroutine of the ARQ
+// driver (arq.go), or, where FEC is on, kcp-go's reader calling ReadFrom,
+// PacketConn being the net.PacketConn kcp-go's UDPSession runs on.
+// KCP's packets are sealed and handed to the Sender (sendKCP, WriteTo).
 //
 // ReadFrom and WriteTo always name the same fixed peer address to kcp-go;
 // the real address can change under it (roaming, see path.go) without KCP
@@ -41,7 +44,7 @@ type PacketConn struct {
 	sess   *secure.Session
 	send   Sender
 	peer   atomic.Pointer[netip.AddrPort] // where WriteTo sends
-	inbox  chan inbound
+	rx     rxQueue
 	closed chan struct{}
 	once   sync.Once
 
@@ -58,7 +61,7 @@ type PacketConn struct {
 	viaRelay    atomic.Bool                        // WriteTo uses the relay path
 	Direct      atomic.Uint64                      // authenticated datagrams that came directly
 	Relayed     atomic.Uint64                      // authenticated datagrams the relay forwarded
-	Dropped     atomic.Uint64                      // inbox full
+	Dropped     atomic.Uint64                      // queue full
 	AuthFailed  atomic.Uint64                      // failed authentication or replay
 	BytesIn     atomic.Uint64                      // plaintext bytes of authenticated KCP datagrams
 	BytesOut    atomic.Uint64                      // plaintext bytes sent
@@ -72,10 +75,11 @@ type PacketConn struct {
 // address is fixed (the agent's relay).
 func NewPacketConn(sess *secure.Session, peer netip.AddrPort, send Sender, onConfirm func(), onRoam func(netip.AddrPort)) *PacketConn {
 	c := &PacketConn{
-		sess: sess, send: send, inbox: make(chan inbound, inboxLen), closed: make(chan struct{}),
+		sess: sess, send: send, closed: make(chan struct{}),
 		onConfirm: onConfirm, onRoam: onRoam,
 		virtualAddr: net.UDPAddrFromAddrPort(peer),
 	}
+	c.rx.wake = make(chan struct{}, 1)
 	c.peer.Store(&peer)
 	return c
 }
@@ -86,7 +90,7 @@ func (c *PacketConn) Session() *secure.Session { return c.sess }
 func (c *PacketConn) Peer() netip.AddrPort { return *c.peer.Load() }
 
 // LastReceive returns when the last authenticated packet arrived.
-func (c *PacketConn) LastReceive() time.Time { return time.Unix(0, c.lastRecv.Load()) }
+func (c *PacketConn) LastReceive() time.Time { return unixNano(c.lastRecv.Load()) }
 
 // Deliver queues a sealed datagram that came straight from from. It never
 // blocks and reports false when the datagram was dropped.
@@ -112,58 +116,75 @@ func (c *PacketConn) deliver(b []byte, from netip.AddrPort) bool {
 	}
 	bp := bufPool.Get().(*[]byte)
 	n := copy(*bp, b)
-	select {
-	case <-c.closed:
-	case c.inbox <- inbound{buf: bp, n: n, from: from}:
+	if c.push(inbound{buf: bp, n: n, from: from}) {
 		return true
-	default:
 	}
 	bufPool.Put(bp)
 	c.Dropped.Add(1)
 	return false
 }
 
-// ReadFrom returns the next authenticated packet. Packets that fail to
-// authenticate are counted and skipped.
+func (c *PacketConn) isClosed() bool {
+	select {
+	case <-c.closed:
+		return true
+	default:
+		return false
+	}
+}
+
+// ReadFrom returns the next authenticated KCP packet (kcp-go's reader,
+// FEC only). Packets that fail to authenticate are counted and skipped.
 func (c *PacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
 	for {
-		var in inbound
-		select {
-		case <-c.closed: // closed wins over queued packets
+		if c.isClosed() { // closed wins over queued packets
 			return 0, nil, net.ErrClosed
-		default:
 		}
-		select {
-		case <-c.closed:
-			return 0, nil, net.ErrClosed
-		case in = <-c.inbox:
-		}
-		kind := protocol.DataKind((*in.buf)[1]) // authenticated by Open
-		out, err := c.sess.Open(p[:0], (*in.buf)[:in.n])
-		bufPool.Put(in.buf)
-		if err != nil {
-			c.AuthFailed.Add(1)
+		in, ok := c.pop()
+		if !ok {
+			select {
+			case <-c.closed:
+			case <-c.rx.wake:
+			}
 			continue
 		}
-		c.authenticated(in.from)
-		switch kind {
-		case protocol.DataKCP:
-			c.BytesIn.Add(uint64(len(out)))
-			c.maybeValidate(in.from)
+		out, ok := c.open(p[:0], in)
+		bufPool.Put(in.buf)
+		if ok {
 			return len(out), c.virtualAddr, nil
-		case protocol.DataPathChallenge:
-			c.answerChallenge(out, in.from)
-			c.challengeBack(in.from) // a punching peer: validate its address too
-		case protocol.DataPathResponse:
-			c.checkResponse(out, in.from)
-		case protocol.DataForward:
-			c.forwarded(out)
 		}
 	}
 }
 
+// open authenticates one queued datagram into dst and acts on it: a KCP
+// packet is returned (ok true), path and forwarding datagrams are handled
+// here, and one that fails to authenticate is counted and dropped.
+func (c *PacketConn) open(dst []byte, in inbound) (kcpPacket []byte, ok bool) {
+	kind := protocol.DataKind((*in.buf)[1]) // authenticated by Open
+	out, err := c.sess.Open(dst, (*in.buf)[:in.n])
+	if err != nil {
+		c.AuthFailed.Add(1)
+		return nil, false
+	}
+	c.authenticated(in.from)
+	switch kind {
+	case protocol.DataKCP:
+		c.BytesIn.Add(uint64(len(out)))
+		c.maybeValidate(in.from)
+		return out, true
+	case protocol.DataPathChallenge:
+		c.answerChallenge(out, in.from)
+		c.challengeBack(in.from) // a punching peer: validate its address too
+	case protocol.DataPathResponse:
+		c.checkResponse(out, in.from)
+	case protocol.DataForward:
+		c.forwarded(out)
+	}
+	return nil, false
+}
+
 func (c *PacketConn) authenticated(from netip.AddrPort) {
-	now := time.Now().UnixNano()
+	now := nowNano()
 	c.lastRecv.Store(now)
 	if from.IsValid() {
 		c.Direct.Add(1)
@@ -179,28 +200,44 @@ func (c *PacketConn) authenticated(from netip.AddrPort) {
 // WriteTo seals p and sends it to the current peer address; addr is
 // ignored (it is always the virtual address kcp-go was given).
 func (c *PacketConn) WriteTo(p []byte, _ net.Addr) (int, error) {
-	select {
-	case <-c.closed:
-		return 0, net.ErrClosed
-	default:
-	}
-	bp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bp)
-	pkt, err := c.sess.Seal((*bp)[:0], p)
-	if err != nil {
+	if err := c.sendKCP(p); err != nil {
 		return 0, err
 	}
-	if err := c.sendOnPath(pkt); err != nil {
-		return 0, err
-	}
-	c.BytesOut.Add(uint64(len(p)))
-	c.act.wrote()
 	return len(p), nil
 }
 
-// Close stops ReadFrom and WriteTo; it does not touch the shared socket.
+// sendKCP seals one KCP packet and sends it on the selected path.
+func (c *PacketConn) sendKCP(p []byte) error {
+	if c.isClosed() {
+		return net.ErrClosed
+	}
+	bp := bufPool.Get().(*[]byte)
+	pkt, err := c.sess.Seal((*bp)[:0], p)
+	if err == nil {
+		err = c.sendOnPath(pkt)
+	}
+	bufPool.Put(bp)
+	if err != nil {
+		return err
+	}
+	c.BytesOut.Add(uint64(len(p)))
+	c.act.wrote()
+	return nil
+}
+
+// Close stops ReadFrom and WriteTo and frees queued datagrams; it does not
+// touch the shared socket.
 func (c *PacketConn) Close() error {
-	c.once.Do(func() { close(c.closed) })
+	c.once.Do(func() {
+		close(c.closed)
+		// a running drain goroutine holds its own batch and exits at
+		// its next look at the queue
+		c.rx.mu.Lock()
+		q := c.rx.q
+		c.rx.q, c.rx.head = nil, 0
+		c.rx.mu.Unlock()
+		c.recycle(q)
+	})
 	return nil
 }
 

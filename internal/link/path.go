@@ -49,7 +49,7 @@ func (c *PacketConn) UsingRelay() bool { return c.viaRelay.Load() }
 // shows itself.
 func (c *PacketConn) LastSentDirect() time.Time {
 	if n := c.lastSent.Load(); n != 0 {
-		return time.Unix(0, n)
+		return unixNano(n)
 	}
 	return time.Time{}
 }
@@ -58,7 +58,7 @@ func (c *PacketConn) LastSentDirect() time.Time {
 // (zero time: never): the owner's evidence that the direct path works.
 func (c *PacketConn) LastDirect() time.Time {
 	if n := c.lastDirect.Load(); n != 0 {
-		return time.Unix(0, n)
+		return unixNano(n)
 	}
 	return time.Time{}
 }
@@ -70,7 +70,7 @@ func (c *PacketConn) sendOnPath(pkt []byte) error {
 			return (*r)(pkt)
 		}
 	}
-	c.lastSent.Store(time.Now().UnixNano())
+	c.lastSent.Store(nowNano())
 	return c.send(pkt, *c.peer.Load())
 }
 
@@ -216,7 +216,7 @@ func (c *PacketConn) checkResponse(token []byte, from netip.AddrPort) {
 	if !ok {
 		return
 	}
-	c.lastValid.Store(time.Now().UnixNano())
+	c.lastValid.Store(nowNano())
 	if from != *c.peer.Load() {
 		c.peer.Store(&from)
 		c.onRoam(from)
@@ -227,7 +227,7 @@ func (c *PacketConn) checkResponse(token []byte, from netip.AddrPort) {
 // proof that the direct path works both ways right now.
 func (c *PacketConn) LastValidated() time.Time {
 	if n := c.lastValid.Load(); n != 0 {
-		return time.Unix(0, n)
+		return unixNano(n)
 	}
 	return time.Time{}
 }

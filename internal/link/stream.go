@@ -50,7 +50,7 @@ func NewStream(c net.Conn, br *bufio.Reader, sess *secure.Session, onConfirm fun
 }
 
 // LastReceive returns when the last authenticated record arrived.
-func (s *Stream) LastReceive() time.Time { return time.Unix(0, s.lastRecv.Load()) }
+func (s *Stream) LastReceive() time.Time { return unixNano(s.lastRecv.Load()) }
 
 // ErrPeerClosed is Read's error once the peer closed the TCP connection.
 // It is not io.EOF: smux hands its link's read error to the Read of every
@@ -75,7 +75,7 @@ func (s *Stream) Read(p []byte) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		s.lastRecv.Store(time.Now().UnixNano())
+		s.lastRecv.Store(nowNano())
 		switch protocol.DataKind(rec[1]) {
 		case protocol.DataKCP:
 		case protocol.DataForward:

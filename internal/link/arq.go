@@ -1,0 +1,293 @@
+package link
+
+import (
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pinhole/pinhole/protocol"
+	"github.com/xtaci/kcp-go/v5"
+)
+
+// arqConn drives kcp-go's ARQ core (kcp.KCP) for one link, in place of
+// kcp-go's UDPSession, so that an idle link costs nothing:
+//
+//   - no goroutine of its own: the PacketConn's drain goroutine (which
+//     exists only while datagrams wait, see rxqueue.go) feeds Input, and
+//     KCP's output is sealed and handed to the socket's writer queue by
+//     the goroutine that flushed, after it released mu (sending runs the
+//     owner's path functions, which take the owner's locks: a peer
+//     session's relay path takes the lock under which it asks for SRTT);
+//   - a timer armed only while segments wait for an ACK or for window
+//     (WaitSnd > 0), for the next flush interval; a link with nothing in
+//     flight has none running (UDPSession ticks every 10 ms forever);
+//   - the buffer for a segment larger than the caller's Read buffer is
+//     pooled and returned once read; UDPSession holds a 2,048-slot send
+//     channel, a 2,048-slot batch queue and a receive buffer per link.
+//
+// It keeps UDPSession's behaviour where smux can see it: stream mode,
+// Write flushes at once (SetWriteDelay(false)) and blocks while the send
+// window is full, ACKs leave when the datagrams of a receive batch have
+// been input (ACKNoDelay), Read blocks until data arrives, and both return
+// io.ErrClosedPipe after Close.
+type arqConn struct {
+	pc     *PacketConn
+	sndWnd int // send window in segments: Write blocks while WaitSnd reaches it
+	mss    int
+	period time.Duration // KCP's flush interval
+
+	mu    sync.Mutex // guards kcp, out, closed, armed, timer and pending
+	kcp   *kcp.KCP
+	out   *[]*[]byte  // KCP's packets to send once mu is released (pooled)
+	timer *time.Timer // created on first use, stopped while idle
+	armed bool
+	// pending is what is left of a segment the last Read could not take
+	// whole (buf is its pooled buffer).
+	pending []byte
+	buf     *[]byte
+	closed  bool
+
+	readEv, writeEv chan struct{} // capacity 1: "try again"
+	die             chan struct{} // closed by Close
+
+	ticks atomic.Uint64 // timer flushes, for tests: an idle link has none
+}
+
+func newARQConn(pc *PacketConn, conv uint32, t Tuning) *arqConn {
+	c := &arqConn{pc: pc, sndWnd: t.SendWindow, period: time.Duration(max(t.Interval, 10)) * time.Millisecond,
+		readEv: make(chan struct{}, 1), writeEv: make(chan struct{}, 1), die: make(chan struct{})}
+	c.kcp = kcp.NewKCP(conv, func(b []byte, n int) {
+		if n >= kcp.IKCP_OVERHEAD {
+			c.queueOutLocked(b[:n])
+		}
+	})
+	kcpSetStream(c.kcp)
+	c.kcp.NoDelay(t.NoDelay, t.Interval, t.Resend, t.NoCongestion)
+	c.kcp.WndSize(t.SendWindow, t.RecvWindow)
+	c.kcp.SetMtu(t.kcpMTU())
+	c.mss = t.kcpMTU() - kcp.IKCP_OVERHEAD
+	if c.sndWnd <= 0 {
+		c.sndWnd = kcp.IKCP_WND_SND
+	}
+	pc.setSink(c.input)
+	return c
+}
+
+// Read returns stream bytes as they arrive, blocking until some do.
+func (c *arqConn) Read(b []byte) (int, error) {
+	for {
+		c.mu.Lock()
+		if c.closed {
+			c.mu.Unlock()
+			return 0, io.ErrClosedPipe
+		}
+		if len(c.pending) > 0 {
+			n := copy(b, c.pending)
+			c.pending = c.pending[n:]
+			if len(c.pending) == 0 {
+				c.releaseLocked()
+			}
+			c.mu.Unlock()
+			return n, nil
+		}
+		if size := c.kcp.PeekSize(); size > 0 {
+			var n int
+			if len(b) >= size {
+				n = c.kcp.Recv(b)
+			} else {
+				c.buf = getBuf(size)
+				c.kcp.Recv((*c.buf)[:size])
+				n = copy(b, (*c.buf)[:size])
+				c.pending = (*c.buf)[n:size]
+			}
+			if kcpProbing(c.kcp) { // the read reopened a full window: say so now
+				c.flushLocked()
+			}
+			c.unlockAndSend()
+			return n, nil
+		}
+		c.mu.Unlock()
+		select {
+		case <-c.readEv:
+		case <-c.die:
+		}
+	}
+}
+
+// getBuf returns a pooled buffer of at least n bytes (stream-mode segments
+// are at most one MSS, so the pool's datagram buffers always fit; a larger
+// message from a peer in message mode gets its own).
+func getBuf(n int) *[]byte {
+	if n > protocol.MaxDatagram {
+		b := make([]byte, n)
+		return &b
+	}
+	return bufPool.Get().(*[]byte)
+}
+
+func (c *arqConn) releaseLocked() {
+	if c.buf != nil {
+		*c.buf = (*c.buf)[:cap(*c.buf)]
+		bufPool.Put(c.buf)
+		c.buf, c.pending = nil, nil
+	}
+}
+
+// Write queues b and flushes at once; it blocks while the send window is full.
+func (c *arqConn) Write(b []byte) (int, error) { return c.WriteBuffers([][]byte{b}) }
+
+// WriteBuffers writes several slices in one flush (smux uses it to send a
+// frame header and its payload together).
+func (c *arqConn) WriteBuffers(v [][]byte) (int, error) {
+	for {
+		c.mu.Lock()
+		if c.closed {
+			c.mu.Unlock()
+			return 0, io.ErrClosedPipe
+		}
+		if c.kcp.WaitSnd() < c.sndWnd {
+			n := 0
+			for _, b := range v {
+				n += len(b)
+				for len(b) > 0 { // at most one MSS per Send, as UDPSession does
+					k := min(len(b), c.mss)
+					c.kcp.Send(b[:k])
+					b = b[k:]
+				}
+			}
+			c.flushLocked()
+			c.unlockAndSend()
+			return n, nil
+		}
+		c.mu.Unlock()
+		select {
+		case <-c.writeEv:
+		case <-c.die:
+		}
+	}
+}
+
+// input takes one authenticated KCP datagram from the PacketConn's drain
+// goroutine. last is false while more datagrams of the same batch follow:
+// their ACKs wait for the batch's last one and leave together. p nil means
+// the batch ended without a KCP datagram: flush the ACKs it owes.
+func (c *arqConn) input(p []byte, last bool) {
+	c.mu.Lock()
+	switch {
+	case c.closed:
+	case p == nil:
+		c.flushLocked()
+	default:
+		c.kcp.Input(p, kcp.IKCP_PACKET_REGULAR, last)
+		if kcpProbing(c.kcp) { // the peer asked for our window
+			c.flushLocked()
+		}
+		if c.kcp.PeekSize() > 0 {
+			notify(c.readEv)
+		}
+		c.afterLocked()
+	}
+	c.unlockAndSend()
+}
+
+// flushLocked sends what KCP has (ACKs, probes, new and due segments).
+func (c *arqConn) flushLocked() {
+	kcpFlush(c.kcp)
+	c.afterLocked()
+}
+
+// afterLocked wakes a blocked writer when the window has room and keeps
+// the timer armed exactly while segments wait (for an ACK, for window).
+func (c *arqConn) afterLocked() {
+	if c.kcp.WaitSnd() < c.sndWnd {
+		notify(c.writeEv)
+	}
+	if c.armed || c.kcp.WaitSnd() == 0 {
+		return
+	}
+	c.armed = true
+	if c.timer == nil {
+		c.timer = time.AfterFunc(c.period, c.tick)
+	} else {
+		c.timer.Reset(c.period)
+	}
+}
+
+// tick is the timer: retransmit what is due, probe a closed window, and
+// re-arm while anything is still in flight.
+func (c *arqConn) tick() {
+	c.mu.Lock()
+	c.armed = false
+	if !c.closed {
+		c.ticks.Add(1)
+		c.flushLocked()
+	}
+	c.unlockAndSend()
+}
+
+var outPool = sync.Pool{New: func() any { s := make([]*[]byte, 0, 16); return &s }}
+
+// queueOutLocked keeps a copy of one packet KCP flushed.
+func (c *arqConn) queueOutLocked(p []byte) {
+	if c.out == nil {
+		c.out = outPool.Get().(*[]*[]byte)
+	}
+	bp := bufPool.Get().(*[]byte)
+	*bp = (*bp)[:copy(*bp, p)]
+	*c.out = append(*c.out, bp)
+}
+
+// unlockAndSend releases mu, then seals and sends what KCP flushed under
+// it, in order.
+func (c *arqConn) unlockAndSend() {
+	out := c.out
+	c.out = nil
+	c.mu.Unlock()
+	if out == nil {
+		return
+	}
+	for i, bp := range *out {
+		c.pc.sendKCP(*bp)
+		*bp = (*bp)[:cap(*bp)]
+		bufPool.Put(bp)
+		(*out)[i] = nil
+	}
+	*out = (*out)[:0]
+	outPool.Put(out)
+}
+
+func notify(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// srtt returns KCP's smoothed RTT.
+func (c *arqConn) srtt() time.Duration {
+	c.mu.Lock()
+	ms := kcpSRTT(c.kcp)
+	c.mu.Unlock()
+	return time.Duration(ms) * time.Millisecond
+}
+
+// Close sends what KCP still holds once (as UDPSession does), then stops
+// the timer; Read and Write return io.ErrClosedPipe from then on.
+func (c *arqConn) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return io.ErrClosedPipe
+	}
+	kcpFlush(c.kcp)
+	c.closed = true
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	c.armed = false
+	c.releaseLocked()
+	c.unlockAndSend()
+	close(c.die)
+	return nil
+}

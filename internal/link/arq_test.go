@@ -1,0 +1,346 @@
+package link
+
+import (
+	"bytes"
+	"crypto/rand"
+	"errors"
+	"io"
+	"math/big"
+	"net/netip"
+	"reflect"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/xtaci/kcp-go/v5"
+)
+
+// TestKCPCoreFields checks the offsets kcpcore.go uses against kcp-go's
+// struct: name, type, offset, and only 32-bit fields before them (so the
+// offsets hold on 32-bit targets too).
+func TestKCPCoreFields(t *testing.T) {
+	typ := reflect.TypeFor[kcp.KCP]()
+	want := map[string]struct {
+		off  uintptr
+		kind reflect.Kind
+	}{
+		"rx_srtt": {kcpOffSRTT, reflect.Int32},
+		"probe":   {kcpOffProbe, reflect.Uint32},
+		"updated": {kcpOffUpdated, reflect.Uint32},
+		"stream":  {kcpOffStream, reflect.Int32},
+	}
+	found := 0
+	for i := range typ.NumField() {
+		f := typ.Field(i)
+		if found == len(want) {
+			break
+		}
+		if k := f.Type.Kind(); k != reflect.Int32 && k != reflect.Uint32 {
+			t.Fatalf("KCP.%s (%s) comes before the fields the driver uses: their offsets would differ between 32- and 64-bit targets", f.Name, k)
+		}
+		if w, ok := want[f.Name]; ok {
+			found++
+			if f.Offset != w.off || f.Type.Kind() != w.kind {
+				t.Fatalf("KCP.%s is %s at offset %d; kcpcore.go has %s at %d", f.Name, f.Type.Kind(), f.Offset, w.kind, w.off)
+			}
+		}
+	}
+	if found != len(want) {
+		t.Fatalf("found %d of the %d KCP fields the driver uses", found, len(want))
+	}
+}
+
+// linkedConns returns two PacketConns wired to each other in memory;
+// drop, when set, decides per datagram whether the wire loses it.
+func linkedConns(t testing.TB, drop func() bool) (a, b *PacketConn) {
+	as, rs := sessions(t.(*testing.T))
+	aAddr := netip.MustParseAddrPort("198.51.100.1:4000")
+	bAddr := netip.MustParseAddrPort("203.0.113.1:7700")
+	send := func(to **PacketConn, from netip.AddrPort) Sender {
+		return func(p []byte, _ netip.AddrPort) error {
+			if drop == nil || !drop() {
+				(*to).Deliver(p, from)
+			}
+			return nil
+		}
+	}
+	a = NewPacketConn(as, bAddr, send(&b, aAddr), nil, nil)
+	b = NewPacketConn(rs, aAddr, send(&a, bAddr), nil, nil)
+	return a, b
+}
+
+// arqPair returns two ARQ conns over linked PacketConns.
+func arqPair(t *testing.T, tn Tuning, drop func() bool) (a, b *arqConn) {
+	pa, pb := linkedConns(t, drop)
+	a, b = newARQConn(pa, 7, tn), newARQConn(pb, 7, tn)
+	t.Cleanup(func() { a.Close(); b.Close(); pa.Close(); pb.Close() })
+	return a, b
+}
+
+// lossy drops about pct percent of datagrams.
+func lossy(pct int64) func() bool {
+	return func() bool {
+		n, _ := rand.Int(rand.Reader, big.NewInt(100))
+		return n.Int64() < pct
+	}
+}
+
+// TestARQTransferUnderLoss moves 2 MiB each way at once over a wire that
+// loses 10% of datagrams: only the driver's timer retransmits what is
+// lost, so the bytes arriving intact prove it runs while data is in flight
+// (and the tick count says it did), and stops once the link is idle.
+func TestARQTransferUnderLoss(t *testing.T) {
+	a, b := arqPair(t, DefaultTuning(), lossy(10))
+	send := func(c *arqConn, p []byte) chan error {
+		done := make(chan error, 1)
+		go func() { _, err := c.Write(p); done <- err }()
+		return done
+	}
+	pa, pb := make([]byte, 2<<20), make([]byte, 2<<20)
+	rand.Read(pa)
+	rand.Read(pb)
+	wa, wb := send(a, pa), send(b, pb)
+	got := func(c *arqConn, n int) chan []byte {
+		out := make(chan []byte, 1)
+		go func() {
+			buf := make([]byte, n)
+			io.ReadFull(c, buf)
+			out <- buf
+		}()
+		return out
+	}
+	ga, gb := got(b, len(pa)), got(a, len(pb))
+	for _, ch := range []struct {
+		got  chan []byte
+		want []byte
+	}{{ga, pa}, {gb, pb}} {
+		select {
+		case g := <-ch.got:
+			if !bytes.Equal(g, ch.want) {
+				t.Fatal("bytes corrupted")
+			}
+		case <-time.After(60 * time.Second):
+			t.Fatal("transfer stalled")
+		}
+	}
+	if err := <-wa; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-wb; err != nil {
+		t.Fatal(err)
+	}
+	if a.ticks.Load() == 0 || b.ticks.Load() == 0 {
+		t.Fatalf("ticks %d, %d: lost datagrams were recovered without the timer?", a.ticks.Load(), b.ticks.Load())
+	}
+	waitIdle(t, a, b)
+}
+
+// waitIdle waits until neither conn has anything in flight, then checks
+// that no timer fires for the next two seconds.
+func waitIdle(t *testing.T, conns ...*arqConn) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for _, c := range conns {
+		for {
+			c.mu.Lock()
+			busy := c.kcp.WaitSnd() > 0 || c.armed
+			c.mu.Unlock()
+			if !busy {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("still in flight after 10 s")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	before := make([]uint64, len(conns))
+	for i, c := range conns {
+		before[i] = c.ticks.Load()
+	}
+	time.Sleep(2 * time.Second)
+	for i, c := range conns {
+		if n := c.ticks.Load() - before[i]; n != 0 {
+			t.Fatalf("an idle conn's timer fired %d times in 2 s", n)
+		}
+	}
+}
+
+// TestARQIdleNoTimer: after an exchange (including a lost datagram that
+// the timer had to resend), an idle link arms no timer and fires none.
+func TestARQIdleNoTimer(t *testing.T) {
+	var first atomic.Bool
+	a, b := arqPair(t, DefaultTuning(), func() bool { return first.CompareAndSwap(false, true) })
+	a.Write([]byte("ping"))
+	buf := make([]byte, 16)
+	if n, err := b.Read(buf); err != nil || string(buf[:n]) != "ping" {
+		t.Fatalf("Read = %q, %v", buf[:n], err)
+	}
+	if a.ticks.Load() == 0 {
+		t.Fatal("the lost first datagram came back without a timer retransmission")
+	}
+	waitIdle(t, a, b)
+}
+
+// TestARQStreamMode: writes queued behind a full window are packed into
+// one segment (stream mode), as UDPSession.SetStreamMode(true) does.
+func TestARQStreamMode(t *testing.T) {
+	a, _ := arqPair(t, DefaultTuning(), func() bool { return true })
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.kcp.Send([]byte("one"))
+	a.kcp.Send([]byte("two"))
+	if n := a.kcp.WaitSnd(); n != 1 {
+		t.Fatalf("two small sends queued %d segments, want 1 (stream mode)", n)
+	}
+}
+
+// TestARQSmallReads: a segment larger than the reader's buffer is read in
+// pieces, in order.
+func TestARQSmallReads(t *testing.T) {
+	a, b := arqPair(t, DefaultTuning(), nil)
+	msg := bytes.Repeat([]byte("0123456789"), 100)
+	a.Write(msg)
+	var got []byte
+	buf := make([]byte, 7)
+	for len(got) < len(msg) {
+		n, err := b.Read(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, buf[:n]...)
+	}
+	if !bytes.Equal(got, msg) {
+		t.Fatal("pieces out of order")
+	}
+}
+
+// TestARQBlockingAndClose: Write blocks while the send window is full
+// (nothing is ever acknowledged), Read blocks while nothing arrived, Close
+// releases both with io.ErrClosedPipe, and both keep returning it.
+func TestARQBlockingAndClose(t *testing.T) {
+	tn := DefaultTuning()
+	tn.SendWindow = 4
+	a, _ := arqPair(t, tn, func() bool { return true })
+	for range 2 {
+		a.Write(make([]byte, 2000)) // two segments each: the window is full after the second
+	}
+	werr, rerr := make(chan error, 1), make(chan error, 1)
+	go func() { _, err := a.Write([]byte("x")); werr <- err }()
+	go func() { _, err := a.Read(make([]byte, 10)); rerr <- err }()
+	select {
+	case err := <-werr:
+		t.Fatalf("Write on a full window returned %v", err)
+	case err := <-rerr:
+		t.Fatalf("Read with nothing received returned %v", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	a.Close()
+	for _, ch := range []chan error{werr, rerr} {
+		select {
+		case err := <-ch:
+			if !errors.Is(err, io.ErrClosedPipe) {
+				t.Fatalf("after Close: %v, want io.ErrClosedPipe", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("Close did not release a blocked call")
+		}
+	}
+	if _, err := a.Write([]byte("x")); !errors.Is(err, io.ErrClosedPipe) {
+		t.Fatalf("Write after Close: %v", err)
+	}
+	a.mu.Lock()
+	armed := a.armed
+	a.mu.Unlock()
+	if armed {
+		t.Fatal("timer armed after Close")
+	}
+}
+
+// TestARQSendsOutsideLock: the driver sends KCP's packets after releasing
+// its lock, so an owner whose send path takes a lock of its own may ask
+// for SRTT under that lock (a peer session's relay path does). With the
+// sends under the driver's lock, this transfer deadlocked.
+func TestARQSendsOutsideLock(t *testing.T) {
+	var owner sync.Mutex
+	as, rs := sessions(t)
+	var pa, pb *PacketConn
+	pa = NewPacketConn(as, netip.AddrPort{}, func(p []byte, _ netip.AddrPort) error {
+		owner.Lock()
+		defer owner.Unlock()
+		pb.DeliverRelayed(p)
+		return nil
+	}, nil, nil)
+	pb = NewPacketConn(rs, netip.AddrPort{}, func(p []byte, _ netip.AddrPort) error { pa.DeliverRelayed(p); return nil }, nil, nil)
+	a, b := newARQConn(pa, 3, DefaultTuning()), newARQConn(pb, 3, DefaultTuning())
+	defer func() { a.Close(); b.Close(); pa.Close(); pb.Close() }()
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			owner.Lock()
+			a.srtt()
+			owner.Unlock()
+		}
+	}()
+	done := make(chan error, 1)
+	go func() {
+		buf := make([]byte, 1<<20)
+		_, err := io.ReadFull(b, buf)
+		done <- err
+	}()
+	go a.Write(make([]byte, 1<<20))
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("transfer deadlocked")
+	}
+}
+
+// TestFECLinkUsesSession: with FEC configured the link runs on kcp-go's
+// UDPSession, whose reader takes datagrams from the queue through
+// ReadFrom; a stream crosses it intact over a wire losing 5%.
+func TestFECLinkUsesSession(t *testing.T) {
+	pa, pb := linkedConns(t, lossy(5))
+	tn := DefaultTuning()
+	tn.DataShards, tn.ParityShards = 10, 3
+	la, err := NewUDPLink(pa, 9, tn, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer la.Close()
+	lb, err := NewUDPLink(pb, 9, tn, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lb.Close()
+	if la.arq != nil {
+		t.Fatal("FEC link runs on the ARQ driver, which has no FEC")
+	}
+	msg := make([]byte, 256<<10)
+	rand.Read(msg)
+	go func() {
+		st, err := la.Mux.OpenStream()
+		if err == nil {
+			st.Write(msg)
+		}
+	}()
+	st, err := lb.Mux.AcceptStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.SetReadDeadline(time.Now().Add(20 * time.Second))
+	got := make([]byte, len(msg))
+	if _, err := io.ReadFull(st, got); err != nil || !bytes.Equal(got, msg) {
+		t.Fatalf("FEC link: %v", err)
+	}
+}
