@@ -29,6 +29,8 @@ import (
 
 // Relay serves agents. Create it with New, run it with Run.
 type Relay struct {
+	stateChanged chan struct{} // a live session came or went (state.go)
+
 	log    *slog.Logger
 	cfg    atomic.Pointer[Config]
 	replay secure.Replay
@@ -128,7 +130,7 @@ func New(cfg *Config, log *slog.Logger) (*Relay, error) {
 	r := &Relay{log: log, byIndex: map[uint32]*session{}, live: map[secure.PublicKey]*session{},
 		pending: map[secure.PublicKey][]*session{}, ports: map[portKey]*session{}, pairs: map[uint32]*pair{}, waiting: map[string][]*session{},
 		handshakes: make(chan initMsg, handshakeQueue), proven: make(chan initMsg, handshakeQueue),
-		drops: dropLog{lg: log}}
+		drops: dropLog{lg: log}, stateChanged: make(chan struct{}, 1)}
 	r.macs.Store(secure.NewMACChecker(cfg.PrivateKey))
 	r.static.Store(secure.NewKeypair(cfg.PrivateKey))
 	r.cfg.Store(cfg)

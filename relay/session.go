@@ -287,6 +287,7 @@ func (r *Relay) activate(s *session) bool {
 		return false
 	}
 	r.live[s.key] = s
+	r.changedState()
 	r.agentsAt.add(s.addr.Addr().Unmap())
 	if old != nil && old != s {
 		r.agentsAt.remove(old.addr.Addr().Unmap())
@@ -326,6 +327,7 @@ func (r *Relay) release(s *session) {
 	}
 	if r.live[s.key] == s {
 		delete(r.live, s.key)
+		r.changedState()
 		r.agentsAt.remove(s.addr.Addr().Unmap())
 	}
 	for k, holder := range r.ports {

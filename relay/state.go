@@ -29,10 +29,14 @@ import (
 
 const (
 	stateHeader = "pinhole relay state v1"
-	// stateEvery is how often a changed state is written: agents that
-	// connected in the last seconds before a crash are missing from it
-	// and reconnect at their next heartbeat, as before.
-	stateEvery = 2 * time.Second
+	// stateSettle is how soon after a session comes or goes the state is
+	// written (coalescing a burst of them, a reconnect storm, into one
+	// write): a relay that crashes a second after an agent connected
+	// still invites it back. stateEvery writes what moved without a
+	// session coming or going (an agent following its NAT to a new
+	// address).
+	stateSettle = 100 * time.Millisecond
+	stateEvery  = 2 * time.Second
 	// stateMaxBytes bounds what is read back (about 40 bytes an agent).
 	stateMaxBytes = 8 << 20
 	// invitesPerSecond paces the invitations after a start, so a relay of
@@ -121,7 +125,8 @@ func readState(path string) ([]stateEntry, error) {
 }
 
 // keepState invites the agents of the last state file, then writes the
-// state every stateEvery while it changes, and once more when ctx ends.
+// state soon after a live session comes or goes (stateSettle) and every
+// stateEvery while it changes.
 func (r *Relay) keepState(ctx context.Context, path string) {
 	if old, err := readState(path); err != nil {
 		r.log.Warn("relay state not used", "err", err)
@@ -150,7 +155,22 @@ func (r *Relay) keepState(ctx context.Context, path string) {
 			return
 		case <-t.C:
 			save()
+		case <-r.stateChanged:
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(stateSettle):
+			}
+			save()
 		}
+	}
+}
+
+// changedState tells keepState that a live session came or went.
+func (r *Relay) changedState() {
+	select {
+	case r.stateChanged <- struct{}{}:
+	default:
 	}
 }
 
