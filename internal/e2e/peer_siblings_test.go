@@ -2,8 +2,6 @@ package e2e
 
 import (
 	"crypto/sha256"
-	"io"
-	"net"
 	"testing"
 	"time"
 
@@ -31,27 +29,7 @@ func TestPeerSessionOutlivesRelayRestart(t *testing.T) {
 
 	// A transfer paced to last through the relay's absence: 6 MiB at
 	// about 1 MiB/s, echoed back.
-	c, err := net.Dial("tcp", listen)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(60 * time.Second))
-	payload := randomBytes(t, 6<<20)
-	go func() {
-		for off := 0; off < len(payload); off += 32 << 10 {
-			if _, err := c.Write(payload[off : off+32<<10]); err != nil {
-				return
-			}
-			time.Sleep(30 * time.Millisecond)
-		}
-	}()
-	got := make(chan []byte, 1)
-	go func() {
-		b := make([]byte, len(payload))
-		n, _ := io.ReadFull(c, b)
-		got <- b[:n]
-	}()
+	payload, got := pacedEcho(t, listen, 6<<20)
 
 	time.Sleep(500 * time.Millisecond)
 	stopRelay()

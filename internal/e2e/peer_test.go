@@ -116,6 +116,34 @@ func echoThrough(t *testing.T, addr string, payload []byte) {
 	}
 }
 
+// pacedEcho sends n random bytes through the TCP echo at addr at about
+// 1 MiB/s (32 KiB every 30 ms) and returns them and a channel that gets
+// what came back (all of it, or what had come when the echo stopped).
+func pacedEcho(t *testing.T, addr string, n int) ([]byte, <-chan []byte) {
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(60 * time.Second))
+	payload := randomBytes(t, n)
+	go func() {
+		for off := 0; off < len(payload); off += 32 << 10 {
+			if _, err := c.Write(payload[off:min(off+32<<10, len(payload))]); err != nil {
+				return
+			}
+			time.Sleep(30 * time.Millisecond)
+		}
+	}()
+	got := make(chan []byte, 1)
+	go func() {
+		b := make([]byte, len(payload))
+		k, _ := io.ReadFull(c, b)
+		got <- b[:k]
+	}()
+	return payload, got
+}
+
 // peerPath returns the path the agent's session with peer uses ("" if none).
 func peerPath(a *agent.Agent, peer string) string {
 	for _, p := range a.Status().Peers {
@@ -208,27 +236,7 @@ func TestPeerPathFallsBackAndReturns(t *testing.T) {
 	testenv.WaitFor(t, 10*time.Second, "a direct path", func() bool { return peerPath(ha, "office") == "direct" })
 
 	// A paced transfer of 8 MiB, about 1 MiB/s, echoed back.
-	c, err := net.Dial("tcp", listen)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(60 * time.Second))
-	payload := randomBytes(t, 8<<20)
-	go func() {
-		for off := 0; off < len(payload); off += 32 << 10 {
-			if _, err := c.Write(payload[off : off+32<<10]); err != nil {
-				return
-			}
-			time.Sleep(30 * time.Millisecond)
-		}
-	}()
-	got := make(chan []byte, 1)
-	go func() {
-		b := make([]byte, len(payload))
-		n, _ := io.ReadFull(c, b)
-		got <- b[:n]
-	}()
+	payload, got := pacedEcho(t, listen, 8<<20)
 
 	time.Sleep(1500 * time.Millisecond)
 	cut := func(src, dst netip.AddrPort) bool {

@@ -144,20 +144,7 @@ func TestTunnelAbortedUpload(t *testing.T) {
 // TestTunnelLinkDeath: when the link dies mid-download, the client gets a
 // reset, not the clean end of a truncated stream.
 func TestTunnelLinkDeath(t *testing.T) {
-	p := newLinkPair(t)
-	// The control stream dies with the link: no Reset gets across.
-	dead := func(protocol.Reset) error { return io.ErrClosedPipe }
-	p.relayT.send, p.agentT.send = dead, dead
-	client, service, done := p.splice(t)
-	client.SetReadBuffer(4096)
-	go func() {
-		chunk := make([]byte, 32<<10)
-		for {
-			if _, err := service.Write(chunk); err != nil {
-				return
-			}
-		}
-	}()
+	p, client, _, done := downloadOnDyingLink(t)
 	io.ReadFull(client, make([]byte, 64<<10))
 	p.relay.Close()
 	p.agent.Close()
@@ -192,20 +179,7 @@ func TestTunnelEarlyReset(t *testing.T) {
 // reading from it); LinkDown must release both ends at once, with an RST
 // to the client and to the service.
 func TestTunnelLinkDown(t *testing.T) {
-	p := newLinkPair(t)
-	// The control stream dies with the link: no Reset gets across.
-	dead := func(protocol.Reset) error { return io.ErrClosedPipe }
-	p.relayT.send, p.agentT.send = dead, dead
-	client, service, done := p.splice(t)
-	client.SetReadBuffer(4096)
-	go func() {
-		chunk := make([]byte, 32<<10)
-		for {
-			if _, err := service.Write(chunk); err != nil {
-				return
-			}
-		}
-	}()
+	p, client, _, done := downloadOnDyingLink(t)
 	time.Sleep(300 * time.Millisecond) // the client's socket and the stream's window fill
 	p.relay.Close()
 	p.agent.Close()
@@ -216,4 +190,24 @@ func TestTunnelLinkDown(t *testing.T) {
 	if _, err := io.Copy(io.Discard, client); !errors.Is(err, syscall.ECONNRESET) {
 		t.Errorf("client after the link died: %v, want ECONNRESET", err)
 	}
+}
+
+// downloadOnDyingLink splices a client and a service whose link's control
+// stream is already dead (no Reset gets across), with the service writing
+// without end and the client reading slowly (a small receive buffer).
+func downloadOnDyingLink(t *testing.T) (p *linkPair, client, service *net.TCPConn, done chan Result) {
+	p = newLinkPair(t)
+	dead := func(protocol.Reset) error { return io.ErrClosedPipe }
+	p.relayT.send, p.agentT.send = dead, dead
+	client, service, done = p.splice(t)
+	client.SetReadBuffer(4096)
+	go func() {
+		chunk := make([]byte, 32<<10)
+		for {
+			if _, err := service.Write(chunk); err != nil {
+				return
+			}
+		}
+	}()
+	return p, client, service, done
 }
