@@ -59,6 +59,8 @@ type PeerStats struct {
 // is paired with: NAT facts measured after an introduction change their
 // punching strategy.
 func (s *session) setPeerInfo(m protocol.PeerInfo) {
+	s.r.introMu.Lock()
+	defer s.r.introMu.Unlock()
 	s.r.mu.Lock()
 	s.peers.info = m
 	var updates []func()
@@ -97,6 +99,8 @@ func (s *session) candidatesLocked() []netip.AddrPort {
 // introduce answers s's PeerConnect.
 func (s *session) introduce(m protocol.PeerConnect) {
 	r := s.r
+	r.introMu.Lock()
+	defer r.introMu.Unlock()
 	self := s.entry.Load()
 	r.mu.Lock()
 	var target *session

@@ -30,6 +30,12 @@ import (
 // Relay serves agents. Create it with New, run it with Run.
 type Relay struct {
 	stateChanged chan struct{} // a live session came or went (state.go)
+	// introMu orders peer introductions and their updates (peers.go):
+	// each is built from the relay's state and sent while it is held, so
+	// an introduction built before an agent's NAT facts arrived can never
+	// reach the peer after the update that carries them (the peer kept
+	// the stale facts and never tried TCP simultaneous open).
+	introMu sync.Mutex
 
 	log    *slog.Logger
 	cfg    atomic.Pointer[Config]
