@@ -2,9 +2,11 @@ package relay
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/netip"
+	"syscall"
 	"testing"
 	"time"
 
@@ -15,22 +17,32 @@ import (
 )
 
 // startSTUNRelay runs a relay on 127.0.0.1 with alt_listen on 127.0.0.2
-// (both on lo), or without alt when alt is false.
+// (both on lo), or without alt when alt is false. The alternate port is
+// picked free on 127.0.0.2, but the relay also binds it on 127.0.0.1 (and
+// its own port on 127.0.0.2), where a test running beside this one may
+// hold it: such a collision is retried with fresh ports.
 func startSTUNRelay(t *testing.T, alt bool) *Relay {
 	t.Helper()
 	key, _ := secure.GeneratePrivateKey()
-	cfg := &Config{Listen: "127.0.0.1:0", PrivateKey: key, Tuning: link.DefaultTuning()}
-	if alt {
-		c, err := net.ListenPacket("udp", "127.0.0.2:0")
-		if err != nil {
-			t.Skipf("SKIP: no second loopback address: %v", err)
+	var r *Relay
+	for attempt := 0; ; attempt++ {
+		cfg := &Config{Listen: "127.0.0.1:0", PrivateKey: key, Tuning: link.DefaultTuning()}
+		if alt {
+			c, err := net.ListenPacket("udp", "127.0.0.2:0")
+			if err != nil {
+				t.Skipf("SKIP: no second loopback address: %v", err)
+			}
+			cfg.AltListen = c.LocalAddr().String()
+			c.Close()
 		}
-		cfg.AltListen = c.LocalAddr().String()
-		c.Close()
-	}
-	r, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
+		var err error
+		r, err = New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, syscall.EADDRINUSE) || attempt == 20 {
+			t.Fatal(err)
+		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
