@@ -287,6 +287,19 @@ func (r *Relay) refill(ctx context.Context) {
 			r.limiter.sweep(now)
 			r.drops.sweep(now)
 			r.stun.sweep(now)
+			r.sweepSilent(now)
+		}
+	}
+}
+
+// sweepSilent closes the sessions whose agents have been silent too long
+// (session.silent). One sweep a second for all sessions, rather than a
+// timer per session, keeps a relay with thousands of idle agents idle.
+func (r *Relay) sweepSilent(now time.Time) {
+	for _, s := range r.liveSessions() {
+		if s.silent(now) && !s.noticed.Load() {
+			s.log.Info("agent silent, dropping it", "timeout", s.silenceLimit())
+			go s.notifyAndClose(protocol.Notice{Code: protocol.NoticeIdleTimeout, Text: "no heartbeat"})
 		}
 	}
 }

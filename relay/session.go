@@ -105,16 +105,14 @@ func (s *session) run(ctx context.Context) {
 		return
 	}
 	ctrl.SetReadDeadline(time.Time{})
-	s.hello.Store(&hello)
 	s.log.Info("agent connected", "addr", s.addr, "name", hello.Name, "software", hello.Software)
 	s.touch()
 
-	wdone := make(chan struct{})
 	var wg sync.WaitGroup
 	s.setHeartbeat(hello.Heartbeat)
-	wg.Go(func() { s.watchdog(wdone) })
+	s.hello.Store(&hello) // from here on, the relay's sweep watches for silence
 	wg.Go(func() { s.r.introduceWaiting(s) })
-	defer func() { close(wdone); wg.Wait() }()
+	defer wg.Wait()
 
 	for {
 		m, err := protocol.ReadMessage(ctrl)
@@ -165,32 +163,17 @@ func (s *session) lastHeard() time.Time {
 	return time.Unix(0, max(s.lastMsg.Load(), s.link.LastReceive().UnixNano()))
 }
 
-// watchdog closes the session when the agent has been silent longer than
-// agent_timeout: its router may have lost power, and its ports must be
-// freed for its next session. An agent that announced a long heartbeat
+// silent reports whether the agent has been silent longer than
+// agent_timeout at now: its router may have lost power, and its ports must
+// be freed for its next session. An agent that announced a long heartbeat
 // interval gets three of its intervals (plus slack) instead. Silence is
 // no authenticated packet at all, not no control message: an agent skips
 // its Pings while its tunnels carry traffic (which refreshes its NAT
 // mapping), and that traffic, or KCP's ACKs of what the relay sends, is
-// as good a sign of life.
-func (s *session) watchdog(done <-chan struct{}) {
-	// Checked every second: the limit can change mid-link (SetHeartbeat),
-	// and a second is small next to any limit.
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-done:
-			return
-		case <-t.C:
-			timeout := s.silenceLimit()
-			if time.Since(s.lastHeard()) > timeout {
-				s.log.Info("agent silent, dropping it", "timeout", timeout)
-				s.notifyAndClose(protocol.Notice{Code: protocol.NoticeIdleTimeout, Text: "no heartbeat"})
-				return
-			}
-		}
-	}
+// as good a sign of life. The relay's sweep (Relay.sweepSilent) asks every
+// second, for sessions that said hello.
+func (s *session) silent(now time.Time) bool {
+	return s.hello.Load() != nil && now.Sub(s.lastHeard()) > s.silenceLimit()
 }
 
 // silenceLimit is agent_timeout, or longer for an agent whose announced

@@ -138,13 +138,19 @@ func (c *Checker) filtering(ctx context.Context, f *probe, other netip.AddrPort)
 	return protocol.FilteringAddressPortDependent
 }
 
-// ports compares three fresh mappings made one after another (the first is
-// the filtering probe's): preserved when each kept its local port,
-// sequential when they step by one small delta, random otherwise.
+// portSamples is how many fresh mappings ports compares (the first is the
+// filtering probe's). Three would do on a quiet NAT, but the agent may be
+// punching towards peers while it measures, and on a symmetric NAT every
+// punched destination takes the next port too: five mappings let the
+// NAT's own step show more than once between such interlopers.
+const portSamples = 5
+
+// ports compares fresh mappings made one after another: preserved when
+// each kept its local port, else as classifyPorts says.
 func (c *Checker) ports(ctx context.Context, firstLocal, firstMapped netip.AddrPort) (protocol.PortAllocation, int) {
 	locals := []netip.AddrPort{firstLocal}
 	mapped := []netip.AddrPort{firstMapped}
-	for range 2 {
+	for range portSamples - 1 {
 		p, err := c.openProbe()
 		if err != nil {
 			return protocol.PortsUnknown, 0
@@ -165,12 +171,50 @@ func (c *Checker) ports(ctx context.Context, firstLocal, firstMapped netip.AddrP
 	if preserved {
 		return protocol.PortsPreserved, 0
 	}
-	d1 := int(mapped[1].Port()) - int(mapped[0].Port())
-	d2 := int(mapped[2].Port()) - int(mapped[1].Port())
-	if d1 == d2 && d1 != 0 && d1 >= -maxSequentialDelta && d1 <= maxSequentialDelta {
-		return protocol.PortsSequential, d1
+	ports := make([]int, len(mapped))
+	for i, m := range mapped {
+		ports[i] = int(m.Port())
 	}
-	return protocol.PortsRandom, 0
+	return classifyPorts(ports)
+}
+
+// classifyPorts calls mapped ports taken one after another sequential
+// when every step goes the same way by at most maxSequentialDelta and the
+// smallest step, the NAT's own, is at least half of them (larger steps
+// are ports other traffic took in between); random otherwise. A NAT that
+// picks ports at random from thousands almost never makes four small
+// steps in one direction.
+func classifyPorts(ports []int) (protocol.PortAllocation, int) {
+	if len(ports) < 3 {
+		return protocol.PortsUnknown, 0
+	}
+	step := 0
+	for i := 1; i < len(ports); i++ {
+		d := ports[i] - ports[i-1]
+		if d == 0 || d > maxSequentialDelta || d < -maxSequentialDelta || (step != 0 && (d > 0) != (step > 0)) {
+			return protocol.PortsRandom, 0
+		}
+		if step == 0 || abs(d) < abs(step) {
+			step = d
+		}
+	}
+	same := 0
+	for i := 1; i < len(ports); i++ {
+		if ports[i]-ports[i-1] == step {
+			same++
+		}
+	}
+	if 2*same < len(ports)-1 {
+		return protocol.PortsRandom, 0
+	}
+	return protocol.PortsSequential, step
+}
+
+func abs(x int) int {
+	if x < 0 {
+		return -x
+	}
+	return x
 }
 
 // hairpin sends a Binding request from a fresh socket to the main
