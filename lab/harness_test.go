@@ -82,6 +82,16 @@ func up(t testing.TB, sites map[string]Site) *Lab {
 
 var seq atomic.Int32 // numbers the labs of this run
 
+// labDir is a temporary directory for l's processes to write in. It is
+// removed only after they have exited: the test's context is cancelled
+// before its cleanups run, but the processes it kills may still be writing
+// while t.TempDir's removal runs ("directory not empty", seen in CI).
+func labDir(t testing.TB, l *Lab) string {
+	dir := t.TempDir()
+	t.Cleanup(l.StopProcs) // runs before the removal registered by TempDir
+	return dir
+}
+
 // testCtx bounds the life of a test's lab processes.
 func testCtx(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)

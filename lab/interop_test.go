@@ -40,7 +40,7 @@ func TestNATInteropCoturn(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.b.String(), func(t *testing.T) {
 			l := up(t, map[string]Site{"a": {Behaviour: c.b}})
-			if _, err := Deploy(testCtx(t), l, Binaries{Pinhole: bins.pinhole, Probe: bins.probe}, t.TempDir(), "2s"); err != nil {
+			if _, err := Deploy(testCtx(t), l, Binaries{Pinhole: bins.pinhole, Probe: bins.probe}, labDir(t, l), "2s"); err != nil {
 				t.Fatal(err)
 			}
 			// turnserver on the relay host: both addresses, ports 3478

@@ -49,7 +49,7 @@ func TestNATCommand(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			l := up(t, map[string]Site{"a": c.site})
-			d, err := Deploy(testCtx(t), l, Binaries{Pinhole: bins.pinhole, Probe: bins.probe}, t.TempDir(), "2s")
+			d, err := Deploy(testCtx(t), l, Binaries{Pinhole: bins.pinhole, Probe: bins.probe}, labDir(t, l), "2s")
 			if err != nil {
 				t.Fatal(err)
 			}

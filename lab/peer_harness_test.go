@@ -16,7 +16,7 @@ type peers struct {
 func startPeers(t *testing.T, l *Lab, hosts []string, links ...PeerLink) *peers {
 	t.Helper()
 	start := time.Now()
-	d, err := DeployPeers(testCtx(t), l, Binaries{Pinhole: bins.pinhole, Probe: bins.probe}, t.TempDir(), "2s", hosts, links)
+	d, err := DeployPeers(testCtx(t), l, Binaries{Pinhole: bins.pinhole, Probe: bins.probe}, labDir(t, l), "2s", hosts, links)
 	if err != nil {
 		t.Fatal(err)
 	}

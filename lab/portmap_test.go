@@ -141,7 +141,7 @@ func TestPortMappingMiniupnpd(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			l := up(t, map[string]Site{"a": {Behaviour: PortRestricted}})
 			startMiniupnpd(t, l, c.pmp)
-			d, err := Deploy(testCtx(t), l, Binaries{Pinhole: bins.pinhole, Probe: bins.probe}, t.TempDir(), "2s", "a1")
+			d, err := Deploy(testCtx(t), l, Binaries{Pinhole: bins.pinhole, Probe: bins.probe}, labDir(t, l), "2s", "a1")
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -250,17 +250,27 @@ func (b *builder) gateway(ns string, s Site, beh Behaviour, wanIP, lanNet string
 // Close stops every process the lab started and removes its namespaces.
 // It is safe to call twice.
 func (l *Lab) Close() {
+	l.StopProcs()
 	l.mu.Lock()
-	procs, delays := l.procs, l.delays
-	l.procs, l.delays = nil, nil
+	delays := l.delays
+	l.delays = nil
 	l.mu.Unlock()
-	for _, p := range procs {
-		p.Stop()
-	}
 	for _, d := range delays {
 		d.close()
 	}
 	Down(l.Prefix)
+}
+
+// StopProcs stops every process started in the lab so far and returns
+// once they have exited.
+func (l *Lab) StopProcs() {
+	l.mu.Lock()
+	procs := l.procs
+	l.procs = nil
+	l.mu.Unlock()
+	for _, p := range procs {
+		p.Stop()
+	}
 }
 
 // Down removes every namespace whose name starts with prefix, killing any

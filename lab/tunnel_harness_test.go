@@ -26,7 +26,7 @@ func startTunnel(t testing.TB, l *Lab, host string, o tunnelOpts) *tunnel {
 		o.heartbeat = "2s"
 	}
 	start := time.Now()
-	d, err := Deploy(testCtx(t), l, Binaries{Pinhole: bins.pinhole, Agent: o.agentCmd, Probe: bins.probe}, t.TempDir(), o.heartbeat, host)
+	d, err := Deploy(testCtx(t), l, Binaries{Pinhole: bins.pinhole, Agent: o.agentCmd, Probe: bins.probe}, labDir(t, l), o.heartbeat, host)
 	if err != nil {
 		t.Fatal(err)
 	}
