@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"net/netip"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -57,6 +58,12 @@ func (a *Agent) serve(ctx context.Context, conn *relaylink.Conn, idx int) linkEn
 		log.Warn("relay link failed during registration")
 		conn.Close()
 		return linkEnd{}
+	}
+	if conn.Transport == link.UDP {
+		conn.SetKeepaliveHandler(func(sent uint64, observed netip.AddrPort) {
+			c.keepalives.Store(true)
+			a.heard(conn, time.Duration(time.Now().UnixNano()-int64(sent)), observed)
+		})
 	}
 	start := time.Now()
 	a.state.connected(conn)
@@ -137,6 +144,9 @@ type control struct {
 	st      *smux.Stream
 	asked   chan struct{} // a request that expects an answer went out (for heartbeat)
 	retuned chan struct{} // the heartbeat interval changed (for heartbeat)
+	// keepalives: the relay answered a keepalive datagram, so the
+	// heartbeat needs no control Ping any more (link/keepalive.go).
+	keepalives atomic.Bool
 }
 
 // request sends a message the relay answers (a Register), so the heartbeat
@@ -201,11 +211,7 @@ func (a *Agent) readControl(ctx context.Context, c *control, conn *relaylink.Con
 			}
 			replies <- a.state.refusedRetryable()
 		case protocol.Pong:
-			if a.state.pong(time.Duration(time.Now().UnixNano()-m.SentNanos), m.Observed) && conn.Transport == link.UDP {
-				// The relay sees us at a new address: the NAT rebound or
-				// was replaced. Measure it again.
-				a.wakeNAT(conn.Addr, m.Observed)
-			}
+			a.heard(conn, time.Duration(time.Now().UnixNano()-m.SentNanos), m.Observed)
 		case protocol.Ping:
 			hb := protocol.Heartbeat(m)
 			c.send(protocol.Pong(hb))
@@ -231,6 +237,16 @@ func (a *Agent) readControl(ctx context.Context, c *control, conn *relaylink.Con
 			log.Warn("relay is closing the link", "reason", m.Text)
 			return endClosed
 		}
+	}
+}
+
+// heard records the answer to a heartbeat (a Pong, or an answered
+// keepalive datagram): the round trip, and the address the relay saw.
+func (a *Agent) heard(conn *relaylink.Conn, rtt time.Duration, observed netip.AddrPort) {
+	if a.state.pong(rtt, observed) && conn.Transport == link.UDP {
+		// The relay sees us at a new address: the NAT rebound or was
+		// replaced. Measure it again.
+		a.wakeNAT(conn.Addr, observed)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pinhole/pinhole/agent/internal/relaylink"
+	"github.com/pinhole/pinhole/internal/link"
 	"github.com/pinhole/pinhole/internal/slog"
 	"github.com/pinhole/pinhole/protocol"
 )
@@ -394,8 +395,18 @@ func (a *Agent) heartbeat(ctx context.Context, c *control, conn *relaylink.Conn,
 			}
 			seq++
 			conn.Keepalive(now.Add(keepaliveWindow(rtt)))
-			if err := c.send(protocol.Ping{Seq: seq, SentNanos: time.Now().UnixNano()}); err != nil {
-				return endClosed
+			sent := time.Now().UnixNano()
+			if conn.Transport == link.UDP {
+				// A keepalive datagram; until the relay has answered one
+				// (an older relay does not), a control Ping too.
+				if err := conn.SendKeepalive(uint64(sent)); err != nil && c.keepalives.Load() {
+					return endClosed
+				}
+			}
+			if !c.keepalives.Load() {
+				if err := c.send(protocol.Ping{Seq: seq, SentNanos: sent}); err != nil {
+					return endClosed
+				}
 			}
 		}
 		t.Reset(wait)

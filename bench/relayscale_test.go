@@ -47,7 +47,7 @@ import (
 func BenchmarkRelayIdleAgents(b *testing.B) {
 	n := envInt(b, "PINHOLE_BENCH_AGENTS", 300)
 	idle := time.Duration(envInt(b, "PINHOLE_BENCH_IDLE", 30)) * time.Second
-	raiseFileLimit(b, 2*n+1024)
+	raiseFileLimit(b, n+2048) // each process holds about one descriptor per agent: its UDP socket here, its listener in the relay
 	bin := buildBinary(b)
 	echo := testenv.EchoTCP(b)
 	fleet := newFleet(b, n, echo)

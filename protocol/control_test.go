@@ -190,3 +190,24 @@ func TestHandshakePayload(t *testing.T) {
 		t.Fatalf("payload round trip: got %+v, %v; want %+v", got, err, p)
 	}
 }
+
+// TestKeepaliveWire pins both keepalive payloads: the send time, then the
+// observed address as 16 bytes (IPv4 mapped) and the port; a keepalive is
+// its send time and zeros, as long as its answer.
+func TestKeepaliveWire(t *testing.T) {
+	ack := AppendKeepaliveAck(nil, 0x0102030405060708, netip.MustParseAddrPort("192.0.2.1:4500"))
+	if want := unhex(t, "0102030405060708 00000000000000000000ffffc0000201 1194"); !bytes.Equal(ack, want) {
+		t.Fatalf("answer %x, want %x", ack, want)
+	}
+	ka := AppendKeepalive(nil, 0x0102030405060708)
+	if want := unhex(t, "0102030405060708 0000000000000000000000000000000000 00"); !bytes.Equal(ka, want) {
+		t.Fatalf("keepalive %x, want %x", ka, want)
+	}
+	sent, observed, err := ParseKeepaliveAck(ack)
+	if err != nil || sent != 0x0102030405060708 || observed != netip.MustParseAddrPort("192.0.2.1:4500") {
+		t.Fatalf("parse: %x %v %v", sent, observed, err)
+	}
+	if _, _, err := ParseKeepaliveAck(ack[:25]); err == nil {
+		t.Fatal("a short answer parsed")
+	}
+}

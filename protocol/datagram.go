@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net/netip"
 )
 
 // Version is the wire version this build speaks. A peer with another
@@ -98,7 +99,53 @@ const (
 	// for the relay to pass to the other agent of an introduced pair
 	// (AppendForward). Outside KCP: no reliable transport inside another.
 	DataForward DataKind = 3
+	// DataKeepalive: on an agent-relay link over UDP, the agent's
+	// heartbeat beside KCP (KeepaliveLen bytes: its send time, then
+	// zeros, as long as the answer so the answer never amplifies).
+	DataKeepalive DataKind = 4
+	// DataKeepaliveAck answers a DataKeepalive to its source: the send
+	// time echoed and the address the relay saw it come from
+	// (AppendKeepaliveAck).
+	DataKeepaliveAck DataKind = 5
 )
+
+// KeepaliveLen is the payload size of both keepalive kinds: the send time
+// (8 bytes), the observed IP as 16 bytes (IPv4 mapped) and the port (2).
+const KeepaliveLen = 26
+
+// AppendKeepalive appends a keepalive payload carrying sent.
+func AppendKeepalive(b []byte, sent uint64) []byte {
+	b = binary.BigEndian.AppendUint64(b, sent)
+	return append(b, make([]byte, KeepaliveLen-8)...)
+}
+
+// AppendKeepaliveAck appends the answer to a keepalive that carried sent
+// and came from observed.
+func AppendKeepaliveAck(b []byte, sent uint64, observed netip.AddrPort) []byte {
+	b = binary.BigEndian.AppendUint64(b, sent)
+	ip := observed.Addr().As16()
+	b = append(b, ip[:]...)
+	return binary.BigEndian.AppendUint16(b, observed.Port())
+}
+
+// ParseKeepalive returns the send time of a keepalive payload (also of an
+// answer, whose first 8 bytes are the same).
+func ParseKeepalive(b []byte) (sent uint64, err error) {
+	if len(b) != KeepaliveLen {
+		return 0, ErrShort
+	}
+	return binary.BigEndian.Uint64(b), nil
+}
+
+// ParseKeepaliveAck decodes an answer: the echoed send time and the
+// observed address (an IPv4 address unmapped).
+func ParseKeepaliveAck(b []byte) (sent uint64, observed netip.AddrPort, err error) {
+	if len(b) != KeepaliveLen {
+		return 0, netip.AddrPort{}, ErrShort
+	}
+	ip := netip.AddrFrom16([16]byte(b[8:24])).Unmap()
+	return binary.BigEndian.Uint64(b), netip.AddrPortFrom(ip, binary.BigEndian.Uint16(b[24:])), nil
+}
 
 // PathTokenLen is the size of a path challenge's payload.
 const PathTokenLen = 8

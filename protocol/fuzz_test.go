@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"bytes"
+	"net/netip"
 	"reflect"
 	"testing"
 )
@@ -69,6 +70,26 @@ func FuzzDatagram(f *testing.F) {
 			_, _ = ParseRefuse(b)
 		default:
 			_, _ = ParseHandshakeHeader(b)
+		}
+	})
+}
+
+// FuzzKeepaliveAck: any payload parses without panicking, one that parses
+// round-trips, and its send time reads the same as a keepalive's.
+func FuzzKeepaliveAck(f *testing.F) {
+	f.Add(AppendKeepaliveAck(nil, 7, netip.MustParseAddrPort("192.0.2.1:4500")))
+	f.Add(AppendKeepaliveAck(nil, 1<<63, netip.MustParseAddrPort("[2001:db8::1]:7700")))
+	f.Add(AppendKeepalive(nil, 9))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		sent, observed, err := ParseKeepaliveAck(b)
+		if err != nil {
+			return
+		}
+		if got := AppendKeepaliveAck(nil, sent, observed); !bytes.Equal(got, b) {
+			t.Fatalf("keepalive answer %x does not round trip: %x", b, got)
+		}
+		if s, err := ParseKeepalive(b); err != nil || s != sent {
+			t.Fatalf("the send time of %x reads %d, %v as a keepalive; %d as an answer", b, s, err, sent)
 		}
 	})
 }

@@ -81,6 +81,7 @@ func (r *Relay) handleInitUDP(ctx context.Context, msg []byte, from netip.AddrPo
 	s.pc = link.NewPacketConn(sess, from, r.sendUDP, nil, func(to netip.AddrPort) {
 		s.log.Info("agent address changed (NAT rebinding)", "addr", to)
 	})
+	s.pc.AnswerKeepalives()
 	l, err := link.NewUDPLink(s.pc, resp.PeerIndex, r.cfg.Load().Tuning, true)
 	if err != nil {
 		r.release(s)

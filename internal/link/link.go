@@ -28,6 +28,7 @@ type Link struct {
 	setForward func(ForwardHandler)
 	srtt       func() time.Duration // smoothed RTT, UDP only
 	arq        *arqConn             // UDP without FEC
+	pc         *PacketConn          // UDP
 	closeOnce  sync.Once
 	closers    []func() error
 }
@@ -62,7 +63,7 @@ func NewUDPLink(pc *PacketConn, conv uint32, t Tuning, server bool) (*Link, erro
 		return nil, err
 	}
 	return &Link{Mux: mux, Transport: UDP, lastRecv: pc.LastReceive, act: &pc.act, forward: pc.Forward, setForward: pc.SetForwardHandler,
-		srtt: kc.srtt, arq: c, closers: []func() error{mux.Close, kc.Close, pc.Close}}, nil
+		srtt: kc.srtt, arq: c, pc: pc, closers: []func() error{mux.Close, kc.Close, pc.Close}}, nil
 }
 
 // kcpConn is KCP as smux and the Link see it: the ARQ driver, or kcp-go's

@@ -48,25 +48,27 @@ type PacketConn struct {
 	closed chan struct{}
 	once   sync.Once
 
-	confirmed   atomic.Bool
-	onConfirm   func()               // first authenticated packet; may be nil
-	onRoam      func(netip.AddrPort) // peer moved to a validated new address; nil: never move
-	path        pathValidator
-	lastRecv    atomic.Int64                       // unix nanos of the last authenticated packet
-	lastDirect  atomic.Int64                       // unix nanos of the last one that came directly
-	lastValid   atomic.Int64                       // unix nanos of the last answered path challenge
-	lastSent    atomic.Int64                       // unix nanos of the last datagram sent directly
-	relay       atomic.Pointer[func([]byte) error] // the relay path; nil: none
-	onForward   atomic.Pointer[ForwardHandler]     // DataForward datagrams (agent-relay links)
-	viaRelay    atomic.Bool                        // WriteTo uses the relay path
-	Direct      atomic.Uint64                      // authenticated datagrams that came directly
-	Relayed     atomic.Uint64                      // authenticated datagrams the relay forwarded
-	Dropped     atomic.Uint64                      // queue full
-	AuthFailed  atomic.Uint64                      // failed authentication or replay
-	BytesIn     atomic.Uint64                      // plaintext bytes of authenticated KCP datagrams
-	BytesOut    atomic.Uint64                      // plaintext bytes sent
-	virtualAddr net.Addr
-	act         activity // what KCP sends, for the owner's heartbeat (activity.go)
+	confirmed        atomic.Bool
+	onConfirm        func()               // first authenticated packet; may be nil
+	onRoam           func(netip.AddrPort) // peer moved to a validated new address; nil: never move
+	path             pathValidator
+	lastRecv         atomic.Int64                       // unix nanos of the last authenticated packet
+	lastDirect       atomic.Int64                       // unix nanos of the last one that came directly
+	lastValid        atomic.Int64                       // unix nanos of the last answered path challenge
+	lastSent         atomic.Int64                       // unix nanos of the last datagram sent directly
+	relay            atomic.Pointer[func([]byte) error] // the relay path; nil: none
+	onForward        atomic.Pointer[ForwardHandler]     // DataForward datagrams (agent-relay links)
+	onKeepalive      atomic.Pointer[KeepaliveHandler]   // answered keepalives (the agent's relay link)
+	answerKeepalives atomic.Bool                        // the relay's end of an agent's link
+	viaRelay         atomic.Bool                        // WriteTo uses the relay path
+	Direct           atomic.Uint64                      // authenticated datagrams that came directly
+	Relayed          atomic.Uint64                      // authenticated datagrams the relay forwarded
+	Dropped          atomic.Uint64                      // queue full
+	AuthFailed       atomic.Uint64                      // failed authentication or replay
+	BytesIn          atomic.Uint64                      // plaintext bytes of authenticated KCP datagrams
+	BytesOut         atomic.Uint64                      // plaintext bytes sent
+	virtualAddr      net.Addr
+	act              activity // what KCP sends, for the owner's heartbeat (activity.go)
 }
 
 // NewPacketConn wraps sess. peer is the address datagrams go to. With
@@ -179,6 +181,10 @@ func (c *PacketConn) open(dst []byte, in inbound) (kcpPacket []byte, ok bool) {
 		c.checkResponse(out, in.from)
 	case protocol.DataForward:
 		c.forwarded(out)
+	case protocol.DataKeepalive:
+		c.keepalive(out, in.from)
+	case protocol.DataKeepaliveAck:
+		c.keepaliveAck(out)
 	}
 	return nil, false
 }
