@@ -7,7 +7,10 @@
 // were more than half the CPU of a bulk transfer. A queue in front of a
 // single writer batches exactly when it matters: while the writer is in a
 // syscall, the next packets pile up and leave together; an idle link still
-// sends each packet at once.
+// sends each packet at once. On Linux a batch goes further: runs of
+// equal-sized datagrams to one peer leave as one GSO message and arrive
+// as one GRO read (gso_linux.go): one trip through the kernel's UDP and
+// IP stack per run instead of one per datagram.
 //
 // Any net.PacketConn works: batching needs a real AF_INET *net.UDPConn,
 // and every other socket (a test wrapper, an internal/netsim socket) gets
