@@ -44,7 +44,7 @@ func benchProcessRSS(b *testing.B, agentCmd []string, bulkPer int64, conns int) 
 	if agentCmd == nil {
 		agentCmd = []string{bin}
 	}
-	relay, agent, ports := startTunnelProcesses(b, bin, agentCmd, sink(b), testenv.EchoTCP(b))
+	relay, agent, ports := startTunnelProcesses(b, bin, agentCmd, "udp", sink(b), testenv.EchoTCP(b))
 	bulk, echo := ports[0], ports[1]
 	// Idle is measured once, before any load: memory the runtime keeps
 	// after a bulk phase is not what an idle router pays.
@@ -113,10 +113,11 @@ func heldConnRSS(b *testing.B, agent, relay int, echo string, conns int) (agentK
 }
 
 // startTunnelProcesses runs the real binary as a relay and an agent
-// (agentCmd, e.g. under qemu) on loopback, exposing each local TCP address
-// on its own relay port; it returns both pids and the public addresses in
-// order, once the last one, which must be an echo service, answers.
-func startTunnelProcesses(b *testing.B, bin string, agentCmd []string, locals ...string) (relayPID, agentPID int, public []string) {
+// (agentCmd, e.g. under qemu) on loopback over transport ("udp" or "tcp"),
+// exposing each local TCP address on its own relay port; it returns both
+// pids and the public addresses in order, once the last one, which must be
+// an echo service, answers.
+func startTunnelProcesses(b *testing.B, bin string, agentCmd []string, transport string, locals ...string) (relayPID, agentPID int, public []string) {
 	dir := b.TempDir()
 	rk, _ := secure.GeneratePrivateKey()
 	ak, _ := secure.GeneratePrivateKey()
@@ -142,11 +143,11 @@ private_key: %s
 relays:
   - address: 127.0.0.1:%d
     public_key: %s
-transport: udp
+transport: %s
 admin: off
 port_mapping: off
 expose:
-%s`, ak, relayPort, rk.Public(), strings.Join(expose, "")), 0o600)
+%s`, ak, relayPort, rk.Public(), transport, strings.Join(expose, "")), 0o600)
 	relayPID = startProcess(b, []string{bin}, "relay", filepath.Join(dir, "relay.yaml"))
 	agentPID = startProcess(b, agentCmd, "agent", filepath.Join(dir, "agent.yaml"))
 	last := public[len(public)-1]

@@ -36,7 +36,7 @@ func BenchmarkSoak(b *testing.B) {
 		}
 	}
 	bin := buildBinary(b)
-	relay, agent, public := startTunnelProcesses(b, bin, []string{bin}, testenv.EchoTCP(b))
+	relay, agent, public := startTunnelProcesses(b, bin, []string{bin}, "udp", testenv.EchoTCP(b))
 	echo := public[0]
 	payload := bytes.Repeat([]byte("pinhole soak 64k "), 64<<10/17+1)[:64<<10]
 	for b.Loop() {

@@ -7,7 +7,10 @@
 // were more than half the CPU of a bulk transfer. A queue in front of a
 // single writer batches exactly when it matters: while the writer is in a
 // syscall, the next packets pile up and leave together; an idle link still
-// sends each packet at once.
+// sends each packet at once. On Linux a batch goes further: runs of
+// equal-sized datagrams to one peer leave as one GSO message and arrive
+// as one GRO read (gso_linux.go): one trip through the kernel's UDP and
+// IP stack per run instead of one per datagram.
 //
 // Any net.PacketConn works: batching needs a real AF_INET *net.UDPConn,
 // and every other socket (a test wrapper, an internal/netsim socket) gets
@@ -32,6 +35,17 @@ const (
 	// queueLen bounds datagrams waiting for the writer; a full queue makes
 	// senders wait (KCP's flush), which is the back-pressure we want.
 	queueLen = 1024
+	// gsoSegs and gsoBytes bound one GSO message: the kernel's
+	// UDP_MAX_SEGMENTS (64 before Linux 6.10) and, under IPv4's 65,507-byte
+	// UDP payload, what one message may carry in all.
+	gsoSegs  = 64
+	gsoBytes = 65000
+	// groBatch buffers of groSize take one recvmmsg when the kernel
+	// coalesces (UDP_GRO): fewer than batch, as each must hold 64 KiB
+	// (only the pages the kernel writes become resident).
+	groBatch = 8
+	groSize  = 64 << 10
+	oobLen   = 32 // room for one UDP_SEGMENT or UDP_GRO control message
 )
 
 type outPkt struct {
@@ -47,6 +61,8 @@ type Conn struct {
 	net.PacketConn
 	batch *ipv4.PacketConn // nil unless the socket is a real AF_INET *net.UDPConn
 	ap    addrPortConn     // the socket's allocation-free calls, if it has them
+	gso   bool             // the writer hands runs of datagrams as one (gso_linux.go)
+	gro   bool             // reads may return coalesced datagrams to split
 	out   chan outPkt
 	done  chan struct{}
 	once  sync.Once
@@ -72,6 +88,7 @@ func New(c net.PacketConn) *Conn {
 	if uc, ok := c.(*net.UDPConn); ok {
 		if la, _ := uc.LocalAddr().(*net.UDPAddr); la != nil && la.IP.To4() != nil {
 			u.batch = ipv4.NewPacketConn(uc)
+			u.gso, u.gro = enableOffload(uc)
 			u.wg.Go(u.writeLoop)
 		}
 	}
@@ -108,23 +125,8 @@ func (u *Conn) writeOne(b []byte, to netip.AddrPort) error {
 }
 
 func (u *Conn) writeLoop() {
-	msgs := make([]ipv4.Message, batch)
+	w := writer{u: u, addrs: map[netip.AddrPort]*net.UDPAddr{}}
 	pending := make([]outPkt, 0, batch)
-	// Destination addresses as x/net wants them, cached so a bulk flow to
-	// one peer does not allocate a *net.UDPAddr per packet. Reset when it
-	// grows past a relay's worth of peers.
-	addrs := map[netip.AddrPort]*net.UDPAddr{}
-	addrOf := func(ap netip.AddrPort) *net.UDPAddr {
-		a := addrs[ap]
-		if a == nil {
-			if len(addrs) >= 4096 {
-				clear(addrs)
-			}
-			a = net.UDPAddrFromAddrPort(ap)
-			addrs[ap] = a
-		}
-		return a
-	}
 	for {
 		select {
 		case <-u.done:
@@ -141,24 +143,84 @@ func (u *Conn) writeLoop() {
 				break more
 			}
 		}
-		for i, p := range pending {
-			msgs[i].Buffers = [][]byte{(*p.buf)[:p.n]}
-			msgs[i].Addr = addrOf(p.to)
-		}
-		for sent := 0; sent < len(pending); {
-			n, err := u.batch.WriteBatch(msgs[sent:len(pending)], 0)
-			if err != nil || n <= 0 {
-				// A refused destination must not stall the others: skip
-				// the one at the head and go on.
-				n = 1
-			}
-			sent += n
-		}
-		for i, p := range pending {
+		w.flush(pending)
+		for _, p := range pending {
 			pool.Put(p.buf)
-			msgs[i].Buffers, msgs[i].Addr = nil, nil
 		}
 	}
+}
+
+// writer is the state of the writer goroutine.
+type writer struct {
+	u     *Conn
+	msgs  [batch]ipv4.Message
+	bufs  [batch][]byte
+	first [batch + 1]int // index in pending of each message's first datagram
+	oob   [batch][oobLen]byte
+	// Destination addresses as x/net wants them, cached so a bulk flow to
+	// one peer does not allocate a *net.UDPAddr per packet. Reset when it
+	// grows past a relay's worth of peers.
+	addrs map[netip.AddrPort]*net.UDPAddr
+}
+
+func (w *writer) addrOf(ap netip.AddrPort) *net.UDPAddr {
+	a := w.addrs[ap]
+	if a == nil {
+		if len(w.addrs) >= 4096 {
+			clear(w.addrs)
+		}
+		a = net.UDPAddrFromAddrPort(ap)
+		w.addrs[ap] = a
+	}
+	return a
+}
+
+// build makes messages of pending: with GSO, each run of datagrams to one
+// address whose sizes are equal (the last may be shorter) is one message
+// the kernel cuts into those datagrams (UDP_SEGMENT); without, one
+// message per datagram. It returns the number of messages.
+func (w *writer) build(pending []outPkt) int {
+	m := 0
+	for i := 0; i < len(pending); m++ {
+		p, j := &pending[i], i+1
+		// All but the last are p.n bytes: j+1-i of them fit in gsoBytes.
+		for w.u.gso && j < len(pending) && j-i < gsoSegs && (j+1-i)*p.n <= gsoBytes &&
+			pending[j].to == p.to && pending[j-1].n == p.n && pending[j].n <= p.n {
+			j++
+		}
+		for k := i; k < j; k++ {
+			w.bufs[k] = (*pending[k].buf)[:pending[k].n]
+		}
+		w.msgs[m].Buffers, w.msgs[m].Addr, w.msgs[m].OOB = w.bufs[i:j], w.addrOf(p.to), nil
+		if j-i > 1 {
+			w.msgs[m].OOB = putSegment(w.oob[m][:], p.n)
+		}
+		w.first[m] = i
+		i = j
+	}
+	w.first[m] = len(pending)
+	return m
+}
+
+// flush sends pending in as few sendmmsg calls as the kernel takes.
+func (w *writer) flush(pending []outPkt) {
+	for len(pending) > 0 {
+		m := w.build(pending)
+		n, err := w.u.batch.WriteBatch(w.msgs[:m], 0)
+		if err != nil && w.u.gso && gsoRefused(err) {
+			// This kernel or route cannot segment: never again on this
+			// socket; the same datagrams go one per message.
+			w.u.gso = false
+			continue
+		}
+		if err != nil || n <= 0 {
+			// A refused destination must not stall the others: skip
+			// the message at the head and go on.
+			n = 1
+		}
+		pending = pending[w.first[n]:]
+	}
+	clear(w.msgs[:])
 }
 
 // ReadLoop reads datagrams until the socket closes and calls handle for
@@ -179,8 +241,15 @@ func (u *Conn) ReadLoop(handle func(b []byte, from netip.AddrPort)) error {
 		}
 	}
 	msgs := make([]ipv4.Message, batch)
+	size := bufSize
+	if u.gro {
+		msgs, size = msgs[:groBatch], groSize
+	}
 	for i := range msgs {
-		msgs[i].Buffers = [][]byte{make([]byte, bufSize)}
+		msgs[i].Buffers = [][]byte{make([]byte, size)}
+		if u.gro {
+			msgs[i].OOB = make([]byte, oobLen)
+		}
 	}
 	for {
 		n, err := u.batch.ReadBatch(msgs, 0)
@@ -190,12 +259,25 @@ func (u *Conn) ReadLoop(handle func(b []byte, from netip.AddrPort)) error {
 			}
 			continue
 		}
-		for i := range n {
-			ua, ok := msgs[i].Addr.(*net.UDPAddr)
+		for _, m := range msgs[:n] {
+			ua, ok := m.Addr.(*net.UDPAddr)
 			if !ok {
 				continue
 			}
-			handle(msgs[i].Buffers[0][:msgs[i].N], unmap(ua.AddrPort()))
+			// A coalesced read holds datagrams of segment bytes each
+			// (the last may be shorter), all from one sender.
+			b, from := m.Buffers[0][:m.N], unmap(ua.AddrPort())
+			seg := segmentSize(m.OOB[:m.NN])
+			if seg <= 0 {
+				seg = len(b)
+			}
+			for {
+				k := min(seg, len(b))
+				handle(b[:k], from)
+				if b = b[k:]; len(b) == 0 {
+					break
+				}
+			}
 		}
 	}
 }
