@@ -112,13 +112,9 @@ func newFleet(b *testing.B, n int, local string) *fleet {
 	f := &fleet{dir: b.TempDir(), relayKey: testenv.Key(b), relayPort: testenv.FreePort(b)}
 	f.admin = "127.0.0.1:" + strconv.Itoa(int(testenv.FreePort(b)))
 	var entries strings.Builder
-	seen := map[uint16]bool{f.relayPort: true}
+	next := uint16(exposedPortsFrom)
 	for i := range n {
-		port := testenv.FreePort(b)
-		for seen[port] {
-			port = testenv.FreePort(b)
-		}
-		seen[port] = true
+		port := freePortFrom(b, &next)
 		k := testenv.Key(b)
 		name := "a" + strconv.Itoa(i)
 		fmt.Fprintf(&entries, "  - name: %s\n    public_key: %s\n    allow_ports: [%d]\n", name, k.Public(), port)
@@ -142,6 +138,34 @@ agents:
 		b.Fatal(err)
 	}
 	return f
+}
+
+// exposedPortsFrom is where the fleet's exposed ports start: below the
+// kernel's ephemeral range (32768 and up by default), so no socket the
+// benchmark or the agents open takes one meanwhile. Asking the kernel for
+// free ports instead returns the same few again and again once thousands
+// are picked (it scans from a random offset for a free one, and the
+// picked ones are free until the relay listens).
+const exposedPortsFrom = 12000
+
+// freePortFrom returns the first port from *next on that is free on
+// 127.0.0.1 for TCP and UDP, and moves *next past it.
+func freePortFrom(b *testing.B, next *uint16) uint16 {
+	for ; *next < 32768; *next++ {
+		ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(int(*next)))
+		if err != nil {
+			continue
+		}
+		pc, err := net.ListenPacket("udp", ln.Addr().String())
+		ln.Close()
+		if err == nil {
+			pc.Close()
+			*next++
+			return *next - 1
+		}
+	}
+	b.Fatal("no free port below 32768 for the fleet's exposures")
+	return 0
 }
 
 // startAgents runs every agent until the benchmark ends.

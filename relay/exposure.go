@@ -124,6 +124,7 @@ func (s *session) open(w protocol.Exposure) (*exposure, protocol.Status, error) 
 		return nil, protocol.StatusPortInUse, fmt.Errorf("%s port %d is held by agent %q", w.Proto, w.RemotePort, holder.entry.Load().Name)
 	}
 	r.ports[k] = s
+	s.held[k] = true
 	r.mu.Unlock()
 
 	e := &exposure{s: s, name: w.Name, proto: w.Proto, port: w.RemotePort, end: make(chan struct{})}
@@ -141,6 +142,7 @@ func (s *session) open(w protocol.Exposure) (*exposure, protocol.Status, error) 
 	if err != nil {
 		r.mu.Lock()
 		delete(r.ports, k)
+		delete(s.held, k)
 		r.mu.Unlock()
 		status := protocol.StatusError
 		if errors.Is(err, syscall.EADDRINUSE) {
@@ -172,8 +174,9 @@ func (e *exposure) close() {
 	e.wg.Wait()
 	r := e.s.r
 	r.mu.Lock()
-	if r.ports[portKey{e.proto, e.port}] == e.s {
-		delete(r.ports, portKey{e.proto, e.port})
+	if k := (portKey{e.proto, e.port}); r.ports[k] == e.s {
+		delete(r.ports, k)
+		delete(e.s.held, k)
 	}
 	r.mu.Unlock()
 }

@@ -48,7 +48,8 @@ type session struct {
 	// ways, and bounds what stalled ones may hold.
 	tunnels *splice.Tunnels
 
-	peers peerState // introductions; guarded by r.mu
+	peers peerState        // introductions; guarded by r.mu
+	held  map[portKey]bool // the ports this session reserved in r.ports; guarded by r.mu
 
 	confirmed atomic.Bool
 	twin      atomic.Bool // refused: another agent holds the key (closed quietly)
@@ -62,7 +63,7 @@ type session struct {
 
 func newSession(r *Relay, entry *AgentEntry, index uint32, t link.Transport, addr netip.AddrPort, ts [secure.TimestampLen]byte) *session {
 	s := &session{r: r, key: entry.PublicKey, index: index, transport: t, addr: addr, started: time.Now(), ts: ts,
-		exposures: map[string]*exposure{}, done: make(chan struct{}),
+		exposures: map[string]*exposure{}, held: map[portKey]bool{}, done: make(chan struct{}),
 		log: r.log.With("agent", entry.Name, "transport", t)}
 	s.entry.Store(entry)
 	s.tunnels = splice.NewTunnels(splice.NewGuard(r.cfg.Load().Tuning.StallSlots()), &r.stats.Tunnels,
@@ -313,9 +314,10 @@ func (r *Relay) release(s *session) {
 		r.changedState()
 		r.agentsAt.remove(s.addr.Addr().Unmap())
 	}
-	for k, holder := range r.ports {
-		if holder == s {
+	for k := range s.held { // not all of r.ports: a relay stopping under 10,000 agents releases them all
+		if r.ports[k] == s {
 			delete(r.ports, k)
 		}
 	}
+	clear(s.held)
 }
