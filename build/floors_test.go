@@ -15,7 +15,7 @@ import (
 //	protocol/...           what both ends agree on; std only (secure: +x/crypto)
 //
 // and the release binary links no test support, no net/http and no
-// encoding/json or log/slog.
+// encoding/json or log/slog; the router builds link no crypto/ecdh.
 
 const module = "github.com/pinhole/pinhole"
 
@@ -94,6 +94,27 @@ func TestReleaseBinaryLinksNoJSONReflection(t *testing.T) {
 	for _, d := range deps(t, "cmd/pinhole") {
 		if d == "encoding/json" || d == "log/slog" {
 			t.Errorf("the release binary links %s: use %s/internal/slog and internal/jsonw", d, module)
+		}
+	}
+}
+
+// TestRouterBinaryLinksNoECDH: crypto/ecdh's FIPS self-test links P-256
+// and its 88 KB table, about 190 KB of a router binary. protocol/secure
+// uses its own X25519 (x25519.go) on every router architecture but arm64;
+// a new import of crypto/ecdh, or of x/crypto/curve25519 (which wraps it),
+// brings them back.
+func TestRouterBinaryLinksNoECDH(t *testing.T) {
+	for _, goarch := range []string{"mipsle", "mips", "arm"} {
+		cmd := exec.Command("go", "list", "-deps", "-f", "{{.ImportPath}}", module+"/cmd/pinhole")
+		cmd.Env = append(cmd.Environ(), "GOOS=linux", "GOARCH="+goarch, "CGO_ENABLED=0")
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("GOARCH=%s go list -deps cmd/pinhole: %v", goarch, err)
+		}
+		for _, d := range strings.Fields(string(out)) {
+			if d == "crypto/ecdh" || d == "crypto/internal/fips140/nistec" || d == "golang.org/x/crypto/curve25519" {
+				t.Errorf("the %s binary links %s: use protocol/secure's x25519", goarch, d)
+			}
 		}
 	}
 }

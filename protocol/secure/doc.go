@@ -3,7 +3,9 @@
 // The handshake is Noise IK (Noise Protocol Framework rev 34, pattern IK,
 // Noise_IK_25519_ChaChaPoly_BLAKE2s), the pattern WireGuard uses, built from
 // golang.org/x/crypto primitives exactly as the specification defines them;
-// nothing here is new cryptography. IK fits because the agent already pins the
+// nothing here is new cryptography. X25519 is crypto/ecdh on amd64 and
+// arm64 and, to keep crypto/ecdh's P-256 self-test out of the router
+// binaries, RFC 7748's ladder as the RFC writes it elsewhere (x25519.go). IK fits because the agent already pins the
 // relay's static key: one round trip authenticates both ends, the agent's
 // static key travels encrypted, and both sides derive fresh per-session keys.
 // No secret ever crosses the wire.

@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-
-	"golang.org/x/crypto/curve25519"
 )
 
 // KeySize is the length of an X25519 private or public key (RFC 7748 §5).
@@ -41,15 +39,9 @@ func (k *PrivateKey) clamp() {
 	k[31] = (k[31] & 127) | 64
 }
 
-// Public derives the public key.
+// Public derives the public key (one scalar multiplication).
 func (k PrivateKey) Public() PublicKey {
-	var pub PublicKey
-	out, err := curve25519.X25519(k[:], curve25519.Basepoint)
-	if err != nil {
-		// Only an all-zero output fails, impossible for the base point.
-		panic("x25519 base point multiplication: " + err.Error())
-	}
-	copy(pub[:], out)
+	_, pub := prepare(k)
 	return pub
 }
 
