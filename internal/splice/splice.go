@@ -14,7 +14,10 @@ package splice
 import (
 	"io"
 	"net"
+	"os"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -45,16 +48,14 @@ type Result struct {
 // Aborted reports whether the copy failed rather than finished.
 func (r Result) Aborted() bool { return r.Err != nil }
 
-// Buffer sizes. An idle connection parks its two copy loops in Read; the
-// buffer passed to that Read stays allocated for as long as the connection
-// idles, so loops start small and borrow a large pooled buffer only while
-// reads keep filling the small one (a bulk transfer), returning it as soon
-// as the flow slows down. A router holding hundreds of idle connections
-// then pays ~1 KiB per direction instead of 32.
-const (
-	smallBuf = 1 << 10
-	largeBuf = 32 << 10 // matches io.Copy and smux frame sizes
-)
+// Buffers. An idle connection parks its two copy loops in a wait for data
+// and must hold no buffer there: a router holding hundreds of idle
+// connections would pay for each one. A tunneled stream hands over the
+// frames smux already holds (WriteTo), so its direction needs no buffer of
+// its own; a TCP side waits for readability before it takes a buffer from
+// the pool (see readTCP), and gives it back after each write. Other
+// connections (tests, pipes) read into a private buffer.
+const largeBuf = 32 << 10 // matches io.Copy and smux frame sizes
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, largeBuf); return &b }}
 
@@ -64,20 +65,43 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, largeBuf); return &b
 // direction stops at once, whatever it was blocked on. Writes to a
 // *net.TCPConn go through g when g is not nil.
 func Join(a, b Conn, g *Guard) Result {
+	var wg sync.WaitGroup
+	var res Result
+	Start(a, b, g, &wg, func(r Result) { res = r })
+	wg.Wait()
+	return res
+}
+
+// Start is Join without waiting: the two directions are copied in fresh
+// goroutines started with wg.Go (plain go statements if wg is nil), and
+// done gets the Result in whichever of them ends last. The caller's own
+// goroutine, whose stack grew while it set the connection up (dialing
+// alone takes 8 KiB), does not idle with the connection: an idle one keeps
+// just the two small stacks of its parked copies.
+func Start(a, b Conn, g *Guard, wg *sync.WaitGroup, done func(Result)) {
 	j := &join{a: a, b: b, g: g}
 	var res Result
-	var wg sync.WaitGroup
-	wg.Go(func() { res.BToA = j.pump(a, b) })
-	res.AToB = j.pump(b, a)
-	wg.Wait()
-	j.mu.Lock()
-	res.Err = j.err
-	j.mu.Unlock()
-	if res.Err == nil {
-		a.Close()
-		b.Close()
+	var left atomic.Int32
+	left.Store(2)
+	end := func() {
+		if left.Add(-1) > 0 {
+			return
+		}
+		j.mu.Lock()
+		res.Err = j.err
+		j.mu.Unlock()
+		if res.Err == nil {
+			a.Close()
+			b.Close()
+		}
+		done(res)
 	}
-	return res
+	spawn := func(f func()) { go f() }
+	if wg != nil {
+		spawn = wg.Go
+	}
+	spawn(func() { res.BToA = j.pump(a, b); end() })
+	spawn(func() { res.AToB = j.pump(b, a); end() })
 }
 
 // join is one Join's shared state.
@@ -148,46 +172,78 @@ func Reset(c *net.TCPConn) {
 	c.Close()
 }
 
-// copy copies src to dst until EOF, switching between a small private
-// buffer and a large pooled one as described above.
+// copy copies src to dst until EOF, holding no buffer while src is idle
+// when src is a TCP connection or a tunneled stream (see Buffers above).
 func (j *join) copy(dst io.Writer, src io.Reader) (int64, error) {
-	write := dst.Write
+	write := writerFunc(dst.Write)
 	if tc, ok := dst.(*net.TCPConn); ok && j.g != nil {
 		write = func(b []byte) (int, error) { return j.g.Write(tc, b) }
 	}
-	small := make([]byte, smallBuf)
-	buf := small
-	var large *[]byte
-	defer func() {
-		if large != nil {
-			bufPool.Put(large)
+	if t, ok := src.(*tunneled); ok {
+		src = t.Stream
+	}
+	var rc syscall.RawConn
+	switch s := src.(type) {
+	case *net.TCPConn: // also an io.WriterTo, but one that holds a buffer
+		var err error
+		if rc, err = s.SyscallConn(); err != nil {
+			return 0, err
 		}
-	}()
+	case io.WriterTo: // a smux stream: hands over the frames it holds
+		return s.WriteTo(write)
+	}
+	if rc == nil {
+		b := bufPool.Get().(*[]byte)
+		defer bufPool.Put(b)
+		return io.CopyBuffer(write, src, *b)
+	}
+	var (
+		b    *[]byte
+		n    int
+		rerr error
+	)
+	read := func(fd uintptr) bool {
+		b = bufPool.Get().(*[]byte)
+		for n, rerr = syscall.Read(int(fd), *b); rerr == syscall.EINTR; {
+			n, rerr = syscall.Read(int(fd), *b)
+		}
+		if rerr == syscall.EAGAIN {
+			bufPool.Put(b)
+			b = nil      // not even a reference to it
+			return false // wait for data without a buffer
+		}
+		return true
+	}
 	var total int64
 	for {
-		n, rerr := src.Read(buf)
-		if n > 0 {
-			if _, werr := write(buf[:n]); werr != nil {
-				return total, werr
-			}
-			total += int64(n)
+		if err := rc.Read(read); err != nil {
+			return total, err
 		}
+		switch {
+		case rerr != nil:
+			n, rerr = 0, os.NewSyscallError("read", rerr)
+		case n == 0:
+			rerr = io.EOF
+		}
+		if n > 0 {
+			if _, rerr = write((*b)[:n]); rerr == nil {
+				total += int64(n)
+			}
+		}
+		bufPool.Put(b)
+		b = nil
 		if rerr == io.EOF {
 			return total, nil
 		}
 		if rerr != nil {
 			return total, rerr
 		}
-		switch {
-		case large == nil && n == len(small):
-			large = bufPool.Get().(*[]byte)
-			buf = *large
-		case large != nil && n < len(*large)/4:
-			bufPool.Put(large)
-			large, buf = nil, small
-		}
 	}
 }
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(b []byte) (int, error) { return f(b) }
 
 // wake makes blocked reads and writes on c return at once (a deadline in
 // the past), without closing it.

@@ -52,12 +52,12 @@ func (p *linkPair) splice(t *testing.T) (client, service *net.TCPConn, done chan
 	if err != nil {
 		t.Fatal(err)
 	}
-	go func() { done <- p.relayT.Splice(relayIn, st) }()
+	p.relayT.Splice(relayIn, st, nil, func(r Result) { done <- r })
 	ast, err := p.agent.AcceptStream()
 	if err != nil {
 		t.Fatal(err)
 	}
-	go func() { done <- p.agentT.Splice(agentOut, ast) }()
+	p.agentT.Splice(agentOut, ast, nil, func(r Result) { done <- r })
 	return client, service, done
 }
 
