@@ -14,7 +14,6 @@ package splice
 import (
 	"io"
 	"net"
-	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -73,41 +72,45 @@ func Join(a, b Conn, g *Guard) Result {
 }
 
 // Start is Join without waiting: the two directions are copied in fresh
-// goroutines started with wg.Go (plain go statements if wg is nil), and
-// done gets the Result in whichever of them ends last. The caller's own
-// goroutine, whose stack grew while it set the connection up (dialing
-// alone takes 8 KiB), does not idle with the connection: an idle one keeps
-// just the two small stacks of its parked copies.
+// goroutines started with wg.Go, and done gets the Result in whichever of
+// them ends last. The caller's own goroutine, whose stack grew while it
+// set the connection up (dialing alone takes 8 KiB), does not idle with
+// the connection: an idle one keeps just the two small stacks of its
+// parked copies.
 func Start(a, b Conn, g *Guard, wg *sync.WaitGroup, done func(Result)) {
-	j := &join{a: a, b: b, g: g}
-	var res Result
-	var left atomic.Int32
-	left.Store(2)
-	end := func() {
-		if left.Add(-1) > 0 {
-			return
-		}
-		j.mu.Lock()
-		res.Err = j.err
-		j.mu.Unlock()
-		if res.Err == nil {
-			a.Close()
-			b.Close()
-		}
-		done(res)
+	j := &join{a: a, b: b, g: g, done: done}
+	for range 2 {
+		wg.Go(j.run)
 	}
-	spawn := func(f func()) { go f() }
-	if wg != nil {
-		spawn = wg.Go
+}
+
+// run copies one direction (the first caller b to a, the second a to b);
+// the last to finish closes both sides of a clean join and reports.
+func (j *join) run() {
+	if j.started.Add(1) == 1 {
+		j.res.BToA = j.pump(j.a, j.b)
+	} else {
+		j.res.AToB = j.pump(j.b, j.a)
 	}
-	spawn(func() { res.BToA = j.pump(a, b); end() })
-	spawn(func() { res.AToB = j.pump(b, a); end() })
+	if j.ended.Add(1) < 2 {
+		return
+	}
+	j.res.Err = j.err // both directions are done: no lock needed
+	if j.err == nil {
+		j.a.Close()
+		j.b.Close()
+	}
+	j.done(j.res)
 }
 
 // join is one Join's shared state.
 type join struct {
 	a, b Conn
 	g    *Guard
+	done func(Result)
+	res  Result
+
+	started, ended atomic.Int32 // directions started, finished
 
 	mu     sync.Mutex // guards err and closed
 	err    error      // the first failure
@@ -175,27 +178,19 @@ func Reset(c *net.TCPConn) {
 // copy copies src to dst until EOF, holding no buffer while src is idle
 // when src is a TCP connection or a tunneled stream (see Buffers above).
 func (j *join) copy(dst io.Writer, src io.Reader) (int64, error) {
-	write := writerFunc(dst.Write)
 	if tc, ok := dst.(*net.TCPConn); ok && j.g != nil {
-		write = func(b []byte) (int, error) { return j.g.Write(tc, b) }
+		dst = &guarded{j.g, tc}
 	}
 	if t, ok := src.(*tunneled); ok {
 		src = t.Stream
 	}
-	var rc syscall.RawConn
-	switch s := src.(type) {
-	case *net.TCPConn: // also an io.WriterTo, but one that holds a buffer
-		var err error
-		if rc, err = s.SyscallConn(); err != nil {
-			return 0, err
-		}
-	case io.WriterTo: // a smux stream: hands over the frames it holds
-		return s.WriteTo(write)
+	tc, ok := src.(*net.TCPConn) // also an io.WriterTo, but one that holds a buffer
+	if !ok {
+		return io.Copy(dst, src) // a smux stream hands over the frames it holds (WriteTo)
 	}
-	if rc == nil {
-		b := bufPool.Get().(*[]byte)
-		defer bufPool.Put(b)
-		return io.CopyBuffer(write, src, *b)
+	rc, err := tc.SyscallConn()
+	if err != nil {
+		return 0, err
 	}
 	var (
 		b    *[]byte
@@ -204,15 +199,17 @@ func (j *join) copy(dst io.Writer, src io.Reader) (int64, error) {
 	)
 	read := func(fd uintptr) bool {
 		b = bufPool.Get().(*[]byte)
-		for n, rerr = syscall.Read(int(fd), *b); rerr == syscall.EINTR; {
-			n, rerr = syscall.Read(int(fd), *b)
+		for {
+			if n, rerr = syscall.Read(int(fd), *b); rerr != syscall.EINTR {
+				break
+			}
 		}
-		if rerr == syscall.EAGAIN {
-			bufPool.Put(b)
-			b = nil      // not even a reference to it
-			return false // wait for data without a buffer
+		if rerr != syscall.EAGAIN {
+			return true
 		}
-		return true
+		bufPool.Put(b)
+		b = nil      // not even a reference to it
+		return false // wait for data without a buffer
 	}
 	var total int64
 	for {
@@ -220,15 +217,18 @@ func (j *join) copy(dst io.Writer, src io.Reader) (int64, error) {
 			return total, err
 		}
 		switch {
-		case rerr != nil:
-			n, rerr = 0, os.NewSyscallError("read", rerr)
+		case rerr != nil: // a syscall.Errno such as ECONNRESET
+			n = 0
 		case n == 0:
 			rerr = io.EOF
 		}
 		if n > 0 {
-			if _, rerr = write((*b)[:n]); rerr == nil {
-				total += int64(n)
+			if _, rerr = dst.Write((*b)[:n]); rerr != nil {
+				// A smux write that gave up (deadline, close) may still
+				// be queued for the link: leave the buffer to the GC.
+				return total, rerr
 			}
+			total += int64(n)
 		}
 		bufPool.Put(b)
 		b = nil
@@ -241,9 +241,13 @@ func (j *join) copy(dst io.Writer, src io.Reader) (int64, error) {
 	}
 }
 
-type writerFunc func([]byte) (int, error)
+// guarded writes to a local TCP connection through the link's Guard.
+type guarded struct {
+	g *Guard
+	c *net.TCPConn
+}
 
-func (f writerFunc) Write(b []byte) (int, error) { return f(b) }
+func (w *guarded) Write(b []byte) (int, error) { return w.g.Write(w.c, b) }
 
 // wake makes blocked reads and writes on c return at once (a deadline in
 // the past), without closing it.

@@ -2,7 +2,6 @@ package splice
 
 import (
 	"errors"
-	"io"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -75,25 +74,22 @@ func (t *Tunnels) Splice(local Conn, st Stream, wg *sync.WaitGroup, done func(Re
 		st.Close() // wakes a writer blocked on the stream's window
 	})
 	Start(local, ts, t.guard, wg, func(res Result) {
-		defer func() {
-			untrack()
-			if done != nil {
-				done(res)
+		if res.Aborted() {
+			why := protocol.ResetAborted
+			if errors.Is(res.Err, ErrStalled) {
+				why = protocol.ResetStalled
+				t.stats.StalledReset.Add(1)
 			}
-		}()
-		if !res.Aborted() {
-			return
+			if ts.byPeer.Load() {
+				st.Close()
+			} else {
+				t.Refuse(st, why)
+			}
 		}
-		why := protocol.ResetAborted
-		if errors.Is(res.Err, ErrStalled) {
-			why = protocol.ResetStalled
-			t.stats.StalledReset.Add(1)
+		untrack()
+		if done != nil {
+			done(res)
 		}
-		if ts.byPeer.Load() {
-			st.Close()
-			return
-		}
-		t.Refuse(st, why)
 	})
 }
 
@@ -108,7 +104,12 @@ func (t *Tunnels) Refuse(st Stream, why protocol.ResetReason) {
 	}
 	t.stats.ResetSent.Add(1)
 	st.SetDeadline(time.Now().Add(resetLinger))
-	io.Copy(io.Discard, st) // until the peer's FIN, an error or the deadline
+	buf := make([]byte, 512)
+	for {
+		if _, err := st.Read(buf); err != nil {
+			return
+		}
+	}
 }
 
 // Track registers a stream whose abort on the peer's Reset is abort (Splice

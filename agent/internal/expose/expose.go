@@ -90,11 +90,7 @@ func serveTCP(ctx context.Context, st Stream, h protocol.StreamHeader, svc *Serv
 	tn.Splice(lc, st, wg, func(res splice.Result) {
 		stats.BytesIn.Add(uint64(res.BToA))
 		stats.BytesOut.Add(uint64(res.AToB))
-		if res.Aborted() {
-			log.Debug("tcp stream aborted", "in", res.BToA, "out", res.AToB, "err", res.Err)
-			return
-		}
-		log.Debug("tcp stream closed", "in", res.BToA, "out", res.AToB)
+		log.Debug("tcp stream ended", "in", res.BToA, "out", res.AToB, "err", res.Err) // err nil: closed cleanly
 	})
 }
 
