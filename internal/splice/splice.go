@@ -52,7 +52,7 @@ func (r Result) Aborted() bool { return r.Err != nil }
 // connections would pay for each one. A tunneled stream hands over the
 // frames smux already holds (WriteTo), so its direction needs no buffer of
 // its own; a TCP side waits for readability before it takes a buffer from
-// the pool (see readTCP), and gives it back after each write. Other
+// the pool (see copy), and gives it back after each write. Other
 // connections (tests, pipes) read into a private buffer.
 const largeBuf = 32 << 10 // matches io.Copy and smux frame sizes
 
