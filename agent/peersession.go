@@ -399,7 +399,7 @@ func (s *peerSession) acceptStreams() {
 				s.tn.Refuse(st, protocol.ResetAborted)
 				return
 			}
-			expose.Serve(s.ctx, st, h, svc, s.tn, &a.stats, s.log)
+			expose.Serve(s.ctx, st, h, svc, s.tn, &a.streams, &a.stats, s.log)
 		})
 	}
 }

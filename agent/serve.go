@@ -271,7 +271,7 @@ func (a *Agent) acceptStreams(ctx context.Context, mux *smux.Session, tn *splice
 				tn.Refuse(st, protocol.ResetAborted)
 				return
 			}
-			expose.Serve(ctx, st, h, svc, tn, &a.stats, a.log) // the logger already names the agent
+			expose.Serve(ctx, st, h, svc, tn, &a.streams, &a.stats, a.log) // the logger already names the agent
 		})
 	}
 }

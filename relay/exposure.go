@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/pinhole/pinhole/internal/splice"
 	"github.com/pinhole/pinhole/protocol"
 )
 
@@ -210,9 +211,11 @@ func (e *exposure) serveTCP(c net.Conn) {
 		return
 	}
 	e.s.log.Debug("tcp connection", "exposure", e.name, "client", client)
-	if res := e.s.tunnels.Splice(c, st); res.Aborted() {
-		e.s.log.Debug("tcp connection aborted", "exposure", e.name, "client", client, "err", res.Err)
-	}
+	e.s.tunnels.Splice(c, st, &e.s.r.sessions, func(res splice.Result) {
+		if res.Aborted() {
+			e.s.log.Debug("tcp connection aborted", "exposure", e.name, "client", client, "err", res.Err)
+		}
+	})
 }
 
 func addrPortOf(a net.Addr) netip.AddrPort {

@@ -15,6 +15,8 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -45,16 +47,14 @@ type Result struct {
 // Aborted reports whether the copy failed rather than finished.
 func (r Result) Aborted() bool { return r.Err != nil }
 
-// Buffer sizes. An idle connection parks its two copy loops in Read; the
-// buffer passed to that Read stays allocated for as long as the connection
-// idles, so loops start small and borrow a large pooled buffer only while
-// reads keep filling the small one (a bulk transfer), returning it as soon
-// as the flow slows down. A router holding hundreds of idle connections
-// then pays ~1 KiB per direction instead of 32.
-const (
-	smallBuf = 1 << 10
-	largeBuf = 32 << 10 // matches io.Copy and smux frame sizes
-)
+// Buffers. An idle connection parks its two copy loops in a wait for data
+// and must hold no buffer there: a router holding hundreds of idle
+// connections would pay for each one. A tunneled stream hands over the
+// frames smux already holds (WriteTo), so its direction needs no buffer of
+// its own; a TCP side waits for readability before it takes a buffer from
+// the pool (see copy), and gives it back after each write. Other
+// connections (tests, pipes) read into a private buffer.
+const largeBuf = 32 << 10 // matches io.Copy and smux frame sizes
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, largeBuf); return &b }}
 
@@ -64,26 +64,53 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, largeBuf); return &b
 // direction stops at once, whatever it was blocked on. Writes to a
 // *net.TCPConn go through g when g is not nil.
 func Join(a, b Conn, g *Guard) Result {
-	j := &join{a: a, b: b, g: g}
-	var res Result
 	var wg sync.WaitGroup
-	wg.Go(func() { res.BToA = j.pump(a, b) })
-	res.AToB = j.pump(b, a)
+	var res Result
+	Start(a, b, g, &wg, func(r Result) { res = r })
 	wg.Wait()
-	j.mu.Lock()
-	res.Err = j.err
-	j.mu.Unlock()
-	if res.Err == nil {
-		a.Close()
-		b.Close()
-	}
 	return res
+}
+
+// Start is Join without waiting: the two directions are copied in fresh
+// goroutines started with wg.Go, and done gets the Result in whichever of
+// them ends last. The caller's own goroutine, whose stack grew while it
+// set the connection up (dialing alone takes 8 KiB), does not idle with
+// the connection: an idle one keeps just the two small stacks of its
+// parked copies.
+func Start(a, b Conn, g *Guard, wg *sync.WaitGroup, done func(Result)) {
+	j := &join{a: a, b: b, g: g, done: done}
+	for range 2 {
+		wg.Go(j.run)
+	}
+}
+
+// run copies one direction (the first caller b to a, the second a to b);
+// the last to finish closes both sides of a clean join and reports.
+func (j *join) run() {
+	if j.started.Add(1) == 1 {
+		j.res.BToA = j.pump(j.a, j.b)
+	} else {
+		j.res.AToB = j.pump(j.b, j.a)
+	}
+	if j.ended.Add(1) < 2 {
+		return
+	}
+	j.res.Err = j.err // both directions are done: no lock needed
+	if j.err == nil {
+		j.a.Close()
+		j.b.Close()
+	}
+	j.done(j.res)
 }
 
 // join is one Join's shared state.
 type join struct {
 	a, b Conn
 	g    *Guard
+	done func(Result)
+	res  Result
+
+	started, ended atomic.Int32 // directions started, finished
 
 	mu     sync.Mutex // guards err and closed
 	err    error      // the first failure
@@ -148,46 +175,79 @@ func Reset(c *net.TCPConn) {
 	c.Close()
 }
 
-// copy copies src to dst until EOF, switching between a small private
-// buffer and a large pooled one as described above.
+// copy copies src to dst until EOF, holding no buffer while src is idle
+// when src is a TCP connection or a tunneled stream (see Buffers above).
 func (j *join) copy(dst io.Writer, src io.Reader) (int64, error) {
-	write := dst.Write
 	if tc, ok := dst.(*net.TCPConn); ok && j.g != nil {
-		write = func(b []byte) (int, error) { return j.g.Write(tc, b) }
+		dst = &guarded{j.g, tc}
 	}
-	small := make([]byte, smallBuf)
-	buf := small
-	var large *[]byte
-	defer func() {
-		if large != nil {
-			bufPool.Put(large)
+	if t, ok := src.(*tunneled); ok {
+		src = t.Stream
+	}
+	tc, ok := src.(*net.TCPConn) // also an io.WriterTo, but one that holds a buffer
+	if !ok {
+		return io.Copy(dst, src) // a smux stream hands over the frames it holds (WriteTo)
+	}
+	rc, err := tc.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	var (
+		b    *[]byte
+		n    int
+		rerr error
+	)
+	read := func(fd uintptr) bool {
+		b = bufPool.Get().(*[]byte)
+		for {
+			if n, rerr = syscall.Read(int(fd), *b); rerr != syscall.EINTR {
+				break
+			}
 		}
-	}()
+		if rerr != syscall.EAGAIN {
+			return true
+		}
+		bufPool.Put(b)
+		b = nil      // not even a reference to it
+		return false // wait for data without a buffer
+	}
 	var total int64
 	for {
-		n, rerr := src.Read(buf)
+		if err := rc.Read(read); err != nil {
+			return total, err
+		}
+		switch {
+		case rerr != nil: // a syscall.Errno such as ECONNRESET
+			n = 0
+		case n == 0:
+			rerr = io.EOF
+		}
 		if n > 0 {
-			if _, werr := write(buf[:n]); werr != nil {
-				return total, werr
+			if _, rerr = dst.Write((*b)[:n]); rerr != nil {
+				// A smux write that gave up (deadline, close) may still
+				// be queued for the link: leave the buffer to the GC.
+				return total, rerr
 			}
 			total += int64(n)
 		}
+		bufPool.Put(b)
+		b = nil
 		if rerr == io.EOF {
 			return total, nil
 		}
 		if rerr != nil {
 			return total, rerr
 		}
-		switch {
-		case large == nil && n == len(small):
-			large = bufPool.Get().(*[]byte)
-			buf = *large
-		case large != nil && n < len(*large)/4:
-			bufPool.Put(large)
-			large, buf = nil, small
-		}
 	}
 }
+
+// guarded writes to a local TCP connection through the link's Guard.
+type guarded struct {
+	g *Guard
+	c *net.TCPConn
+}
+
+func (w *guarded) Write(b []byte) (int, error) { return w.g.Write(w.c, b) }
 
 // wake makes blocked reads and writes on c return at once (a deadline in
 // the past), without closing it.

@@ -61,32 +61,36 @@ func NewTunnels(g *Guard, stats *Stats, send func(protocol.Reset) error) *Tunnel
 }
 
 // Splice joins a local connection (a public client on the relay, a local
-// service on the agent) with its tunneled stream, like Join. An abort at
-// this end is sent to the peer as Reset; a Reset from the peer aborts this
-// end: the local connection gets an RST, the stream is closed.
-func (t *Tunnels) Splice(local Conn, st Stream) Result {
+// service on the agent) with its tunneled stream, like Start: it returns at
+// once, the copies run in goroutines of wg, and done (if not nil) gets the
+// Result when both have ended. An abort at this end is sent to the peer as
+// Reset; a Reset from the peer aborts this end: the local connection gets
+// an RST, the stream is closed.
+func (t *Tunnels) Splice(local Conn, st Stream, wg *sync.WaitGroup, done func(Result)) {
 	ts := &tunneled{Stream: st}
 	untrack := t.Track(st.ID(), func() {
 		ts.byPeer.Store(true)
 		stop(local)
 		st.Close() // wakes a writer blocked on the stream's window
 	})
-	defer untrack()
-	res := Join(local, ts, t.guard)
-	if !res.Aborted() {
-		return res
-	}
-	why := protocol.ResetAborted
-	if errors.Is(res.Err, ErrStalled) {
-		why = protocol.ResetStalled
-		t.stats.StalledReset.Add(1)
-	}
-	if ts.byPeer.Load() {
-		st.Close()
-		return res
-	}
-	t.Refuse(st, why)
-	return res
+	Start(local, ts, t.guard, wg, func(res Result) {
+		if res.Aborted() {
+			why := protocol.ResetAborted
+			if errors.Is(res.Err, ErrStalled) {
+				why = protocol.ResetStalled
+				t.stats.StalledReset.Add(1)
+			}
+			if ts.byPeer.Load() {
+				st.Close()
+			} else {
+				t.Refuse(st, why)
+			}
+		}
+		untrack()
+		if done != nil {
+			done(res)
+		}
+	})
 }
 
 // Refuse aborts a stream at this end: it tells the peer (Reset), waits
@@ -100,7 +104,7 @@ func (t *Tunnels) Refuse(st Stream, why protocol.ResetReason) {
 	}
 	t.stats.ResetSent.Add(1)
 	st.SetDeadline(time.Now().Add(resetLinger))
-	buf := make([]byte, smallBuf)
+	buf := make([]byte, 512)
 	for {
 		if _, err := st.Read(buf); err != nil {
 			return

@@ -5,6 +5,7 @@ import (
 	"io"
 	"math"
 	"net"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -20,6 +21,7 @@ type linkPair struct {
 	relay, agent   *smux.Session
 	relayT, agentT *Tunnels
 	stats          Stats
+	wg             sync.WaitGroup // the spliced copies
 }
 
 func newLinkPair(t *testing.T) *linkPair {
@@ -52,12 +54,12 @@ func (p *linkPair) splice(t *testing.T) (client, service *net.TCPConn, done chan
 	if err != nil {
 		t.Fatal(err)
 	}
-	go func() { done <- p.relayT.Splice(relayIn, st) }()
+	p.relayT.Splice(relayIn, st, &p.wg, func(r Result) { done <- r })
 	ast, err := p.agent.AcceptStream()
 	if err != nil {
 		t.Fatal(err)
 	}
-	go func() { done <- p.agentT.Splice(agentOut, ast) }()
+	p.agentT.Splice(agentOut, ast, &p.wg, func(r Result) { done <- r })
 	return client, service, done
 }
 
@@ -144,7 +146,7 @@ func TestTunnelAbortedUpload(t *testing.T) {
 // TestTunnelLinkDeath: when the link dies mid-download, the client gets a
 // reset, not the clean end of a truncated stream.
 func TestTunnelLinkDeath(t *testing.T) {
-	p, client, _, done := downloadOnDyingLink(t)
+	p, client, _, done := downloadOnDyingLink(t, false)
 	io.ReadFull(client, make([]byte, 64<<10))
 	p.relay.Close()
 	p.agent.Close()
@@ -179,7 +181,7 @@ func TestTunnelEarlyReset(t *testing.T) {
 // reading from it); LinkDown must release both ends at once, with an RST
 // to the client and to the service.
 func TestTunnelLinkDown(t *testing.T) {
-	p, client, _, done := downloadOnDyingLink(t)
+	p, client, _, done := downloadOnDyingLink(t, true)
 	time.Sleep(300 * time.Millisecond) // the client's socket and the stream's window fill
 	p.relay.Close()
 	p.agent.Close()
@@ -194,13 +196,19 @@ func TestTunnelLinkDown(t *testing.T) {
 
 // downloadOnDyingLink splices a client and a service whose link's control
 // stream is already dead (no Reset gets across), with the service writing
-// without end and the client reading slowly (a small receive buffer).
-func downloadOnDyingLink(t *testing.T) (p *linkPair, client, service *net.TCPConn, done chan Result) {
+// without end and, if slow, the client reading slowly (a small receive
+// buffer). A slow client drains what the relay end took in before the link
+// died at a trickle (large writes into a 4 KiB window wait for
+// retransmission timers), so the reset that follows it comes late; tests
+// that wait for that reset use a normal client.
+func downloadOnDyingLink(t *testing.T, slow bool) (p *linkPair, client, service *net.TCPConn, done chan Result) {
 	p = newLinkPair(t)
 	dead := func(protocol.Reset) error { return io.ErrClosedPipe }
 	p.relayT.send, p.agentT.send = dead, dead
 	client, service, done = p.splice(t)
-	client.SetReadBuffer(4096)
+	if slow {
+		client.SetReadBuffer(4096)
+	}
 	go func() {
 		chunk := make([]byte, 32<<10)
 		for {

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -48,10 +49,11 @@ type Stream = splice.Stream
 // not answer within it is down, and the client should learn that quickly.
 const dialTimeout = 5 * time.Second
 
-// Serve handles one stream whose header named svc, and closes it. tn is
-// the link's registry: a stream that fails here is reset on the relay's
-// side too, and a Reset from the relay aborts it.
-func Serve(ctx context.Context, st Stream, h protocol.StreamHeader, svc *Service, tn *splice.Tunnels, stats *Stats, log *slog.Logger) {
+// Serve handles one stream whose header named svc, and closes it (a TCP
+// stream, once spliced, from goroutines it starts in wg). tn is the link's
+// registry: a stream that fails here is reset on the relay's side too, and
+// a Reset from the relay aborts it.
+func Serve(ctx context.Context, st Stream, h protocol.StreamHeader, svc *Service, tn *splice.Tunnels, wg *sync.WaitGroup, stats *Stats, log *slog.Logger) {
 	stats.Streams.Add(1)
 	log = log.With("exposure", svc.Name, "client", h.Client)
 	if h.Proto != svc.Proto {
@@ -63,10 +65,10 @@ func Serve(ctx context.Context, st Stream, h protocol.StreamHeader, svc *Service
 		serveUDP(ctx, st, svc, tn, stats, log)
 		return
 	}
-	serveTCP(ctx, st, h, svc, tn, stats, log)
+	serveTCP(ctx, st, h, svc, tn, wg, stats, log)
 }
 
-func serveTCP(ctx context.Context, st Stream, h protocol.StreamHeader, svc *Service, tn *splice.Tunnels, stats *Stats, log *slog.Logger) {
+func serveTCP(ctx context.Context, st Stream, h protocol.StreamHeader, svc *Service, tn *splice.Tunnels, wg *sync.WaitGroup, stats *Stats, log *slog.Logger) {
 	d := net.Dialer{Timeout: dialTimeout}
 	lc, err := d.DialContext(ctx, "tcp", svc.Local)
 	if err != nil {
@@ -85,14 +87,11 @@ func serveTCP(ctx context.Context, st Stream, h protocol.StreamHeader, svc *Serv
 		}
 	}
 	log.Debug("tcp stream open", "addr", svc.Local)
-	res := tn.Splice(lc, st)
-	stats.BytesIn.Add(uint64(res.BToA))
-	stats.BytesOut.Add(uint64(res.AToB))
-	if res.Aborted() {
-		log.Debug("tcp stream aborted", "in", res.BToA, "out", res.AToB, "err", res.Err)
-		return
-	}
-	log.Debug("tcp stream closed", "in", res.BToA, "out", res.AToB)
+	tn.Splice(lc, st, wg, func(res splice.Result) {
+		stats.BytesIn.Add(uint64(res.BToA))
+		stats.BytesOut.Add(uint64(res.AToB))
+		log.Debug("tcp stream ended", "in", res.BToA, "out", res.AToB, "err", res.Err) // err nil: closed cleanly
+	})
 }
 
 func serveUDP(ctx context.Context, st Stream, svc *Service, tn *splice.Tunnels, stats *Stats, log *slog.Logger) {
