@@ -138,17 +138,7 @@ func serveGoRelay(target string) {
 			if err != nil {
 				return
 			}
-			go func() {
-				u, err := net.Dial("tcp", target)
-				if err != nil {
-					c.Close()
-					return
-				}
-				go func() { io.Copy(u, c); u.(*net.TCPConn).CloseWrite() }()
-				io.Copy(c, u)
-				c.Close()
-				u.Close()
-			}()
+			go proxyTo(c.(*net.TCPConn), target)
 		}
 	}()
 	io.Copy(io.Discard, os.Stdin)

@@ -23,17 +23,21 @@ func sink(tb testing.TB) string {
 
 // goRelay is the plain userspace proxy baseline: accept, dial, io.Copy.
 func goRelay(tb testing.TB, target string) string {
-	return testenv.ServeTCP(tb, func(c *net.TCPConn) {
-		u, err := net.Dial("tcp", target)
-		if err != nil {
-			c.Close()
-			return
-		}
-		go func() { io.Copy(u, c); u.(*net.TCPConn).CloseWrite() }()
-		io.Copy(c, u)
+	return testenv.ServeTCP(tb, func(c *net.TCPConn) { proxyTo(c, target) })
+}
+
+// proxyTo relays c to a new connection to target both ways (the copy
+// that finishes first half-closes), then closes both.
+func proxyTo(c *net.TCPConn, target string) {
+	u, err := net.Dial("tcp", target)
+	if err != nil {
 		c.Close()
-		u.Close()
-	})
+		return
+	}
+	go func() { io.Copy(u, c); u.(*net.TCPConn).CloseWrite() }()
+	io.Copy(c, u)
+	c.Close()
+	u.Close()
 }
 
 var chunk = make([]byte, 64<<10)

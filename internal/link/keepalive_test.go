@@ -27,14 +27,7 @@ func TestKeepalive(t *testing.T) {
 	}
 	var got []answer
 	a.SetKeepaliveHandler(func(sent uint64, observed netip.AddrPort) { got = append(got, answer{sent, observed}) })
-	buf := make([]byte, 2048)
-	read := func(c *PacketConn, want string) {
-		t.Helper()
-		n, _, err := c.ReadFrom(buf)
-		if err != nil || string(buf[:n]) != want {
-			t.Fatalf("ReadFrom: got %q, %v; want %q", buf[:n], err, want)
-		}
-	}
+	read := func(c *PacketConn, want string) { t.Helper(); readWant(t, c, want) }
 
 	for i, from := range []netip.AddrPort{first, rebound} {
 		aw.pkts, rw.pkts, rw.to = nil, nil, nil

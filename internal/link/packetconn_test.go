@@ -31,6 +31,17 @@ func sessions(t *testing.T) (agent, relay *secure.Session) {
 	return as, rs
 }
 
+// readWant reads one KCP packet from c (handling what comes before it) and
+// fails unless it is want.
+func readWant(t *testing.T, c *PacketConn, want string) {
+	t.Helper()
+	buf := make([]byte, 2048)
+	n, _, err := c.ReadFrom(buf)
+	if err != nil || string(buf[:n]) != want {
+		t.Fatalf("ReadFrom: got %q, %v; want %q", buf[:n], err, want)
+	}
+}
+
 // wire captures what a PacketConn sends.
 type wire struct {
 	mu   sync.Mutex
@@ -57,14 +68,7 @@ func TestPacketConnSealOpenRoam(t *testing.T) {
 	confirmed := 0
 	a := NewPacketConn(as, relayAddr, aw.send, nil, nil)
 	r := NewPacketConn(rs, first, rw.send, func() { confirmed++ }, func(p netip.AddrPort) { roamed = append(roamed, p) })
-	buf := make([]byte, 2048)
-	read := func(c *PacketConn, want string) {
-		t.Helper()
-		n, _, err := c.ReadFrom(buf)
-		if err != nil || string(buf[:n]) != want {
-			t.Fatalf("ReadFrom: got %q, %v; want %q", buf[:n], err, want)
-		}
-	}
+	read := func(c *PacketConn, want string) { t.Helper(); readWant(t, c, want) }
 
 	a.WriteTo([]byte("kcp packet 1"), nil)
 	a.WriteTo([]byte("kcp packet 2"), nil)
