@@ -154,6 +154,7 @@ func New(cfg *Config, log *slog.Logger) (*Relay, error) {
 	}
 	r.udpAddr, _ = addrPort(uc.LocalAddr())
 	r.uio = udpio.New(uc)
+	r.uio.NoCoalescing() // a flood must not crowd out the agents' GSO runs
 	r.udp, r.tcp = r.uio, tl
 	if r.stun, err = newSTUNServer(r, cfg); err != nil {
 		r.uio.Close()

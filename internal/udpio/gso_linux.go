@@ -28,6 +28,18 @@ func enableOffload(uc *net.UDPConn) (gso, gro bool) {
 	return gso, gro
 }
 
+// disableGRO turns coalesced reads off again; it reports success.
+func disableGRO(uc *net.UDPConn) (off bool) {
+	rc, err := uc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	rc.Control(func(fd uintptr) {
+		off = unix.SetsockoptInt(int(fd), unix.SOL_UDP, unix.UDP_GRO, 0) == nil
+	})
+	return off
+}
+
 // putSegment writes the UDP_SEGMENT control message for datagrams of size
 // bytes into oob and returns it.
 func putSegment(oob []byte, size int) []byte {

@@ -95,6 +95,19 @@ func New(c net.PacketConn) *Conn {
 	return u
 }
 
+// NoCoalescing turns coalesced reads (UDP_GRO) off; call it before
+// ReadLoop. A socket that anyone can flood needs it: with GRO a run of
+// datagrams its peer sent with GSO waits in the receive queue as one
+// buffer of up to 64 KiB, which a queue kept full by small datagrams
+// drops whole, every time; without it the kernel queues the run's
+// datagrams one by one, and most get in. A relay flooded from one address
+// heard nothing from its agents with GRO (TestHandshakeFlood).
+func (u *Conn) NoCoalescing() {
+	if u.gro {
+		u.gro = !disableGRO(u.PacketConn.(*net.UDPConn))
+	}
+}
+
 // Send queues b for to; b may be reused when Send returns.
 func (u *Conn) Send(b []byte, to netip.AddrPort) error {
 	if len(b) > bufSize {
