@@ -55,10 +55,25 @@ func Key(t testing.TB) secure.PrivateKey {
 	return k
 }
 
-// FreePort returns a port free on 127.0.0.1 for both TCP and UDP right now.
+// handedOut is every port FreePort returned in this process: the kernel
+// may offer a port it just offered again (it is free until its user binds
+// it), and two of a test's ports must never be one (CI: a relay and the
+// exposure behind it on the same port).
+var handedOut struct {
+	sync.Mutex
+	ports map[int]bool
+}
+
+// FreePort returns a port free on 127.0.0.1 for both TCP and UDP right
+// now, and never one it returned before in this process.
 func FreePort(t testing.TB) uint16 {
 	t.Helper()
-	for range 50 {
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	if handedOut.ports == nil {
+		handedOut.ports = map[int]bool{}
+	}
+	for range 200 {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
@@ -68,7 +83,10 @@ func FreePort(t testing.TB) uint16 {
 		ln.Close()
 		if err == nil {
 			pc.Close()
-			return uint16(port)
+			if !handedOut.ports[port] {
+				handedOut.ports[port] = true
+				return uint16(port)
+			}
 		}
 	}
 	t.Fatal("no free port")
