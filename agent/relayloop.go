@@ -76,6 +76,8 @@ func (a *Agent) relayLoop(ctx context.Context) {
 			}
 			if end.why == endDuplicate {
 				b.holdOff(cfg.reconnectMax())
+			} else if end.why == endReplaced {
+				b.holdOff(min(cfg.reconnectMax(), replacedHoldOff))
 			} else if end.registered {
 				b.linkLost(time.Now(), end.lived)
 			}

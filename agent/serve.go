@@ -38,6 +38,7 @@ const (
 	endPrimary                    // the first relay of the list answers again
 	endUDP                        // udp works again (leaving the tcp fallback)
 	endDuplicate                  // the relay says another agent uses this agent's key
+	endReplaced                   // the relay says a newer session with this agent's key took over
 	endNetwork                    // the uplink changed (NetworkChanged): re-dial at once
 )
 
@@ -235,6 +236,9 @@ func (a *Agent) readControl(ctx context.Context, c *control, conn *relaylink.Con
 				return endDuplicate
 			}
 			log.Warn("relay is closing the link", "reason", m.Text)
+			if m.Code == protocol.NoticeReplaced {
+				return endReplaced
+			}
 			return endClosed
 		}
 	}

@@ -336,6 +336,15 @@ func (b *backoff) linkLost(now time.Time, lived time.Duration) {
 	b.outage, b.step, b.now = now, 0, true
 }
 
+// replacedHoldOff: an agent told that a newer session with its key took
+// over is not the agent that made it (that one closed its old link
+// itself), so another agent holds its key. It comes back after about
+// twice this (at most reconnect_max), not at once: at once, it took the
+// key back within 50 ms and cut the newer session's connections; later,
+// but within the relay's 30 s duplicate window, the relay still sees the
+// pair replacing each other and keeps one (relay/duplicate.go).
+const replacedHoldOff = 5 * time.Second
+
 // holdOff makes the next wait long: the relay asked the agent to stay
 // away for a while (another agent uses its key).
 func (b *backoff) holdOff(ceiling time.Duration) {

@@ -184,6 +184,23 @@ func (r *Relay) retryOfLocked(resp *secure.Response, from netip.AddrPort, transp
 	return nil
 }
 
+// join registers s, not yet confirmed, unless the relay is stopping: a
+// handshake finished after Run closed every session would leave one
+// waiting for its control stream (up to confirmTimeout) while Run waits
+// for it (seen: a relay that took over 10 s to stop). It reports whether
+// s joined; if not, s is shut down.
+func (r *Relay) join(s *session) bool {
+	r.mu.Lock()
+	if r.closing {
+		r.mu.Unlock()
+		s.shutdown("relay shutting down")
+		return false
+	}
+	r.addPendingLocked(s)
+	r.mu.Unlock()
+	return true
+}
+
 // addPendingLocked registers s, not yet confirmed, in the maps.
 func (r *Relay) addPendingLocked(s *session) {
 	r.byIndex[s.index] = s

@@ -54,6 +54,7 @@ type Relay struct {
 	mu       sync.Mutex // guards the maps below
 	byIndex  map[uint32]*session
 	live     map[secure.PublicKey]*session
+	closing  bool                            // Run is stopping: no session may join any more
 	pending  map[secure.PublicKey][]*session // unconfirmed, oldest first
 	ports    map[portKey]*session
 	pairs    map[uint32]*pair      // peer introductions (peers.go)
@@ -247,6 +248,7 @@ func (r *Relay) Run(ctx context.Context) error {
 		r.admin.Close()
 	}
 	r.mu.Lock()
+	r.closing = true // from now on no session joins (join)
 	all := make([]*session, 0, len(r.byIndex)+len(r.live))
 	for _, s := range r.byIndex {
 		if s != nil {

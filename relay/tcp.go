@@ -92,8 +92,8 @@ func (r *Relay) serveTCP(ctx context.Context, c net.Conn, br *bufio.Reader, from
 		return
 	}
 	s.link = l
-	r.mu.Lock()
-	r.addPendingLocked(s) // TCP sessions hold an index only to count as pending
-	r.mu.Unlock()
+	if !r.join(s) { // TCP sessions hold an index only to count as pending
+		return
+	}
 	s.run(ctx)
 }

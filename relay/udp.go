@@ -89,9 +89,9 @@ func (r *Relay) handleInitUDP(ctx context.Context, msg []byte, from netip.AddrPo
 	}
 	s.link = l
 	s.peerIndex, s.m2 = resp.PeerIndex, m2 // for retries of this initiation (retryOfLocked)
-	r.mu.Lock()
-	r.addPendingLocked(s)
-	r.mu.Unlock()
+	if !r.join(s) {
+		return
+	}
 	r.sendUDP(m2, from)
 	r.sessions.Go(func() { s.run(ctx) })
 }

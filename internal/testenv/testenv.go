@@ -8,7 +8,9 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime/pprof"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -142,7 +144,9 @@ func runUntilStopped(t testing.TB, what string, run func(context.Context) error)
 			select {
 			case <-done:
 			case <-time.After(10 * time.Second):
-				t.Errorf("%s did not stop within 10s", what)
+				var stacks strings.Builder
+				pprof.Lookup("goroutine").WriteTo(&stacks, 1)
+				t.Errorf("%s did not stop within 10s; goroutines:\n%s", what, stacks.String())
 			}
 		})
 	}
