@@ -302,7 +302,8 @@ func (r *Relay) sweepSilent(now time.Time) {
 	for _, s := range r.liveSessions() {
 		if s.silent(now) && !s.noticed.Load() {
 			s.log.Info("agent silent, dropping it", "timeout", s.silenceLimit())
-			go s.notifyAndClose(protocol.Notice{Code: protocol.NoticeIdleTimeout, Text: "no heartbeat"})
+			// Counted with the sessions' goroutines, so Run's wait covers it.
+			r.sessions.Go(func() { s.notifyAndClose(protocol.Notice{Code: protocol.NoticeIdleTimeout, Text: "no heartbeat"}) })
 		}
 	}
 }
