@@ -11,6 +11,7 @@ import (
 	"github.com/pinhole/pinhole/agent"
 	"github.com/pinhole/pinhole/internal/testenv"
 	"github.com/pinhole/pinhole/protocol"
+	"github.com/pinhole/pinhole/relay"
 )
 
 // countingConn counts the datagrams an agent's socket sends to to.
@@ -27,6 +28,20 @@ func (c *countingConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 	return c.PacketConn.WriteTo(p, addr)
 }
 
+// fastHeartbeat configures a relay that drops agents silent for 2 s and an
+// agent over UDP with a 1 s heartbeat and an echo exposed on port.
+func fastHeartbeat(t *testing.T) (*relay.Config, *agent.Config, uint16) {
+	port := testenv.FreePort(t)
+	rcfg := testenv.RelayConfig(t, "127.0.0.1:0")
+	rcfg.AgentTimeout = 2 * time.Second
+	acfg := testenv.AgentConfig(t, "", rcfg.PrivateKey,
+		agent.Exposure{Name: "echo", Proto: protocol.ProtoTCP, Local: testenv.EchoTCP(t), RemotePort: port})
+	acfg.Transport = agent.TransportUDP
+	acfg.Heartbeat = time.Second
+	testenv.Allow(rcfg, acfg, port)
+	return rcfg, acfg, port
+}
+
 // TestHeartbeatSkipsWhileBusy counts the datagrams the agent's socket
 // sends to its relay (1 s heartbeat). Idle, they are the keepalives and
 // nothing else: one datagram per beat, answered beside KCP (before
@@ -37,14 +52,7 @@ func (c *countingConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 // (3 x 1 s + 2 s), keeps the agent because it hears the link's packets,
 // not only control messages. Idle again, the Pings resume.
 func TestHeartbeatSkipsWhileBusy(t *testing.T) {
-	port := testenv.FreePort(t)
-	rcfg := testenv.RelayConfig(t, "127.0.0.1:0")
-	rcfg.AgentTimeout = 2 * time.Second
-	acfg := testenv.AgentConfig(t, "", rcfg.PrivateKey,
-		agent.Exposure{Name: "echo", Proto: protocol.ProtoTCP, Local: testenv.EchoTCP(t), RemotePort: port})
-	acfg.Transport = agent.TransportUDP
-	acfg.Heartbeat = time.Second
-	testenv.Allow(rcfg, acfg, port)
+	rcfg, acfg, port := fastHeartbeat(t)
 	r, rlog, _ := testenv.StartRelay(t, rcfg)
 	acfg.Relays[0].Address = r.Addr().String()
 	cc := &countingConn{to: r.Addr().String()}

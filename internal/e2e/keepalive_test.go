@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pinhole/pinhole/agent"
 	"github.com/pinhole/pinhole/internal/testenv"
 	"github.com/pinhole/pinhole/protocol"
 )
@@ -27,15 +26,8 @@ func (c noKeepaliveAnswers) WriteTo(p []byte, addr net.Addr) (int, error) {
 // and a relay that drops agents silent for 2 s (5 s for this interval),
 // the link stays up for 8 s of idling and the Pongs keep coming.
 func TestKeepaliveOlderRelay(t *testing.T) {
-	port := testenv.FreePort(t)
-	rcfg := testenv.RelayConfig(t, "127.0.0.1:0")
-	rcfg.AgentTimeout = 2 * time.Second
+	rcfg, acfg, _ := fastHeartbeat(t)
 	rcfg.ListenPacket = wrapUDP(func(pc net.PacketConn) net.PacketConn { return noKeepaliveAnswers{pc} })
-	acfg := testenv.AgentConfig(t, "", rcfg.PrivateKey,
-		agent.Exposure{Name: "echo", Proto: protocol.ProtoTCP, Local: testenv.EchoTCP(t), RemotePort: port})
-	acfg.Transport = agent.TransportUDP
-	acfg.Heartbeat = time.Second
-	testenv.Allow(rcfg, acfg, port)
 	r, rlog, _ := testenv.StartRelay(t, rcfg)
 	acfg.Relays[0].Address = r.Addr().String()
 	a, alog, _ := testenv.StartAgent(t, acfg)
