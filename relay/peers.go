@@ -68,7 +68,7 @@ func (s *session) setPeerInfo(m protocol.PeerInfo) {
 		o := p.other(s)
 		in := protocol.PeerIntro{Pair: p.id, Initiator: o == p.a, Peer: s.entry.Load().Name, Key: s.key,
 			Candidates: s.candidatesLocked(), Facts: m.Facts}
-		updates = append(updates, func() { o.send(in) })
+		updates = append(updates, func() { o.post(in) })
 	}
 	s.r.mu.Unlock()
 	for _, u := range updates {
@@ -124,7 +124,7 @@ func (s *session) introduce(m protocol.PeerConnect) {
 		}
 		r.stats.Peers.Refused.Add(1)
 		s.log.Info("peer introduction refused", "peer", m.Peer, "status", st)
-		s.send(protocol.PeerIntro{Status: st, Peer: m.Peer})
+		s.post(protocol.PeerIntro{Status: st, Peer: m.Peer})
 		return
 	}
 	// Asked again for a peer it already has a pair with (the agent's
@@ -163,13 +163,8 @@ func (s *session) introduce(m protocol.PeerConnect) {
 	}
 	r.stats.Peers.Intros.Add(1)
 	s.log.Info("peers introduced", "peer", toA.Peer, "pair", p.id)
-	if ra > rb {
-		s.send(toA)
-		target.send(toB)
-	} else {
-		target.send(toB)
-		s.send(toA)
-	}
+	s.post(toA)
+	target.post(toB)
 }
 
 // introduceWaiting introduces s to the agents that asked for it while it
@@ -254,7 +249,7 @@ func (s *session) dropPairsLocked() map[*session][]uint32 {
 func tellGone(gone map[*session][]uint32) {
 	for o, ids := range gone {
 		for _, id := range ids {
-			go o.send(protocol.PeerIntro{Pair: id, Status: protocol.PeerGone})
+			o.post(protocol.PeerIntro{Pair: id, Status: protocol.PeerGone})
 		}
 	}
 }

@@ -31,7 +31,8 @@ import (
 type Relay struct {
 	stateChanged chan struct{} // a live session came or went (state.go)
 	// introMu orders peer introductions and their updates (peers.go):
-	// each is built from the relay's state and sent while it is held, so
+	// each is built from the relay's state and posted to the agents'
+	// outboxes while it is held (outbox.go: posting never blocks), so
 	// an introduction built before an agent's NAT facts arrived can never
 	// reach the peer after the update that carries them (the peer kept
 	// the stale facts and never tried TCP simultaneous open).

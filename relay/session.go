@@ -39,6 +39,7 @@ type session struct {
 
 	ctrlMu sync.Mutex // serialises control writes
 	ctrl   *smux.Stream
+	out    outbox // control messages posted to send in order without blocking the poster (outbox.go)
 
 	expMu     sync.Mutex // guards exposures and refused
 	exposures map[string]*exposure
