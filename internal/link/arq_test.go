@@ -329,12 +329,12 @@ func TestFECLinkUsesSession(t *testing.T) {
 	msg := make([]byte, 256<<10)
 	rand.Read(msg)
 	go func() {
-		st, err := la.Mux.OpenStream()
+		st, err := la.OpenStream()
 		if err == nil {
 			st.Write(msg)
 		}
 	}()
-	st, err := lb.Mux.AcceptStream()
+	st, err := lb.AcceptStream()
 	if err != nil {
 		t.Fatal(err)
 	}
