@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"io"
 	"net"
 	"strconv"
@@ -98,6 +99,39 @@ func TestParkingOlderPeers(t *testing.T) {
 			if s, ok := linkState(r); !ok || s != "" {
 				t.Fatalf("link state %q (agent listed %v), want the smux layout\nrelay log:\n%s\nagent log:\n%s", s, ok, rlog.String(), alog.String())
 			}
+		})
+	}
+}
+
+// TestParkedRelayRestart: a relay stopping (SIGTERM) says goodbye on the
+// control channel of a parked link too, so the agent is back on the next
+// relay at once, as on the smux layout, not after its next heartbeat.
+func TestParkedRelayRestart(t *testing.T) {
+	for _, noPark := range []bool{false, true} {
+		t.Run(fmt.Sprintf("noPark=%v", noPark), func(t *testing.T) {
+			rcfg, acfg, port := fastHeartbeat(t)
+			rcfg.Listen = "127.0.0.1:" + strconv.Itoa(int(fixedPort(t)))
+			acfg.Heartbeat = 15 * time.Second
+			acfg.Tuning = acfg.Tuning.OrDefault()
+			acfg.Tuning.ParkAfter = 200 * time.Millisecond
+			acfg.Tuning.NoPark = noPark
+			r, _, stop := testenv.StartRelay(t, rcfg)
+			acfg.Relays[0].Address = r.Addr().String()
+			_, alog, _ := testenv.StartAgent(t, acfg)
+			testenv.WaitFor(t, 10*time.Second, "exposure open", func() bool { return testenv.Exposed(r, "echo") })
+			echoTimed(t, port, "x")
+			time.Sleep(time.Second)
+			if s, _ := linkState(r); noPark == (s == "parked") {
+				t.Fatalf("link %q", s)
+			}
+			stop()
+			start := time.Now()
+			r2, _, _ := testenv.StartRelay(t, rcfg)
+			testenv.WaitFor(t, 10*time.Second, "exposure back", func() bool { return testenv.Exposed(r2, "echo") })
+			if d := time.Since(start); d > 3*time.Second {
+				t.Fatalf("back after %v\nagent log:\n%s", d, alog.String())
+			}
+			t.Logf("back after %v", time.Since(start))
 		})
 	}
 }
