@@ -61,6 +61,14 @@ type arqConn struct {
 	// active is when the conn last carried a segment either way (unix
 	// nanos): the parked layout's idle test.
 	active atomic.Int64
+
+	// The control conversation's KCP state is dropped while idle and
+	// rebuilt from its sequence numbers (freeze.go); kcp is nil then.
+	t       Tuning
+	freezes bool
+	frozen  [kcpFrozenWords]uint32
+	rcvTop  uint32 // one past the highest data segment input (freeze.go)
+	freezeN atomic.Uint64
 }
 
 // newARQConn starts KCP conversation conv on pc, the only one pc carries.
@@ -74,22 +82,28 @@ func newARQConn(pc *PacketConn, conv uint32, t Tuning) *arqConn {
 // datagrams to input (park.go's router, when pc carries several).
 func newARQ(pc *PacketConn, conv uint32, t Tuning) *arqConn {
 	c := &arqConn{pc: pc, conv: conv, sndWnd: t.SendWindow, period: time.Duration(max(t.Interval, 10)) * time.Millisecond,
-		readEv: make(chan struct{}, 1), writeEv: make(chan struct{}, 1), die: make(chan struct{})}
-	c.kcp = kcp.NewKCP(conv, func(b []byte, n int) {
-		if n >= kcp.IKCP_OVERHEAD {
-			c.queueOutLocked(b[:n])
-		}
-	})
-	kcpSetStream(c.kcp)
-	c.kcp.NoDelay(t.NoDelay, t.Interval, t.Resend, t.NoCongestion)
-	c.kcp.WndSize(t.SendWindow, t.RecvWindow)
-	c.kcp.SetMtu(t.kcpMTU())
+		readEv: make(chan struct{}, 1), writeEv: make(chan struct{}, 1), die: make(chan struct{}), t: t}
+	c.kcp = c.newKCP()
 	c.mss = t.kcpMTU() - kcp.IKCP_OVERHEAD
 	if c.sndWnd <= 0 {
 		c.sndWnd = kcp.IKCP_WND_SND
 	}
 	c.active.Store(nowNano())
 	return c
+}
+
+// newKCP builds the conversation's KCP state as the tuning says.
+func (c *arqConn) newKCP() *kcp.KCP {
+	k := kcp.NewKCP(c.conv, func(b []byte, n int) {
+		if n >= kcp.IKCP_OVERHEAD {
+			c.queueOutLocked(b[:n])
+		}
+	})
+	kcpSetStream(k)
+	k.NoDelay(c.t.NoDelay, c.t.Interval, c.t.Resend, c.t.NoCongestion)
+	k.WndSize(c.t.SendWindow, c.t.RecvWindow)
+	k.SetMtu(c.t.kcpMTU())
+	return k
 }
 
 // Read returns stream bytes as they arrive, blocking until some do.
@@ -105,11 +119,12 @@ func (c *arqConn) Read(b []byte) (int, error) {
 			c.pending = c.pending[n:]
 			if len(c.pending) == 0 {
 				c.releaseLocked()
+				c.freezeLocked()
 			}
 			c.mu.Unlock()
 			return n, nil
 		}
-		if size := c.kcp.PeekSize(); size > 0 {
+		if size := c.peekLocked(); size > 0 {
 			var n int
 			if len(b) >= size {
 				n = c.kcp.Recv(b)
@@ -121,6 +136,9 @@ func (c *arqConn) Read(b []byte) (int, error) {
 			}
 			if kcpProbing(c.kcp) { // the read reopened a full window: say so now
 				c.flushLocked()
+			}
+			if c.pending == nil {
+				c.freezeLocked()
 			}
 			c.unlockAndSend()
 			return n, nil
@@ -182,7 +200,7 @@ func deadline(t time.Time) int64 {
 func (c *arqConn) waitData() error {
 	for {
 		c.mu.Lock()
-		closed, ready := c.closed, len(c.pending) > 0 || c.kcp.PeekSize() > 0
+		closed, ready := c.closed, len(c.pending) > 0 || c.peekLocked() > 0
 		c.mu.Unlock()
 		switch {
 		case closed:
@@ -201,7 +219,7 @@ func (c *arqConn) waitData() error {
 // carried nothing.
 func (c *arqConn) idle() (bool, time.Time) {
 	c.mu.Lock()
-	busy := c.kcp.WaitSnd() > 0 || c.kcp.PeekSize() > 0 || len(c.pending) > 0
+	busy := c.kcp != nil && (c.kcp.WaitSnd() > 0 || c.kcp.PeekSize() > 0) || len(c.pending) > 0
 	c.mu.Unlock()
 	return !busy, unixNano(c.active.Load())
 }
@@ -237,6 +255,7 @@ func (c *arqConn) WriteBuffers(v [][]byte) (int, error) {
 			c.mu.Unlock()
 			return 0, io.ErrClosedPipe
 		}
+		c.thawLocked()
 		if c.kcp.WaitSnd() < c.sndWnd {
 			n := 0
 			for _, b := range v {
@@ -271,6 +290,8 @@ func (c *arqConn) input(p []byte, last bool) {
 		c.flushLocked()
 	default:
 		c.active.Store(nowNano())
+		c.thawLocked()
+		c.noteSegments(p)
 		c.kcp.Input(p, kcp.IKCP_PACKET_REGULAR, last)
 		if kcpProbing(c.kcp) { // the peer asked for our window
 			c.flushLocked()
@@ -280,11 +301,17 @@ func (c *arqConn) input(p []byte, last bool) {
 		}
 		c.afterLocked()
 	}
+	if last {
+		c.freezeLocked()
+	}
 	c.unlockAndSend()
 }
 
 // flushLocked sends what KCP has (ACKs, probes, new and due segments).
 func (c *arqConn) flushLocked() {
+	if c.kcp == nil {
+		return
+	}
 	kcpFlush(c.kcp)
 	c.afterLocked()
 }
@@ -311,9 +338,10 @@ func (c *arqConn) afterLocked() {
 func (c *arqConn) tick() {
 	c.mu.Lock()
 	c.armed = false
-	if !c.closed {
+	if !c.closed && c.kcp != nil {
 		c.ticks.Add(1)
 		c.flushLocked()
+		c.freezeLocked()
 	}
 	c.unlockAndSend()
 }
@@ -359,7 +387,10 @@ func notify(ch chan struct{}) {
 // srtt returns KCP's smoothed RTT.
 func (c *arqConn) srtt() time.Duration {
 	c.mu.Lock()
-	ms := kcpSRTT(c.kcp)
+	ms := int32(c.frozen[kcpFrozenSRTT])
+	if c.kcp != nil {
+		ms = kcpSRTT(c.kcp)
+	}
 	c.mu.Unlock()
 	return time.Duration(ms) * time.Millisecond
 }
@@ -372,7 +403,9 @@ func (c *arqConn) Close() error {
 		c.mu.Unlock()
 		return io.ErrClosedPipe
 	}
-	kcpFlush(c.kcp)
+	if c.kcp != nil {
+		kcpFlush(c.kcp)
+	}
 	c.closed = true
 	if c.timer != nil {
 		c.timer.Stop()

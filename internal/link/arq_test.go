@@ -25,6 +25,10 @@ func TestKCPCoreFields(t *testing.T) {
 		off  uintptr
 		kind reflect.Kind
 	}{
+		"snd_una": {kcpOffUna, reflect.Uint32},
+		"rcv_nxt": {kcpOffRcvNxt, reflect.Uint32},
+		"rmt_wnd": {kcpOffRmtWnd, reflect.Uint32},
+		"incr":    {kcpOffUna + 4*(kcpFrozenWords-1), reflect.Uint32},
 		"rx_srtt": {kcpOffSRTT, reflect.Int32},
 		"probe":   {kcpOffProbe, reflect.Uint32},
 		"updated": {kcpOffUpdated, reflect.Uint32},

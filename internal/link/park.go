@@ -44,7 +44,8 @@ import (
 //
 // The relay keeps no timer for this: only the asking end has one, armed
 // while a data conversation exists. An idle link has the control
-// conversation's KCP state, and its reader's goroutine at each end.
+// conversation's frozen sequence numbers (freeze.go), and its reader's
+// goroutine at each end.
 
 // parkAfter is how long a data conversation must be idle before the
 // agent asks to park it: long enough that a page load's connections or a
@@ -124,6 +125,10 @@ func newParker(pc *PacketConn, base uint32, t Tuning, server bool) *parker {
 	ct := t
 	ct.SendWindow, ct.RecvWindow = ctlWindow, ctlWindow
 	p.ctl = newARQ(pc, ctlConv(base), ct)
+	p.ctl.freezes = true // freeze.go
+	p.ctl.mu.Lock()
+	p.ctl.freezeLocked()
+	p.ctl.mu.Unlock()
 	h := parkHandler(p.onPark)
 	pc.onPark.Store(&h)
 	pc.setSink(p.route)
