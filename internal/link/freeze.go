@@ -88,3 +88,10 @@ func (c *arqConn) peekLocked() int {
 	}
 	return c.kcp.PeekSize()
 }
+
+// frozenNow reports whether the KCP state is dropped right now.
+func (c *arqConn) frozenNow() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.kcp == nil
+}

@@ -23,11 +23,7 @@ func freezingPair(t *testing.T, drop func() bool) (a, b *arqConn) {
 	return a, b
 }
 
-func frozen(c *arqConn) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.kcp == nil
-}
+func frozen(c *arqConn) bool { return c.frozenNow() }
 
 // TestFrozenConversation: a freezing conversation holds no KCP state
 // once idle, and goes on where it stopped: messages of every size up to

@@ -238,3 +238,43 @@ func TestSmuxLayoutLink(t *testing.T) {
 		t.Fatal("smux layout reports parking")
 	}
 }
+
+// TestIdleParkedLinkCost compares n idle link pairs in the smux layout
+// (one stream open, as the control stream is) with n parked ones (whose
+// control channel and one tunneled stream have been used): heap and
+// goroutines per link end. Parked, a link end holds no goroutine and a
+// few KB (its PacketConn and the control conversation's frozen words).
+func TestIdleParkedLinkCost(t *testing.T) {
+	const n = 200
+	smuxCost := measureIdle(t, n, NewUDPLink, 100*time.Millisecond, nil)
+	runtime.GC()
+	var m0, m1 runtime.MemStats
+	runtime.ReadMemStats(&m0)
+	g0 := runtime.NumGoroutine()
+	links := make([]*Link, 0, 2*n)
+	for range n {
+		agent, relay, _, _ := parkedPair(t, 20*time.Millisecond, nil)
+		go echoStreams(agent)
+		if err := roundTrip(relay, "x"); err != nil {
+			t.Fatal(err)
+		}
+		links = append(links, agent, relay)
+	}
+	waitParked(t, 10*time.Second, links...)
+	for _, l := range links {
+		if !l.park.ctl.frozenNow() {
+			t.Fatal("an idle control conversation is not frozen")
+		}
+	}
+	time.Sleep(100 * time.Millisecond)
+	runtime.GC()
+	runtime.ReadMemStats(&m1)
+	heap := float64(int64(m1.HeapAlloc)-int64(m0.HeapAlloc)) / float64(2*n)
+	goroutines := float64(runtime.NumGoroutine()-g0-n) / float64(2*n) // less the test's echo loops
+	t.Logf("per idle link end (%d pairs): smux layout %.0f heap bytes, %.1f goroutines; parked %.0f heap bytes, %.1f goroutines",
+		n, smuxCost.heap, smuxCost.goroutines, heap, goroutines)
+	if heap > smuxCost.heap/4 || goroutines > 0 {
+		t.Errorf("parked link end holds %.0f bytes and %.1f goroutines; smux layout %.0f and %.1f", heap, goroutines, smuxCost.heap, smuxCost.goroutines)
+	}
+	runtime.KeepAlive(links)
+}
