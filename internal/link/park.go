@@ -86,6 +86,7 @@ type parker struct {
 	lastParked uint32 // the relay re-answers a request for it (its answer was lost)
 	parked     bool   // lastParked is set
 	data       *dataEnd
+	cur        atomic.Pointer[arqConn] // data's arqConn, for route without mu
 	up         chan struct{} // closed while data is set, for AcceptStream
 	opening    int           // OpenStreams between taking data and smux's answer
 	asking     bool          // a request for epoch is unanswered
@@ -173,6 +174,9 @@ func (p *parker) route(b []byte, last bool) {
 // dataFor returns the data conversation conv belongs to, starting it
 // when conv is the current epoch's first datagram, or nil (stale).
 func (p *parker) dataFor(conv uint32) *arqConn {
+	if c := p.cur.Load(); c != nil && c.conv == conv {
+		return c // the common case: a datagram of the live epoch (if it was just parked, the closed conn drops it)
+	}
 	p.mu.Lock()
 	if p.data != nil && p.data.arq.conv == conv {
 		c := p.data.arq
@@ -211,6 +215,7 @@ func (p *parker) startLocked() *dataEnd {
 		return nil
 	}
 	p.data = &dataEnd{arq: arq, mux: mux}
+	p.cur.Store(arq)
 	close(p.up)
 	p.wakes.Add(1)
 	if p.asks {
@@ -225,6 +230,7 @@ func (p *parker) parkLocked() *dataEnd {
 	d := p.data
 	if d != nil {
 		p.data = nil
+		p.cur.Store(nil)
 		p.up = make(chan struct{})
 	}
 	p.lastParked, p.parked = p.epoch, true
@@ -453,6 +459,7 @@ func (p *parker) close() error {
 	p.closed = true
 	d := p.data
 	p.data = nil
+	p.cur.Store(nil)
 	if p.timer != nil {
 		p.timer.Stop()
 	}
