@@ -87,10 +87,10 @@ type parker struct {
 	parked     bool   // lastParked is set
 	data       *dataEnd
 	cur        atomic.Pointer[arqConn] // data's arqConn, for route without mu
-	up         chan struct{} // closed while data is set, for AcceptStream
-	opening    int           // OpenStreams between taking data and smux's answer
-	asking     bool          // a request for epoch is unanswered
-	answered   chan struct{} // closed when it is answered or given up
+	up         chan struct{}           // closed while data is set, for AcceptStream
+	opening    int                     // OpenStreams between taking data and smux's answer
+	asking     bool                    // a request for epoch is unanswered
+	answered   chan struct{}           // closed when it is answered or given up
 	tries      int
 	timer      *time.Timer // the asking end's: idle check, then retries
 	closed     bool
