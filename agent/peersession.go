@@ -302,7 +302,7 @@ func (s *peerSession) start(sess *secure.Session, conv uint32) {
 	if s.initiator {
 		// The control stream must be the first the responder accepts:
 		// open it before clients may open theirs.
-		st, err := lk.Mux.OpenStream()
+		st, err := lk.OpenStream()
 		if err != nil {
 			s.close("open control stream: " + err.Error())
 			return
@@ -372,7 +372,7 @@ func (s *peerSession) acceptStreams() {
 	defer s.close("peer closed the session")
 	a := s.m.a
 	for {
-		st, err := s.lk.Mux.AcceptStream()
+		st, err := s.lk.AcceptStream()
 		if err != nil {
 			return
 		}
@@ -406,7 +406,7 @@ func (s *peerSession) acceptStreams() {
 
 // open opens a stream to the peer's service (initiator side).
 func (s *peerSession) open(h protocol.StreamHeader) (*smux.Stream, error) {
-	st, err := s.lk.Mux.OpenStream()
+	st, err := s.lk.OpenStream()
 	if err != nil {
 		return nil, err
 	}

@@ -14,7 +14,6 @@ import (
 	"github.com/pinhole/pinhole/internal/slog"
 	"github.com/pinhole/pinhole/internal/splice"
 	"github.com/pinhole/pinhole/protocol"
-	"github.com/xtaci/smux"
 )
 
 // linkEnd says how a link ended, for the reconnect policy in Run.
@@ -46,9 +45,9 @@ const (
 // ends or ctx is done.
 func (a *Agent) serve(ctx context.Context, conn *relaylink.Conn, idx int) linkEnd {
 	log := a.log.With("relay", conn.Target.Address, "transport", conn.Transport)
-	ctrl, err := conn.Mux.OpenStream()
+	ctrl, err := conn.OpenControl()
 	if err != nil {
-		log.Warn("open control stream", "err", err)
+		log.Warn("open control channel", "err", err)
 		conn.Close()
 		return linkEnd{}
 	}
@@ -109,7 +108,7 @@ func (a *Agent) serve(ctx context.Context, conn *relaylink.Conn, idx int) linkEn
 	var wg sync.WaitGroup
 	wg.Go(func() { finish(a.readControl(lctx, c, conn, tn, replies, log)) })
 	wg.Go(func() { finish(a.heartbeat(lctx, c, conn, log)) })
-	wg.Go(func() { a.acceptStreams(lctx, conn.Mux, tn, log); cancel() })
+	wg.Go(func() { a.acceptStreams(lctx, conn.Link, tn, log); cancel() })
 	wg.Go(func() { a.watchReload(lctx, c, hello.Heartbeat) })
 	wg.Go(func() {
 		if a.watchNetChange(lctx, c, conn, log) {
@@ -142,7 +141,7 @@ func (a *Agent) serve(ctx context.Context, conn *relaylink.Conn, idx int) linkEn
 // control serialises writes on the control stream.
 type control struct {
 	mu      sync.Mutex
-	st      *smux.Stream
+	st      link.Conn
 	asked   chan struct{} // a request that expects an answer went out (for heartbeat)
 	retuned chan struct{} // the heartbeat interval changed (for heartbeat)
 	// keepalives: the relay answered a keepalive datagram, so the
@@ -255,7 +254,7 @@ func (a *Agent) heard(conn *relaylink.Conn, rtt time.Duration, observed netip.Ad
 }
 
 // acceptStreams serves every stream the relay opens.
-func (a *Agent) acceptStreams(ctx context.Context, mux *smux.Session, tn *splice.Tunnels, log interface{ Warn(string, ...any) }) {
+func (a *Agent) acceptStreams(ctx context.Context, mux *link.Link, tn *splice.Tunnels, log interface{ Warn(string, ...any) }) {
 	for {
 		st, err := mux.AcceptStream()
 		if err != nil {
@@ -336,7 +335,7 @@ func (a *Agent) probeUDP(ctx context.Context, conn *relaylink.Conn, idx int, log
 		default:
 			continue
 		}
-		if n := conn.Mux.NumStreams(); n > 1 {
+		if n := conn.NumStreams(); n > 1 {
 			log.Info("a preferred path works again; moving when idle", "primary", why == endPrimary, "streams", n-1)
 			continue
 		}

@@ -68,6 +68,7 @@ func BenchmarkRelayIdleAgents(b *testing.B) {
 	cpu1, t1 := cpuTicks(b, relay.pid), time.Now()
 	rss1 := rssMiB(b, relay.pid)
 	heap, heapOK := relayHeap(fleet.admin)
+	b.Logf("idle: relay counters: %v", relayCounters(fleet.admin))
 
 	var restarts time.Duration
 	for b.Loop() {
@@ -329,7 +330,7 @@ func relayCounters(addr string) string {
 		return "(status unreadable)"
 	}
 	var out []string
-	for _, k := range []string{"handshakes", "handshake_dropped", "handshake_coalesced", "handshake_resent", "cookies_sent", "pending_discarded", "replayed", "replaced"} {
+	for _, k := range []string{"handshakes", "handshake_dropped", "handshake_coalesced", "handshake_resent", "cookies_sent", "pending_discarded", "replayed", "replaced", "links_parked", "link_parks", "link_wakes"} {
 		out = append(out, fmt.Sprintf("%s=%d", k, st.Counters[k]))
 	}
 	return strings.Join(out, " ")

@@ -189,6 +189,41 @@ func TestHandshakePayload(t *testing.T) {
 	if err != nil || got != p {
 		t.Fatalf("payload round trip: got %+v, %v; want %+v", got, err, p)
 	}
+	// Capabilities are one trailing byte, absent when zero, so an agent
+	// that did not offer any gets the payload it always parsed.
+	if len(p.Append(nil)) != 1+4+2+8 {
+		t.Fatalf("payload without capabilities is %d bytes", len(p.Append(nil)))
+	}
+	p.Caps = FlagParkable
+	if got, err := ParseHandshakePayload(p.Append(nil)); err != nil || got != p {
+		t.Fatalf("payload with capabilities: got %+v, %v; want %+v", got, err, p)
+	}
+	if _, err := ParseHandshakePayload(append(p.Append(nil), 0)); err == nil {
+		t.Fatal("a payload with two trailing bytes parsed")
+	}
+}
+
+// TestParkWire pins the park payload (epoch, then 1 for parked) and the
+// handshake header's flags byte, which older builds send as zero.
+func TestParkWire(t *testing.T) {
+	if got, want := AppendPark(nil, 0x01020304, true), unhex(t, "01020304 01"); !bytes.Equal(got, want) {
+		t.Fatalf("park %x, want %x", got, want)
+	}
+	if e, ok, err := ParsePark(unhex(t, "01020304 00")); err != nil || e != 0x01020304 || ok {
+		t.Fatalf("parse: %x %v %v", e, ok, err)
+	}
+	for _, bad := range []string{"01020304", "01020304 02", "01020304 0100"} {
+		if _, _, err := ParsePark(unhex(t, bad)); err == nil {
+			t.Fatalf("%s parsed", bad)
+		}
+	}
+	h := AppendHandshakeHeader(nil, HandshakeHeader{Type: TypeHandshakeInit, Version: Version, Flags: FlagParkable, Sender: 5})
+	if h[2] != FlagParkable || h[3] != 0 {
+		t.Fatalf("header %x: flags not in byte 2", h)
+	}
+	if got, err := ParseHandshakeHeader(h); err != nil || got.Flags != FlagParkable || got.Sender != 5 {
+		t.Fatalf("header parse: %+v %v", got, err)
+	}
 }
 
 // TestKeepaliveWire pins both keepalive payloads: the send time, then the

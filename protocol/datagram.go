@@ -107,7 +107,44 @@ const (
 	// time echoed and the address the relay saw it come from
 	// (AppendKeepaliveAck).
 	DataKeepaliveAck DataKind = 5
+	// DataPark: on a link whose ends both spoke FlagParkable in the
+	// handshake, the agent asks the relay to drop the idle data
+	// conversation of an epoch (ParkLen bytes: the epoch, zero). Outside
+	// KCP, as the conversation it parks is the one that would carry it.
+	DataPark DataKind = 6
+	// DataParkAck answers a DataPark: the epoch, and 1 when the relay
+	// parked it (it had no stream and nothing in flight), 0 when not.
+	DataParkAck DataKind = 7
 )
+
+// FlagParkable, in the flags byte of a handshake initiation and in the
+// capabilities of the relay's handshake payload, says that the sender
+// runs a UDP link's control channel on a KCP conversation of its own and
+// creates the data conversation (KCP and smux) on the first stream and
+// parks it when idle (internal/link/park.go). A link uses that layout
+// only when both ends said so; otherwise the control channel is the
+// first smux stream, as older builds expect.
+const FlagParkable = 1
+
+// ParkLen is the payload size of DataPark and DataParkAck.
+const ParkLen = 5
+
+// AppendPark appends a park request or answer for epoch.
+func AppendPark(b []byte, epoch uint32, ok bool) []byte {
+	b = binary.BigEndian.AppendUint32(b, epoch)
+	if ok {
+		return append(b, 1)
+	}
+	return append(b, 0)
+}
+
+// ParsePark decodes a DataPark or DataParkAck payload.
+func ParsePark(b []byte) (epoch uint32, ok bool, err error) {
+	if len(b) != ParkLen || b[4] > 1 {
+		return 0, false, ErrMalformed
+	}
+	return binary.BigEndian.Uint32(b), b[4] == 1, nil
+}
 
 // KeepaliveLen is the payload size of both keepalive kinds: the send time
 // (8 bytes), the observed IP as 16 bytes (IPv4 mapped) and the port (2).
@@ -176,12 +213,13 @@ func ParseDataHeader(b []byte) (DataHeader, error) {
 type HandshakeHeader struct {
 	Type    Type
 	Version byte
+	Flags   byte // what the sender can do (FlagParkable); older builds send and ignore 0
 	Sender  uint32
 }
 
 // AppendHandshakeHeader appends the 8-byte prefix.
 func AppendHandshakeHeader(b []byte, h HandshakeHeader) []byte {
-	b = append(b, byte(h.Type), h.Version, 0, 0)
+	b = append(b, byte(h.Type), h.Version, h.Flags, 0)
 	return binary.BigEndian.AppendUint32(b, h.Sender)
 }
 
@@ -195,5 +233,5 @@ func ParseHandshakeHeader(b []byte) (HandshakeHeader, error) {
 	if t != TypeHandshakeInit && t != TypeHandshakeResp {
 		return HandshakeHeader{}, ErrNotPinhole
 	}
-	return HandshakeHeader{Type: t, Version: b[1], Sender: binary.BigEndian.Uint32(b[4:8])}, nil
+	return HandshakeHeader{Type: t, Version: b[1], Flags: b[2], Sender: binary.BigEndian.Uint32(b[4:8])}, nil
 }

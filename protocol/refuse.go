@@ -69,21 +69,33 @@ func ParseRefuse(b []byte) (Refuse, error) {
 // from the handshake itself, and the relay's clock (Unix nanoseconds), so
 // an agent whose clock is wrong (a router without a real-time clock, NTP
 // blocked) can say by how much.
+//
+// Caps is what the relay can do (FlagParkable), sent only to an agent
+// whose initiation said it can do the same (an older agent's parser
+// takes no trailing byte), and absent from an older relay's payload.
 type HandshakePayload struct {
 	Observed  netip.AddrPort
 	TimeNanos int64
+	Caps      byte
 }
 
 // Append appends the payload.
 func (p HandshakePayload) Append(b []byte) []byte {
 	b = appendAddrPort(b, p.Observed)
-	return binary.BigEndian.AppendUint64(b, uint64(p.TimeNanos))
+	b = binary.BigEndian.AppendUint64(b, uint64(p.TimeNanos))
+	if p.Caps != 0 {
+		b = append(b, p.Caps)
+	}
+	return b
 }
 
 // ParseHandshakePayload decodes the payload.
 func ParseHandshakePayload(b []byte) (HandshakePayload, error) {
 	r := &reader{b: b}
 	p := HandshakePayload{Observed: r.addrPort(), TimeNanos: int64(r.u64())}
+	if r.err == nil && len(r.b) > 0 {
+		p.Caps = r.u8()
+	}
 	return p, r.done()
 }
 

@@ -26,12 +26,15 @@ type Status struct {
 
 // AgentStatus describes one connected agent.
 type AgentStatus struct {
-	Name      string           `json:"name"`
-	Transport string           `json:"transport"`
-	Addr      string           `json:"addr"`
-	Since     time.Time        `json:"connected_since"`
-	Software  string           `json:"software,omitempty"`
-	Streams   int              `json:"streams"`
+	Name      string    `json:"name"`
+	Transport string    `json:"transport"`
+	Addr      string    `json:"addr"`
+	Since     time.Time `json:"connected_since"`
+	Software  string    `json:"software,omitempty"`
+	Streams   int       `json:"streams"`
+	// Link is "parked" (no smux session, no data conversation) or
+	// "awake" for a link in the parked layout, empty for the smux one.
+	Link      string           `json:"link,omitempty"`
 	Exposures []ExposureStatus `json:"exposures"`
 }
 
@@ -84,9 +87,19 @@ func (r *Relay) Status() Status {
 			st.Counter["path_moves"] += mv
 		}
 		as := AgentStatus{Name: s.entry.Load().Name, Transport: string(s.transport), Addr: s.addr.String(),
-			Since: s.started, Streams: s.link.Mux.NumStreams(), Exposures: []ExposureStatus{}}
+			Since: s.started, Streams: s.link.NumStreams(), Exposures: []ExposureStatus{}}
 		if s.pc != nil {
 			as.Addr = s.pc.Peer().String()
+		}
+		if s.link.Parking() {
+			as.Link = "awake"
+			if s.link.Parked() {
+				as.Link = "parked"
+				st.Counter["links_parked"]++
+			}
+			parks, wakes, _ := s.link.ParkStats()
+			st.Counter["link_parks"] += parks
+			st.Counter["link_wakes"] += wakes
 		}
 		if h := s.hello.Load(); h != nil {
 			as.Software = h.Software

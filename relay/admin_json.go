@@ -35,6 +35,7 @@ func (a AgentStatus) WriteJSON(w *jsonw.Writer, key string) {
 	w.Time("connected_since", a.Since)
 	w.StringOmit("software", a.Software)
 	w.Int("streams", int64(a.Streams))
+	w.StringOmit("link", a.Link)
 	if a.Exposures == nil {
 		w.Null("exposures")
 	} else {

@@ -198,7 +198,7 @@ func (e *exposure) acceptTCP() {
 
 func (e *exposure) serveTCP(c net.Conn) {
 	client := addrPortOf(c.RemoteAddr())
-	st, err := e.s.link.Mux.OpenStream()
+	st, err := e.s.link.OpenStream()
 	if err != nil {
 		c.Close()
 		return

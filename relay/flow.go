@@ -174,7 +174,7 @@ func (t *flowTable) serve(f *flow) {
 
 // open opens f's stream and sends its header.
 func (t *flowTable) open(f *flow) (*smux.Stream, error) {
-	st, err := t.e.s.link.Mux.OpenStream()
+	st, err := t.e.s.link.OpenStream()
 	if err != nil {
 		return nil, err
 	}

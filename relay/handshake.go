@@ -156,7 +156,13 @@ func (r *Relay) accept(msg []byte, from netip.AddrPort, transport link.Transport
 		r.stats.PendingDiscarded.Add(1)
 		evict.shutdown("evicted by a fresher handshake")
 	}
-	payload := protocol.HandshakePayload{Observed: from, TimeNanos: time.Now().UnixNano()}.Append(nil)
+	hp := protocol.HandshakePayload{Observed: from, TimeNanos: time.Now().UnixNano()}
+	if parks(cfg, resp, transport) {
+		hp.Caps = protocol.FlagParkable
+	} else {
+		resp.Flags &^= protocol.FlagParkable // the link starts in the smux layout
+	}
+	payload := hp.Append(nil)
 	sess, m2, err := resp.Respond(idx, payload)
 	if err != nil {
 		r.mu.Lock()
@@ -215,4 +221,11 @@ func (r *Relay) dropPendingLocked(s *session) {
 	} else {
 		r.pending[s.key] = p
 	}
+}
+
+// parks reports whether a UDP link starts in the parked layout: the agent
+// offered it and this relay's tuning allows it (link/park.go). An older
+// agent offers nothing and gets the payload it can parse.
+func parks(cfg *Config, resp *secure.Response, transport link.Transport) bool {
+	return transport == link.UDP && resp.Flags&protocol.FlagParkable != 0 && cfg.Tuning.Parks()
 }

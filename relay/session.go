@@ -15,7 +15,6 @@ import (
 	"github.com/pinhole/pinhole/internal/splice"
 	"github.com/pinhole/pinhole/protocol"
 	"github.com/pinhole/pinhole/protocol/secure"
-	"github.com/xtaci/smux"
 )
 
 // session is one agent's link, from handshake to close. It becomes live
@@ -38,7 +37,7 @@ type session struct {
 	m2        []byte                    // the answer to it, sent again to its retries (UDP; set before the session is pending)
 
 	ctrlMu sync.Mutex // serialises control writes
-	ctrl   *smux.Stream
+	ctrl   link.Conn
 	out    outbox // control messages posted to send in order without blocking the poster (outbox.go)
 
 	expMu     sync.Mutex // guards exposures and refused
@@ -85,14 +84,12 @@ func (s *session) run(ctx context.Context) {
 	}()
 
 	s.link.SetForwardHandler(s.forward)
-	s.link.Mux.SetDeadline(time.Now().Add(confirmTimeout))
-	ctrl, err := s.link.Mux.AcceptStream()
+	ctrl, err := s.link.AcceptControl(confirmTimeout)
 	if err != nil {
 		s.r.stats.PendingDiscarded.Add(1)
 		s.log.Debug("session never confirmed", "addr", s.addr)
 		return
 	}
-	s.link.Mux.SetDeadline(time.Time{})
 	s.ctrl = ctrl
 	s.confirmed.Store(true)
 	if !s.r.activate(s) {
@@ -119,7 +116,7 @@ func (s *session) run(ctx context.Context) {
 	for {
 		m, err := protocol.ReadMessage(ctrl)
 		if err != nil {
-			if !errors.Is(err, io.EOF) && !errors.Is(err, link.ErrPeerClosed) && !s.link.Mux.IsClosed() {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, link.ErrPeerClosed) && !s.link.IsClosed() {
 				s.log.Warn("control stream", "err", err)
 			}
 			return

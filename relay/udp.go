@@ -82,7 +82,11 @@ func (r *Relay) handleInitUDP(ctx context.Context, msg []byte, from netip.AddrPo
 		s.log.Info("agent address changed (NAT rebinding)", "addr", to)
 	})
 	s.pc.AnswerKeepalives()
-	l, err := link.NewUDPLink(s.pc, resp.PeerIndex, r.cfg.Load().Tuning, true)
+	newLink := link.NewUDPLink
+	if resp.Flags&protocol.FlagParkable != 0 { // and accept told the agent so
+		newLink = link.NewParkingUDPLink
+	}
+	l, err := newLink(s.pc, resp.PeerIndex, r.cfg.Load().Tuning, true)
 	if err != nil {
 		r.release(s)
 		return

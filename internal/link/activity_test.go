@@ -33,12 +33,12 @@ func TestActivity(t *testing.T) {
 		t.Fatalf("LastTraffic before any send: %v, want zero", la.LastTraffic())
 	}
 	go func() { // the relay's end echoes one stream
-		st, err := lb.Mux.AcceptStream()
+		st, err := lb.AcceptStream()
 		if err == nil {
 			io.Copy(st, st)
 		}
 	}()
-	st, err := la.Mux.OpenStream()
+	st, err := la.OpenStream()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package link
 
 import (
 	"io"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,6 +34,7 @@ import (
 // io.ErrClosedPipe after Close.
 type arqConn struct {
 	pc     *PacketConn
+	conv   uint32
 	sndWnd int // send window in segments: Write blocks while WaitSnd reaches it
 	mss    int
 	period time.Duration // KCP's flush interval
@@ -52,26 +54,56 @@ type arqConn struct {
 	die             chan struct{} // closed by Close
 
 	ticks atomic.Uint64 // timer flushes, for tests: an idle link has none
+
+	// Deadlines (unix nanos, 0: none) for the control channel, which runs
+	// on an arqConn of its own in the parked layout (park.go).
+	rdl, wdl atomic.Int64
+	// active is when the conn last carried a segment either way (unix
+	// nanos): the parked layout's idle test.
+	active atomic.Int64
+
+	// The control conversation's KCP state is dropped while idle and
+	// rebuilt from its sequence numbers (freeze.go); kcp is nil then.
+	t       Tuning
+	freezes bool
+	frozen  [kcpFrozenWords]uint32
+	rcvTop  uint32 // one past the highest data segment input (freeze.go)
+	freezeN atomic.Uint64
 }
 
+// newARQConn starts KCP conversation conv on pc, the only one pc carries.
 func newARQConn(pc *PacketConn, conv uint32, t Tuning) *arqConn {
-	c := &arqConn{pc: pc, sndWnd: t.SendWindow, period: time.Duration(max(t.Interval, 10)) * time.Millisecond,
-		readEv: make(chan struct{}, 1), writeEv: make(chan struct{}, 1), die: make(chan struct{})}
-	c.kcp = kcp.NewKCP(conv, func(b []byte, n int) {
-		if n >= kcp.IKCP_OVERHEAD {
-			c.queueOutLocked(b[:n])
-		}
-	})
-	kcpSetStream(c.kcp)
-	c.kcp.NoDelay(t.NoDelay, t.Interval, t.Resend, t.NoCongestion)
-	c.kcp.WndSize(t.SendWindow, t.RecvWindow)
-	c.kcp.SetMtu(t.kcpMTU())
+	c := newARQ(pc, conv, t)
+	pc.setSink(c.input)
+	return c
+}
+
+// newARQ starts KCP conversation conv on pc; the caller routes pc's KCP
+// datagrams to input (park.go's router, when pc carries several).
+func newARQ(pc *PacketConn, conv uint32, t Tuning) *arqConn {
+	c := &arqConn{pc: pc, conv: conv, sndWnd: t.SendWindow, period: time.Duration(max(t.Interval, 10)) * time.Millisecond,
+		readEv: make(chan struct{}, 1), writeEv: make(chan struct{}, 1), die: make(chan struct{}), t: t}
+	c.kcp = c.newKCP()
 	c.mss = t.kcpMTU() - kcp.IKCP_OVERHEAD
 	if c.sndWnd <= 0 {
 		c.sndWnd = kcp.IKCP_WND_SND
 	}
-	pc.setSink(c.input)
+	c.active.Store(nowNano())
 	return c
+}
+
+// newKCP builds the conversation's KCP state as the tuning says.
+func (c *arqConn) newKCP() *kcp.KCP {
+	k := kcp.NewKCP(c.conv, func(b []byte, n int) {
+		if n >= kcp.IKCP_OVERHEAD {
+			c.queueOutLocked(b[:n])
+		}
+	})
+	kcpSetStream(k)
+	k.NoDelay(c.t.NoDelay, c.t.Interval, c.t.Resend, c.t.NoCongestion)
+	k.WndSize(c.t.SendWindow, c.t.RecvWindow)
+	k.SetMtu(c.t.kcpMTU())
+	return k
 }
 
 // Read returns stream bytes as they arrive, blocking until some do.
@@ -87,11 +119,12 @@ func (c *arqConn) Read(b []byte) (int, error) {
 			c.pending = c.pending[n:]
 			if len(c.pending) == 0 {
 				c.releaseLocked()
+				c.freezeLocked()
 			}
 			c.mu.Unlock()
 			return n, nil
 		}
-		if size := c.kcp.PeekSize(); size > 0 {
+		if size := c.peekLocked(); size > 0 {
 			var n int
 			if len(b) >= size {
 				n = c.kcp.Recv(b)
@@ -104,15 +137,91 @@ func (c *arqConn) Read(b []byte) (int, error) {
 			if kcpProbing(c.kcp) { // the read reopened a full window: say so now
 				c.flushLocked()
 			}
+			if c.pending == nil {
+				c.freezeLocked()
+			}
 			c.unlockAndSend()
 			return n, nil
 		}
 		c.mu.Unlock()
-		select {
-		case <-c.readEv:
-		case <-c.die:
+		if err := c.wait(c.readEv, &c.rdl); err != nil {
+			return 0, err
 		}
 	}
+}
+
+// wait blocks until ev fires, the conn closes or the deadline in dl
+// passes (os.ErrDeadlineExceeded, as net.Conn reports it).
+func (c *arqConn) wait(ev chan struct{}, dl *atomic.Int64) error {
+	d := dl.Load()
+	if d == 0 {
+		select {
+		case <-ev:
+		case <-c.die:
+		}
+		return nil
+	}
+	left := time.Duration(d - nowNano())
+	if left <= 0 {
+		return os.ErrDeadlineExceeded
+	}
+	t := time.NewTimer(left)
+	defer t.Stop()
+	select {
+	case <-ev:
+	case <-c.die:
+	case <-t.C:
+	}
+	return nil
+}
+
+// SetReadDeadline bounds Read (and waitData); the zero time removes it.
+func (c *arqConn) SetReadDeadline(t time.Time) error {
+	c.rdl.Store(deadline(t))
+	notify(c.readEv) // a blocked Read looks at the new deadline
+	return nil
+}
+
+// SetWriteDeadline bounds a Write waiting for window.
+func (c *arqConn) SetWriteDeadline(t time.Time) error {
+	c.wdl.Store(deadline(t))
+	notify(c.writeEv)
+	return nil
+}
+
+func deadline(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+// waitData returns once bytes wait to be read, or with Read's error.
+func (c *arqConn) waitData() error {
+	for {
+		c.mu.Lock()
+		closed, ready := c.closed, len(c.pending) > 0 || c.peekLocked() > 0
+		c.mu.Unlock()
+		switch {
+		case closed:
+			return io.ErrClosedPipe
+		case ready:
+			return nil
+		}
+		if err := c.wait(c.readEv, &c.rdl); err != nil {
+			return err
+		}
+	}
+}
+
+// idle reports whether nothing is in flight either way (no segment
+// waiting for an ACK, none unread) and, if so, since when the conn has
+// carried nothing.
+func (c *arqConn) idle() (bool, time.Time) {
+	c.mu.Lock()
+	busy := c.kcp != nil && (c.kcp.WaitSnd() > 0 || c.kcp.PeekSize() > 0) || len(c.pending) > 0
+	c.mu.Unlock()
+	return !busy, unixNano(c.active.Load())
 }
 
 // getBuf returns a pooled buffer of at least n bytes (stream-mode segments
@@ -146,6 +255,7 @@ func (c *arqConn) WriteBuffers(v [][]byte) (int, error) {
 			c.mu.Unlock()
 			return 0, io.ErrClosedPipe
 		}
+		c.thawLocked()
 		if c.kcp.WaitSnd() < c.sndWnd {
 			n := 0
 			for _, b := range v {
@@ -158,12 +268,12 @@ func (c *arqConn) WriteBuffers(v [][]byte) (int, error) {
 			}
 			c.flushLocked()
 			c.unlockAndSend()
+			c.active.Store(nowNano())
 			return n, nil
 		}
 		c.mu.Unlock()
-		select {
-		case <-c.writeEv:
-		case <-c.die:
+		if err := c.wait(c.writeEv, &c.wdl); err != nil {
+			return 0, err
 		}
 	}
 }
@@ -179,6 +289,9 @@ func (c *arqConn) input(p []byte, last bool) {
 	case p == nil:
 		c.flushLocked()
 	default:
+		c.active.Store(nowNano())
+		c.thawLocked()
+		c.noteSegments(p)
 		c.kcp.Input(p, kcp.IKCP_PACKET_REGULAR, last)
 		if kcpProbing(c.kcp) { // the peer asked for our window
 			c.flushLocked()
@@ -188,11 +301,17 @@ func (c *arqConn) input(p []byte, last bool) {
 		}
 		c.afterLocked()
 	}
+	if last {
+		c.freezeLocked()
+	}
 	c.unlockAndSend()
 }
 
 // flushLocked sends what KCP has (ACKs, probes, new and due segments).
 func (c *arqConn) flushLocked() {
+	if c.kcp == nil {
+		return
+	}
 	kcpFlush(c.kcp)
 	c.afterLocked()
 }
@@ -219,9 +338,10 @@ func (c *arqConn) afterLocked() {
 func (c *arqConn) tick() {
 	c.mu.Lock()
 	c.armed = false
-	if !c.closed {
+	if !c.closed && c.kcp != nil {
 		c.ticks.Add(1)
 		c.flushLocked()
+		c.freezeLocked()
 	}
 	c.unlockAndSend()
 }
@@ -267,7 +387,10 @@ func notify(ch chan struct{}) {
 // srtt returns KCP's smoothed RTT.
 func (c *arqConn) srtt() time.Duration {
 	c.mu.Lock()
-	ms := kcpSRTT(c.kcp)
+	ms := int32(c.frozen[kcpFrozenSRTT])
+	if c.kcp != nil {
+		ms = kcpSRTT(c.kcp)
+	}
 	c.mu.Unlock()
 	return time.Duration(ms) * time.Millisecond
 }
@@ -280,7 +403,9 @@ func (c *arqConn) Close() error {
 		c.mu.Unlock()
 		return io.ErrClosedPipe
 	}
-	kcpFlush(c.kcp)
+	if c.kcp != nil {
+		kcpFlush(c.kcp)
+	}
 	c.closed = true
 	if c.timer != nil {
 		c.timer.Stop()

@@ -25,6 +25,10 @@ func TestKCPCoreFields(t *testing.T) {
 		off  uintptr
 		kind reflect.Kind
 	}{
+		"snd_una": {kcpOffUna, reflect.Uint32},
+		"rcv_nxt": {kcpOffRcvNxt, reflect.Uint32},
+		"rmt_wnd": {kcpOffRmtWnd, reflect.Uint32},
+		"incr":    {kcpOffUna + 4*(kcpFrozenWords-1), reflect.Uint32},
 		"rx_srtt": {kcpOffSRTT, reflect.Int32},
 		"probe":   {kcpOffProbe, reflect.Uint32},
 		"updated": {kcpOffUpdated, reflect.Uint32},
@@ -329,12 +333,12 @@ func TestFECLinkUsesSession(t *testing.T) {
 	msg := make([]byte, 256<<10)
 	rand.Read(msg)
 	go func() {
-		st, err := la.Mux.OpenStream()
+		st, err := la.OpenStream()
 		if err == nil {
 			st.Write(msg)
 		}
 	}()
-	st, err := lb.Mux.AcceptStream()
+	st, err := lb.AcceptStream()
 	if err != nil {
 		t.Fatal(err)
 	}

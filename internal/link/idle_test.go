@@ -25,12 +25,12 @@ func idleLinks(t *testing.T, n int, open func(*PacketConn, uint32, Tuning, bool)
 			t.Fatal(err)
 		}
 		links = append(links, la, lb)
-		sa, err := la.Mux.OpenStream()
+		sa, err := la.OpenStream()
 		if err != nil {
 			t.Fatal(err)
 		}
 		sa.Write([]byte("hello"))
-		sb, err := lb.Mux.AcceptStream()
+		sb, err := lb.AcceptStream()
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -2,6 +2,7 @@ package link
 
 import (
 	"fmt"
+	"io"
 	"sync"
 	"time"
 
@@ -17,10 +18,17 @@ const (
 	TCP Transport = "tcp"
 )
 
-// Link is one authenticated agent-relay connection with its smux session.
+// Link is one authenticated agent-relay (or agent-agent) connection: a
+// control channel and the tunneled streams. Owners reach both through its
+// methods, whichever layout it runs: smux with the control channel as its
+// first stream (TCP, FEC, a peer that cannot park), or the parked layout
+// (park.go), where the control channel is a KCP conversation of its own
+// and smux exists only while streams do.
 type Link struct {
-	Mux       *smux.Session
 	Transport Transport
+
+	mux  *smux.Session // the smux layout
+	park *parker       // the parked layout
 
 	lastRecv   func() time.Time
 	act        *activity
@@ -62,8 +70,23 @@ func NewUDPLink(pc *PacketConn, conv uint32, t Tuning, server bool) (*Link, erro
 		pc.Close()
 		return nil, err
 	}
-	return &Link{Mux: mux, Transport: UDP, lastRecv: pc.LastReceive, act: &pc.act, forward: pc.Forward, setForward: pc.SetForwardHandler,
+	return &Link{mux: mux, Transport: UDP, lastRecv: pc.LastReceive, act: &pc.act, forward: pc.Forward, setForward: pc.SetForwardHandler,
 		srtt: kc.srtt, arq: c, pc: pc, closers: []func() error{mux.Close, kc.Close, pc.Close}}, nil
+}
+
+// NewParkingUDPLink runs the parked layout over pc (park.go): both ends
+// must have said protocol.FlagParkable in the handshake. conv and server
+// are as for NewUDPLink; the agent's end (server false) asks to park.
+// FEC is not offered in this layout: it needs kcp-go's UDPSession, whose
+// goroutines and tick are what parking saves.
+func NewParkingUDPLink(pc *PacketConn, conv uint32, t Tuning, server bool) (*Link, error) {
+	if err := smux.VerifyConfig(t.Smux()); err != nil {
+		pc.Close()
+		return nil, err
+	}
+	p := newParker(pc, conv, t, server)
+	return &Link{park: p, Transport: UDP, lastRecv: pc.LastReceive, act: &pc.act, forward: pc.Forward, setForward: pc.SetForwardHandler,
+		srtt: p.srtt, pc: pc, closers: []func() error{p.close, pc.Close}}, nil
 }
 
 // kcpConn is KCP as smux and the Link see it: the ARQ driver, or kcp-go's
@@ -88,7 +111,7 @@ func NewTCPLink(st *Stream, t Tuning, server bool) (*Link, error) {
 		st.Close()
 		return nil, err
 	}
-	return &Link{Mux: mux, Transport: TCP, lastRecv: st.LastReceive, act: &st.act, forward: st.Forward, setForward: st.SetForwardHandler,
+	return &Link{mux: mux, Transport: TCP, lastRecv: st.LastReceive, act: &st.act, forward: st.Forward, setForward: st.SetForwardHandler,
 		closers: []func() error{mux.Close, st.Close}}, nil
 }
 
@@ -101,6 +124,101 @@ func newMux(c interface {
 		return smux.Server(c, t.Smux())
 	}
 	return smux.Client(c, t.Smux())
+}
+
+// Conn is the control channel as its owner uses it: a smux stream, or
+// the parked layout's control conversation.
+type Conn interface {
+	io.ReadWriter
+	SetReadDeadline(time.Time) error
+	SetWriteDeadline(time.Time) error
+}
+
+// OpenControl returns the control channel at the end that speaks first
+// (the agent on its relay link, the initiator of a peer session): smux's
+// first stream, which it opens, or the control conversation.
+func (l *Link) OpenControl() (Conn, error) {
+	if l.park != nil {
+		return l.park.ctl, nil
+	}
+	st, err := l.mux.OpenStream()
+	if err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// AcceptControl waits up to timeout for the peer to open the control
+// channel: its first smux stream, or the first bytes of the control
+// conversation. Either proves the peer holds the session keys.
+func (l *Link) AcceptControl(timeout time.Duration) (Conn, error) {
+	if l.park != nil {
+		c := l.park.ctl
+		c.SetReadDeadline(time.Now().Add(timeout))
+		err := c.waitData()
+		c.SetReadDeadline(time.Time{})
+		if err != nil {
+			return nil, err
+		}
+		return c, nil
+	}
+	l.mux.SetDeadline(time.Now().Add(timeout))
+	st, err := l.mux.AcceptStream()
+	l.mux.SetDeadline(time.Time{})
+	if err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// OpenStream opens a tunneled stream (after the control channel, on the
+// smux layout).
+func (l *Link) OpenStream() (*smux.Stream, error) {
+	if l.park != nil {
+		return l.park.openStream()
+	}
+	return l.mux.OpenStream()
+}
+
+// AcceptStream returns the next stream the peer opens.
+func (l *Link) AcceptStream() (*smux.Stream, error) {
+	if l.park != nil {
+		return l.park.acceptStream()
+	}
+	return l.mux.AcceptStream()
+}
+
+// NumStreams counts the open streams, the control channel included.
+func (l *Link) NumStreams() int {
+	if l.park != nil {
+		return 1 + l.park.numStreams()
+	}
+	return l.mux.NumStreams()
+}
+
+// IsClosed reports whether the link was closed.
+func (l *Link) IsClosed() bool {
+	if l.park != nil {
+		return l.park.isClosed()
+	}
+	return l.mux.IsClosed()
+}
+
+// Parking reports whether the link runs the parked layout.
+func (l *Link) Parking() bool { return l.park != nil }
+
+// Parked reports whether the link holds no smux session and no data
+// conversation right now (parked layout only).
+func (l *Link) Parked() bool { return l.park != nil && l.park.isParked() }
+
+// ParkStats returns how often the data conversation was parked and
+// started, and how many datagrams of no current conversation (or park
+// messages out of turn) were dropped.
+func (l *Link) ParkStats() (parks, wakes, stale uint64) {
+	if l.park == nil {
+		return 0, 0, 0
+	}
+	return l.park.parks.Load(), l.park.wakes.Load(), l.park.stale.Load()
 }
 
 // LastReceive returns when the last authenticated packet arrived.

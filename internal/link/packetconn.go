@@ -59,6 +59,7 @@ type PacketConn struct {
 	relay            atomic.Pointer[func([]byte) error] // the relay path; nil: none
 	onForward        atomic.Pointer[ForwardHandler]     // DataForward datagrams (agent-relay links)
 	onKeepalive      atomic.Pointer[KeepaliveHandler]   // answered keepalives (the agent's relay link)
+	onPark           atomic.Pointer[parkHandler]        // park requests and answers (park.go)
 	answerKeepalives atomic.Bool                        // the relay's end of an agent's link
 	viaRelay         atomic.Bool                        // WriteTo uses the relay path
 	Direct           atomic.Uint64                      // authenticated datagrams that came directly
@@ -185,6 +186,10 @@ func (c *PacketConn) open(dst []byte, in inbound) (kcpPacket []byte, ok bool) {
 		c.keepalive(out, in.from)
 	case protocol.DataKeepaliveAck:
 		c.keepaliveAck(out)
+	case protocol.DataPark, protocol.DataParkAck:
+		if h := c.onPark.Load(); h != nil {
+			(*h)(kind, out)
+		}
 	}
 	return nil, false
 }

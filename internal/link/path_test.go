@@ -58,7 +58,7 @@ func TestPathSwitchKeepsStreams(t *testing.T) {
 	rand.Read(payload)
 	got := make(chan [32]byte, 1)
 	go func() {
-		st, err := lb.Mux.AcceptStream()
+		st, err := lb.AcceptStream()
 		if err != nil {
 			got <- [32]byte{}
 			return
@@ -67,7 +67,7 @@ func TestPathSwitchKeepsStreams(t *testing.T) {
 		io.Copy(h, st)
 		got <- [32]byte(h.Sum(nil))
 	}()
-	st, err := la.Mux.OpenStream()
+	st, err := la.OpenStream()
 	if err != nil {
 		t.Fatal(err)
 	}

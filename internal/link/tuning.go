@@ -26,7 +26,18 @@ type Tuning struct {
 	// DefaultMaxStreamWindow).
 	WindowRate      float64
 	MaxStreamWindow int
+	// NoPark keeps a UDP link in the smux layout (control channel as the
+	// first stream, smux always live), as builds before parking do: this
+	// end neither offers nor accepts protocol.FlagParkable. For tests and
+	// comparisons; FEC implies it.
+	NoPark bool
+	// ParkAfter is how long a data conversation must be idle before the
+	// agent's end asks to park it (0: 10 s; link/park.go).
+	ParkAfter time.Duration
 }
+
+// Parks reports whether this end offers the parked layout (park.go).
+func (t Tuning) Parks() bool { return !t.NoPark && t.DataShards == 0 }
 
 // Mode presets follow the ikcp_nodelay settings popularised by kcptun:
 // normal keeps KCP's conservative timers; fast3 retransmits aggressively

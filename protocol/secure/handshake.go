@@ -47,17 +47,25 @@ type Initiation struct {
 // timestamp (Timestamp(now)); cookie is the last cookie the responder
 // handed out (zero for none), echoed encrypted and used for mac2.
 func Initiate(static PrivateKey, peer PublicKey, index uint32, ts [TimestampLen]byte, cookie Cookie) (*Initiation, []byte, error) {
+	return InitiateFlags(static, peer, index, ts, cookie, 0)
+}
+
+// InitiateFlags is Initiate with capability flags in the clear header
+// (protocol.FlagParkable). They are covered by mac1, not by the Noise
+// hash: a flag cleared on the path only makes the relay answer as an
+// older one would.
+func InitiateFlags(static PrivateKey, peer PublicKey, index uint32, ts [TimestampLen]byte, cookie Cookie, flags byte) (*Initiation, []byte, error) {
 	e, err := GeneratePrivateKey()
 	if err != nil {
 		return nil, nil, err
 	}
-	return initiateWith(static, peer, index, ts, cookie, e)
+	return initiateWith(static, peer, index, ts, cookie, e, flags)
 }
 
-func initiateWith(static PrivateKey, peer PublicKey, index uint32, ts [TimestampLen]byte, cookie Cookie, e PrivateKey) (*Initiation, []byte, error) {
+func initiateWith(static PrivateKey, peer PublicKey, index uint32, ts [TimestampLen]byte, cookie Cookie, e PrivateKey, flags byte) (*Initiation, []byte, error) {
 	in := &Initiation{static: NewKeypair(static), ephemeral: NewKeypair(e), peer: peer, index: index}
 	msg := protocol.AppendHandshakeHeader(make([]byte, 0, InitLen),
-		protocol.HandshakeHeader{Type: protocol.TypeHandshakeInit, Version: protocol.Version, Sender: index})
+		protocol.HandshakeHeader{Type: protocol.TypeHandshakeInit, Version: protocol.Version, Flags: flags, Sender: index})
 	in.ss.initialize(prologue)
 	in.ss.mixHash(peer[:]) // pre-message: <- s
 
@@ -137,6 +145,7 @@ type Response struct {
 	ss        symmetricState
 	Peer      PublicKey // the initiator's authenticated static key
 	PeerIndex uint32
+	Flags     byte // of the initiation's header (protocol.FlagParkable)
 	Timestamp [TimestampLen]byte
 	Cookie    Cookie // echoed cookie; zero when the initiator had none
 	re        []byte
@@ -168,7 +177,7 @@ func (kp *Keypair) Consume(msg []byte) (*Response, error) {
 		return nil, protocol.ErrShort
 	}
 	msg = msg[:noiseInitLen]
-	r := &Response{PeerIndex: h.Sender}
+	r := &Response{PeerIndex: h.Sender, Flags: h.Flags}
 	r.ss.initialize(prologue)
 	spub := kp.Public()
 	r.ss.mixHash(spub[:])

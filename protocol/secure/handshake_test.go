@@ -75,6 +75,25 @@ func TestHandshakeAndTransport(t *testing.T) {
 	}
 }
 
+// TestInitiationFlags: the flags an initiator puts in the clear header
+// reach the responder (mac1 covers them), and plain Initiate sends none.
+func TestInitiationFlags(t *testing.T) {
+	agent, relay := mustKey(t), mustKey(t)
+	for _, flags := range []byte{0, protocol.FlagParkable} {
+		_, m1, err := InitiateFlags(agent, relay.Public(), 7, Timestamp(time.Now()), Cookie{}, flags)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !NewMACChecker(relay).CheckMAC1(m1) {
+			t.Fatalf("flags %d: mac1 does not verify", flags)
+		}
+		r, err := Consume(relay, m1)
+		if err != nil || r.Flags != flags {
+			t.Fatalf("flags %d: responder read %d, %v", flags, r.Flags, err)
+		}
+	}
+}
+
 func TestHandshakeRefusals(t *testing.T) {
 	agent, relay, other := mustKey(t), mustKey(t), mustKey(t)
 

@@ -25,6 +25,7 @@ type initiator struct {
 	d     *Dialer
 	t     Target
 	index uint32
+	flags byte // in every initiation's header (protocol.FlagParkable)
 
 	sent     []attempt
 	cookie   secure.Cookie
@@ -49,7 +50,7 @@ func (h *initiator) next() ([]byte, error) {
 	if time.Since(h.cookieAt) > cookieLife {
 		ck = secure.Cookie{}
 	}
-	in, m1, err := secure.Initiate(h.d.Key, h.t.PublicKey, h.index, secure.Timestamp(h.d.now()), ck)
+	in, m1, err := secure.InitiateFlags(h.d.Key, h.t.PublicKey, h.index, secure.Timestamp(h.d.now()), ck, h.flags)
 	if err != nil {
 		return nil, err
 	}

@@ -82,7 +82,11 @@ func (d *Dialer) dialUDP(ctx context.Context, t Target, addr netip.AddrPort, wai
 		d.Socket.Unregister(idx)
 		d.Socket.UnregisterRemote(sess.RemoteIndex)
 	}
-	l, err := link.NewUDPLink(pc, idx, d.Tuning, false)
+	newLink := link.NewUDPLink
+	if payload.Caps&protocol.FlagParkable != 0 && d.Tuning.Parks() { // both ends park
+		newLink = link.NewParkingUDPLink
+	}
+	l, err := newLink(pc, idx, d.Tuning, false)
 	if err != nil {
 		cleanup()
 		return nil, err
@@ -105,6 +109,9 @@ func (d *Dialer) handshakeUDP(ctx context.Context, t Target, idx uint32, ans *an
 	retry := time.NewTicker(time.Second)
 	defer retry.Stop()
 	h := &initiator{d: d, t: t, index: idx}
+	if d.Tuning.Parks() {
+		h.flags = protocol.FlagParkable
+	}
 	send := func() error {
 		m1, err := h.next()
 		if err != nil {
