@@ -107,6 +107,17 @@ const (
 	// time echoed and the address the relay saw it come from
 	// (AppendKeepaliveAck).
 	DataKeepaliveAck DataKind = 5
+	// DataParity: on a UDP link, forward error correction for the KCP
+	// datagrams the sender sealed just before it: one Reed-Solomon
+	// parity shard over a group of them, named by their counters
+	// (AppendParity). The KCP datagrams keep their format; a peer that
+	// does not know the kind authenticates it and drops it.
+	DataParity DataKind = 6
+	// DataLossReport: how many datagrams the sender of the report
+	// received of those its peer sealed since the last report
+	// (AppendLossReport). The peer sizes its parity from it, and sends
+	// parity only to a peer that reports: an older peer never does.
+	DataLossReport DataKind = 7
 )
 
 // KeepaliveLen is the payload size of both keepalive kinds: the send time

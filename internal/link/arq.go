@@ -33,9 +33,14 @@ import (
 // io.ErrClosedPipe after Close.
 type arqConn struct {
 	pc     *PacketConn
+	t      Tuning
 	sndWnd int // send window in segments: Write blocks while WaitSnd reaches it
+	rcvWnd int // receive window in segments
 	mss    int
 	period time.Duration // KCP's flush interval
+
+	sizedRTT     int32         // the smoothed RTT (ms) the windows were last sized to (pathwindow.go)
+	streamWindow atomic.Uint32 // the stream window smux's updates advertise; 0: smux's own
 
 	mu    sync.Mutex // guards kcp, out, closed, armed, timer and pending
 	kcp   *kcp.KCP
@@ -55,7 +60,7 @@ type arqConn struct {
 }
 
 func newARQConn(pc *PacketConn, conv uint32, t Tuning) *arqConn {
-	c := &arqConn{pc: pc, sndWnd: t.SendWindow, period: time.Duration(max(t.Interval, 10)) * time.Millisecond,
+	c := &arqConn{pc: pc, t: t, sndWnd: t.SendWindow, rcvWnd: t.RecvWindow, period: time.Duration(max(t.Interval, 10)) * time.Millisecond,
 		readEv: make(chan struct{}, 1), writeEv: make(chan struct{}, 1), die: make(chan struct{})}
 	c.kcp = kcp.NewKCP(conv, func(b []byte, n int) {
 		if n >= kcp.IKCP_OVERHEAD {
@@ -70,6 +75,10 @@ func newARQConn(pc *PacketConn, conv uint32, t Tuning) *arqConn {
 	if c.sndWnd <= 0 {
 		c.sndWnd = kcp.IKCP_WND_SND
 	}
+	if c.rcvWnd <= 0 {
+		c.rcvWnd = kcp.IKCP_WND_RCV
+	}
+	c.t.SendWindow, c.t.RecvWindow = c.sndWnd, c.rcvWnd
 	pc.setSink(c.input)
 	return c
 }
@@ -140,6 +149,8 @@ func (c *arqConn) Write(b []byte) (int, error) { return c.WriteBuffers([][]byte{
 // WriteBuffers writes several slices in one flush (smux uses it to send a
 // frame header and its payload together).
 func (c *arqConn) WriteBuffers(v [][]byte) (int, error) {
+	var upd [smuxUPDLen]byte
+	v = c.rewriteWindow(v, &upd)
 	for {
 		c.mu.Lock()
 		if c.closed {
@@ -200,6 +211,7 @@ func (c *arqConn) flushLocked() {
 // afterLocked wakes a blocked writer when the window has room and keeps
 // the timer armed exactly while segments wait (for an ACK, for window).
 func (c *arqConn) afterLocked() {
+	c.resizeLocked()
 	if c.kcp.WaitSnd() < c.sndWnd {
 		notify(c.writeEv)
 	}
@@ -224,6 +236,7 @@ func (c *arqConn) tick() {
 		c.flushLocked()
 	}
 	c.unlockAndSend()
+	c.pc.fecFlush() // parity for a group the burst left open (fec.go)
 }
 
 var outPool = sync.Pool{New: func() any { s := make([]*[]byte, 0, 16); return &s }}
