@@ -16,7 +16,7 @@ import (
 //     one round trip's data leaves the sender waiting most of the time.
 //     Both cost memory only while filled: the sender's with data not yet
 //     acknowledged, the receiver's with segments that arrived beyond a
-//     hole.
+//     hole. They stop at inboxLen packets (2,048, ~2.6 MB in flight).
 //   - smux's stream window: smux fixes it per session at creation (its
 //     window updates advertise MaxStreamBuffer), and smux's receiver only
 //     advertises it, never enforces it. The driver rewrites the window
@@ -49,7 +49,10 @@ func (c *arqConn) resizeLocked() {
 	c.sizedRTT = srtt
 	w := c.t.windowForRTT(time.Duration(srtt) * time.Millisecond)
 	c.streamWindow.Store(uint32(min(w, 1<<30)))
-	pk := min(w/c.mss, 65535) // KCP's window field is 16 bits
+	// At most the receiver's queue of sealed datagrams (rxqueue.go): a
+	// window released at once after a stall arrives as one burst, and
+	// what the queue cannot hold is dropped.
+	pk := min(w/c.mss, inboxLen)
 	snd, rcv := max(pk, c.t.SendWindow), max(pk, c.t.RecvWindow)
 	if snd != c.sndWnd || rcv != c.rcvWnd {
 		c.sndWnd, c.rcvWnd = snd, rcv
