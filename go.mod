@@ -4,6 +4,7 @@ go 1.26.0
 
 require (
 	github.com/flynn/noise v1.1.0
+	github.com/klauspost/reedsolomon v1.12.0
 	github.com/spf13/pflag v1.1.0
 	github.com/xtaci/kcp-go/v5 v5.6.72
 	github.com/xtaci/smux v1.5.58
@@ -15,7 +16,6 @@ require (
 
 require (
 	github.com/klauspost/cpuid/v2 v2.2.6 // indirect
-	github.com/klauspost/reedsolomon v1.12.0 // indirect
 	github.com/pkg/errors v0.9.1 // indirect
 	github.com/tjfoc/gmsm v1.4.1 // indirect
 	golang.org/x/time v0.14.0 // indirect

@@ -115,6 +115,17 @@ const (
 	// DataParkAck answers a DataPark: the epoch, and 1 when the relay
 	// parked it (it had no stream and nothing in flight), 0 when not.
 	DataParkAck DataKind = 7
+	// DataParity: on a UDP link, forward error correction for the KCP
+	// datagrams the sender sealed just before it: one Reed-Solomon
+	// parity shard over a group of them, named by their counters
+	// (AppendParity). The KCP datagrams keep their format; a peer that
+	// does not know the kind authenticates it and drops it.
+	DataParity DataKind = 8
+	// DataLossReport: how many datagrams the sender of the report
+	// received of those its peer sealed since the last report
+	// (AppendLossReport). The peer sizes its parity from it, and sends
+	// parity only to a peer that reports: an older peer never does.
+	DataLossReport DataKind = 9
 )
 
 // FlagParkable, in the flags byte of a handshake initiation and in the

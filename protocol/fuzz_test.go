@@ -93,3 +93,32 @@ func FuzzKeepaliveAck(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParity: any payload parses without panicking; one that parses has
+// increasing offsets from 0, a valid index, and its header round-trips.
+func FuzzParity(f *testing.F) {
+	f.Add(append(AppendParityHeader(nil, Parity{Base: 1 << 40, Offsets: []uint8{0, 1, 3}, Shards: 2, Index: 1}), 0, 5, 1, 2, 3))
+	f.Add(AppendParityHeader(nil, Parity{Base: 9, Offsets: []uint8{0}, Shards: 1}))
+	f.Add(AppendLossReport(nil, 100, 99))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p, err := ParseParity(b)
+		if err != nil {
+			return
+		}
+		if p.Offsets[0] != 0 || p.Index >= p.Shards || len(p.Shard) < 3 {
+			t.Fatalf("%x parsed to %+v", b, p)
+		}
+		for i := 1; i < len(p.Offsets); i++ {
+			if p.Offsets[i] <= p.Offsets[i-1] {
+				t.Fatalf("%x: offsets %v do not increase", b, p.Offsets)
+			}
+		}
+		hdr := AppendParityHeader(nil, p)
+		if b[11] == 0 && !bytes.Equal(append(hdr, p.Shard...), b) {
+			t.Fatalf("parity %x does not round trip: %x", b, append(hdr, p.Shard...))
+		}
+		if exp, got, err := ParseLossReport(b); err == nil && got > exp {
+			t.Fatalf("loss report %x: %d received of %d", b, got, exp)
+		}
+	})
+}

@@ -36,8 +36,12 @@ type arqConn struct {
 	pc     *PacketConn
 	conv   uint32
 	sndWnd int // send window in segments: Write blocks while WaitSnd reaches it
+	rcvWnd int // receive window in segments
 	mss    int
 	period time.Duration // KCP's flush interval
+
+	sizedRTT     int32         // the smoothed RTT (ms) the windows were last sized to (pathwindow.go)
+	streamWindow atomic.Uint32 // the stream window smux's updates advertise; 0: smux's own
 
 	mu    sync.Mutex // guards kcp, out, closed, armed, timer and pending
 	kcp   *kcp.KCP
@@ -81,13 +85,17 @@ func newARQConn(pc *PacketConn, conv uint32, t Tuning) *arqConn {
 // newARQ starts KCP conversation conv on pc; the caller routes pc's KCP
 // datagrams to input (park.go's router, when pc carries several).
 func newARQ(pc *PacketConn, conv uint32, t Tuning) *arqConn {
-	c := &arqConn{pc: pc, conv: conv, sndWnd: t.SendWindow, period: time.Duration(max(t.Interval, 10)) * time.Millisecond,
+	c := &arqConn{pc: pc, conv: conv, sndWnd: t.SendWindow, rcvWnd: t.RecvWindow, period: time.Duration(max(t.Interval, 10)) * time.Millisecond,
 		readEv: make(chan struct{}, 1), writeEv: make(chan struct{}, 1), die: make(chan struct{}), t: t}
 	c.kcp = c.newKCP()
 	c.mss = t.kcpMTU() - kcp.IKCP_OVERHEAD
 	if c.sndWnd <= 0 {
 		c.sndWnd = kcp.IKCP_WND_SND
 	}
+	if c.rcvWnd <= 0 {
+		c.rcvWnd = kcp.IKCP_WND_RCV
+	}
+	c.t.SendWindow, c.t.RecvWindow = c.sndWnd, c.rcvWnd
 	c.active.Store(nowNano())
 	return c
 }
@@ -249,6 +257,8 @@ func (c *arqConn) Write(b []byte) (int, error) { return c.WriteBuffers([][]byte{
 // WriteBuffers writes several slices in one flush (smux uses it to send a
 // frame header and its payload together).
 func (c *arqConn) WriteBuffers(v [][]byte) (int, error) {
+	var upd [smuxUPDLen]byte
+	v = c.rewriteWindow(v, &upd)
 	for {
 		c.mu.Lock()
 		if c.closed {
@@ -319,6 +329,7 @@ func (c *arqConn) flushLocked() {
 // afterLocked wakes a blocked writer when the window has room and keeps
 // the timer armed exactly while segments wait (for an ACK, for window).
 func (c *arqConn) afterLocked() {
+	c.resizeLocked()
 	if c.kcp.WaitSnd() < c.sndWnd {
 		notify(c.writeEv)
 	}
@@ -344,6 +355,7 @@ func (c *arqConn) tick() {
 		c.freezeLocked()
 	}
 	c.unlockAndSend()
+	c.pc.fecFlush() // parity for a group the burst left open (fec.go)
 }
 
 var outPool = sync.Pool{New: func() any { s := make([]*[]byte, 0, 16); return &s }}

@@ -7,7 +7,10 @@
 //     driver (arq.go) on kcp-go's exported ARQ core rather than in kcp-go's
 //     UDPSession, because a relay holds thousands of mostly idle links and
 //     UDPSession costs goroutines, large queues and a 10 ms tick per link
-//     whether or not anything is in flight. UDPSession remains for FEC.
+//     whether or not anything is in flight. The driver sizes its windows
+//     to the measured round trip (pathwindow.go) and adds forward error
+//     correction where the link loses packets (fec.go, fecrecv.go).
+//     UDPSession remains only for kcp-go's own fixed FEC (data_shards).
 //   - TCP fallback: a Stream that carries the same sealed Data datagrams as
 //     length-prefixed records, with smux directly on top. TCP is already
 //     reliable, so there is no KCP on this path: KCP-over-TCP would only add

@@ -1,6 +1,7 @@
 package link
 
 import (
+	"encoding/binary"
 	"net"
 	"net/netip"
 	"sync"
@@ -66,10 +67,17 @@ type PacketConn struct {
 	Relayed          atomic.Uint64                      // authenticated datagrams the relay forwarded
 	Dropped          atomic.Uint64                      // queue full
 	AuthFailed       atomic.Uint64                      // failed authentication or replay
+	UnknownKind      atomic.Uint64                      // authenticated, of a kind this build does not know
+	ParitySent       atomic.Uint64                      // FEC parity datagrams sent (fec.go)
+	ParityIn         atomic.Uint64                      // FEC parity datagrams received
+	ParityDropped    atomic.Uint64                      // malformed or contradicting parity, failed repairs
+	Recovered        atomic.Uint64                      // KCP datagrams rebuilt from parity
 	BytesIn          atomic.Uint64                      // plaintext bytes of authenticated KCP datagrams
 	BytesOut         atomic.Uint64                      // plaintext bytes sent
 	virtualAddr      net.Addr
 	act              activity // what KCP sends, for the owner's heartbeat (activity.go)
+	fec              fecSender
+	fecRx            fecReceiver // touched only by the goroutine that opens datagrams
 }
 
 // NewPacketConn wraps sess. peer is the address datagrams go to. With
@@ -151,7 +159,7 @@ func (c *PacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
 			}
 			continue
 		}
-		out, ok := c.open(p[:0], in)
+		out, ok := c.open(p[:0], in, nil)
 		bufPool.Put(in.buf)
 		if ok {
 			return len(out), c.virtualAddr, nil
@@ -161,19 +169,29 @@ func (c *PacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
 
 // open authenticates one queued datagram into dst and acts on it: a KCP
 // packet is returned (ok true), path and forwarding datagrams are handled
-// here, and one that fails to authenticate is counted and dropped.
-func (c *PacketConn) open(dst []byte, in inbound) (kcpPacket []byte, ok bool) {
-	kind := protocol.DataKind((*in.buf)[1]) // authenticated by Open
-	out, err := c.sess.Open(dst, (*in.buf)[:in.n])
+// here, and one that fails to authenticate, or is of a kind this build
+// does not know, is counted and dropped. sink, set in the ARQ driver's
+// mode, measures loss and takes KCP packets rebuilt from parity (fec.go);
+// ReadFrom's caller (kcp-go's own FEC) passes nil.
+func (c *PacketConn) open(dst []byte, in inbound, sink func([]byte, bool)) (kcpPacket []byte, ok bool) {
+	sealed := (*in.buf)[:in.n]
+	kind := protocol.DataKind(sealed[1]) // authenticated by Open
+	out, err := c.sess.Open(dst, sealed)
 	if err != nil {
 		c.AuthFailed.Add(1)
 		return nil, false
 	}
-	c.authenticated(in.from)
+	now := c.authenticated(in.from)
+	if sink != nil {
+		c.fecMeter(sealed, now)
+	}
 	switch kind {
 	case protocol.DataKCP:
 		c.BytesIn.Add(uint64(len(out)))
 		c.maybeValidate(in.from)
+		if sink != nil {
+			c.fecKeep(sealed, out, now)
+		}
 		return out, true
 	case protocol.DataPathChallenge:
 		c.answerChallenge(out, in.from)
@@ -190,11 +208,23 @@ func (c *PacketConn) open(dst []byte, in inbound) (kcpPacket []byte, ok bool) {
 		if h := c.onPark.Load(); h != nil {
 			(*h)(kind, out)
 		}
+	case protocol.DataParity:
+		if sink != nil {
+			c.fecParity(out, now, sink)
+		}
+	case protocol.DataLossReport:
+		if exp, got, err := protocol.ParseLossReport(out); err == nil && sink != nil {
+			c.fec.report(exp, got)
+		}
+	default:
+		c.UnknownKind.Add(1)
 	}
 	return nil, false
 }
 
-func (c *PacketConn) authenticated(from netip.AddrPort) {
+// authenticated notes an authenticated datagram from from and returns the
+// time (unix nanos).
+func (c *PacketConn) authenticated(from netip.AddrPort) int64 {
 	now := nowNano()
 	c.lastRecv.Store(now)
 	if from.IsValid() {
@@ -206,6 +236,7 @@ func (c *PacketConn) authenticated(from netip.AddrPort) {
 	if !c.confirmed.Load() && c.confirmed.CompareAndSwap(false, true) && c.onConfirm != nil {
 		c.onConfirm()
 	}
+	return now
 }
 
 // WriteTo seals p and sends it to the current peer address; addr is
@@ -224,7 +255,9 @@ func (c *PacketConn) sendKCP(p []byte) error {
 	}
 	bp := bufPool.Get().(*[]byte)
 	pkt, err := c.sess.Seal((*bp)[:0], p)
+	var ctr uint64
 	if err == nil {
+		ctr = binary.BigEndian.Uint64(pkt[8:16])
 		err = c.sendOnPath(pkt)
 	}
 	bufPool.Put(bp)
@@ -233,6 +266,9 @@ func (c *PacketConn) sendKCP(p []byte) error {
 	}
 	c.BytesOut.Add(uint64(len(p)))
 	c.act.wrote()
+	if c.fec.active.Load() {
+		c.fecAdd(ctr, p)
+	}
 	return nil
 }
 

@@ -87,7 +87,7 @@ func (c *PacketConn) drain() {
 		r.mu.Unlock()
 		owed := false
 		for i, in := range batch {
-			p, ok := c.open((*scratch)[:0], in)
+			p, ok := c.open((*scratch)[:0], in, sink)
 			bufPool.Put(in.buf)
 			batch[i] = inbound{}
 			if ok {

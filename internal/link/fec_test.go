@@ -1,0 +1,228 @@
+package link
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"io"
+	"math/big"
+	"net/netip"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pinhole/pinhole/protocol"
+	"github.com/xtaci/kcp-go/v5"
+)
+
+// filteredPair returns two ARQ conns over PacketConns wired in memory;
+// drop sees each sealed datagram (its clear header names the kind) and
+// decides whether the wire loses it.
+func filteredPair(t *testing.T, drop func(p []byte) bool) (a, b *arqConn) {
+	as, rs := sessions(t)
+	aAddr := netip.MustParseAddrPort("198.51.100.1:4000")
+	bAddr := netip.MustParseAddrPort("203.0.113.1:7700")
+	var pa, pb *PacketConn
+	send := func(to **PacketConn, from netip.AddrPort) Sender {
+		return func(p []byte, _ netip.AddrPort) error {
+			if !drop(p) {
+				(*to).Deliver(p, from)
+			}
+			return nil
+		}
+	}
+	pa = NewPacketConn(as, bAddr, send(&pb, aAddr), nil, nil)
+	pb = NewPacketConn(rs, aAddr, send(&pa, bAddr), nil, nil)
+	a, b = newARQConn(pa, 7, DefaultTuning()), newARQConn(pb, 7, DefaultTuning())
+	t.Cleanup(func() { a.Close(); b.Close(); pa.Close(); pb.Close() })
+	return a, b
+}
+
+// randomLoss loses pct percent of datagrams; with noReports it also loses
+// every loss report, which is what an older peer's silence looks like.
+func randomLoss(pct int64, noReports bool) func(p []byte) bool {
+	return func(p []byte) bool {
+		if noReports && protocol.DataKind(p[1]) == protocol.DataLossReport {
+			return true
+		}
+		n, _ := rand.Int(rand.Reader, big.NewInt(1000))
+		return n.Int64() < pct*10
+	}
+}
+
+// transfer writes n random bytes from a to b and reports whether b read
+// them intact (by hash) within the time limit.
+func transfer(t *testing.T, a, b *arqConn, n int) {
+	t.Helper()
+	data := make([]byte, n)
+	rand.Read(data)
+	want := sha256.Sum256(data)
+	go a.Write(data)
+	got := make(chan [32]byte, 1)
+	go func() {
+		buf := make([]byte, n)
+		io.ReadFull(b, buf)
+		got <- sha256.Sum256(buf)
+	}()
+	select {
+	case g := <-got:
+		if g != want {
+			t.Fatal("bytes corrupted")
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("transfer stalled")
+	}
+}
+
+// TestFECRepairsLoss: over a wire losing 3% each way, the receiver's
+// reports turn parity on, parity rebuilds at least 70% of the KCP
+// datagrams the wire loses from then on, and the bytes arrive intact. A
+// peer that never reports (an older build) gets no parity at all. (KCP's
+// resends are logged, not compared: with no delay on the wire, ACKs of the
+// datagrams after a hole reach the sender before the parity that repairs
+// it, and how many resends that causes depends on scheduling.)
+func TestFECRepairsLoss(t *testing.T) {
+	type count struct{ parityOn, lost atomic.Uint64 }
+	run := func(noReports bool) (resent uint64, n *count, a, b *arqConn) {
+		n = new(count)
+		loss := randomLoss(3, noReports)
+		var src *PacketConn
+		a, b = filteredPair(t, func(p []byte) bool {
+			drop := loss(p)
+			switch protocol.DataKind(p[1]) {
+			case protocol.DataParity:
+				n.parityOn.Store(1)
+			case protocol.DataKCP:
+				// KCP datagrams a sends once a has sent parity
+				if drop && n.parityOn.Load() == 1 && binary.BigEndian.Uint32(p[4:8]) == src.sess.RemoteIndex {
+					n.lost.Add(1)
+				}
+			}
+			return drop
+		})
+		src = a.pc
+		// Resends for holes (later segments were acknowledged); timeouts
+		// also fire when a slow (race-enabled) run merely delays ACKs.
+		holes := func() uint64 { s := kcp.DefaultSnmp.Copy(); return s.FastRetransSegs + s.EarlyRetransSegs }
+		before := holes()
+		transfer(t, a, b, 8<<20)
+		return holes() - before, n, a, b
+	}
+	plain, _, pa, pb := run(true)
+	if pa.pc.ParitySent.Load() != 0 || pb.pc.ParityIn.Load() != 0 {
+		t.Fatalf("parity sent to a peer that never reported loss: %d sent, %d received", pa.pc.ParitySent.Load(), pb.pc.ParityIn.Load())
+	}
+	withFEC, n, a, b := run(false)
+	rebuilt := b.pc.Recovered.Load()
+	t.Logf("segments resent for holes: %d without FEC, %d with; parity sent %d; KCP datagrams lost once parity ran %d, rebuilt %d; parity dropped %d",
+		plain, withFEC, a.pc.ParitySent.Load(), n.lost.Load(), rebuilt, b.pc.ParityDropped.Load())
+	if a.pc.ParitySent.Load() == 0 || rebuilt*10 < n.lost.Load()*7 {
+		t.Fatalf("parity sent %d; rebuilt %d of %d lost datagrams", a.pc.ParitySent.Load(), rebuilt, n.lost.Load())
+	}
+	if b.pc.ParityDropped.Load() != 0 {
+		t.Fatalf("%d parity datagrams dropped on a wire that only loses", b.pc.ParityDropped.Load())
+	}
+}
+
+// TestFECOffOnCleanLink: without loss the receiver reports none, the
+// sender sends no parity and the receiver keeps no copies.
+func TestFECOffOnCleanLink(t *testing.T) {
+	var reports atomic.Uint64
+	a, b := filteredPair(t, func(p []byte) bool {
+		if protocol.DataKind(p[1]) == protocol.DataLossReport {
+			reports.Add(1)
+		}
+		return false
+	})
+	transfer(t, a, b, 4<<20)
+	transfer(t, b, a, 4<<20)
+	if reports.Load() == 0 {
+		t.Fatal("no loss reports: the test did not run long enough to prove anything")
+	}
+	for _, c := range []*arqConn{a, b} {
+		if n := c.pc.ParitySent.Load(); n != 0 || c.pc.fec.active.Load() {
+			t.Fatalf("clean link: %d parity datagrams sent, active %v (inbox drops %d/%d, windows %d/%d)", n, c.pc.fec.active.Load(), a.pc.Dropped.Load(), b.pc.Dropped.Load(), a.sndWnd, b.sndWnd)
+		}
+	}
+	if b.pc.fecRx.ring != nil || a.pc.fecRx.ring != nil {
+		t.Fatal("clean link: the receiver keeps copies for repair")
+	}
+}
+
+// TestParityFor: the code grows with the loss it must cover.
+func TestParityFor(t *testing.T) {
+	for _, c := range []struct {
+		loss float64
+		want int
+	}{{0.003, 1}, {0.01, 2}, {0.02, 3}, {0.05, 4}, {0.1, 6}, {0.2, 10}} {
+		if got := parityFor(fecData, c.loss); got != c.want {
+			t.Errorf("parityFor(%d, %g) = %d, want %d", fecData, c.loss, got, c.want)
+		}
+	}
+}
+
+// TestParityMalformedDropped: parity that does not parse, that
+// contradicts its group, or whose rebuilt datagram is not a KCP packet is
+// dropped and counted; a datagram of a kind this build does not know is
+// counted too. Nothing reaches KCP and nothing panics.
+func TestParityMalformedDropped(t *testing.T) {
+	a, b := filteredPair(t, func([]byte) bool { return false })
+	transfer(t, a, b, 64<<10) // the receiver has datagrams in its counter space
+	seal := func(kind protocol.DataKind, payload []byte) {
+		p, err := a.pc.sess.SealKind(nil, kind, payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.pc.Deliver(p, netip.MustParseAddrPort("198.51.100.1:4000"))
+	}
+	hdr := func(base uint64, offs []uint8, m, idx int) []byte {
+		return protocol.AppendParityHeader(nil, protocol.Parity{Base: base, Offsets: offs, Shards: m, Index: idx})
+	}
+	// A lone datagram (counter far ahead) whose "repair" from one parity
+	// shard is its own bytes: 2-byte length 3, not a KCP packet.
+	garbage := append(hdr(1<<40, []uint8{0}, 1, 0), 0, 3, 1, 2, 3)
+	cases := [][]byte{
+		{1, 2, 3}, // too short
+		append(hdr(5, []uint8{0, 0}, 1, 0), 0, 0, 0),   // offsets do not rise
+		append(hdr(6, []uint8{0, 200}, 1, 0), 0, 0, 0), // spans more than the ring
+		garbage,
+		append(hdr(1<<40, []uint8{0}, 1, 0), 0, 3, 1), // same group, other size
+	}
+	before := b.pc.ParityDropped.Load()
+	for _, p := range cases {
+		seal(protocol.DataParity, p)
+	}
+	seal(protocol.DataKind(0x7f), []byte("from a newer build"))
+	deadline := time.Now().Add(5 * time.Second)
+	for b.pc.ParityDropped.Load()-before < uint64(len(cases)) || b.pc.UnknownKind.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("dropped %d of %d malformed parity, %d unknown kinds", b.pc.ParityDropped.Load()-before, len(cases), b.pc.UnknownKind.Load())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if b.pc.Recovered.Load() != 0 {
+		t.Fatalf("%d datagrams rebuilt from malformed parity", b.pc.Recovered.Load())
+	}
+	transfer(t, a, b, 64<<10) // the link still works
+}
+
+// TestCarriesData: only datagrams with a PUSH segment are protected.
+func TestCarriesData(t *testing.T) {
+	seg := func(cmd byte, n int) []byte {
+		s := make([]byte, kcp.IKCP_OVERHEAD+n)
+		s[4] = cmd
+		binary.LittleEndian.PutUint32(s[20:], uint32(n))
+		return s
+	}
+	ack, push := seg(kcp.IKCP_CMD_ACK, 0), seg(kcp.IKCP_CMD_PUSH, 5)
+	if carriesData(append(bytes.Clone(ack), ack...)) {
+		t.Fatal("ACKs only: protected")
+	}
+	if !carriesData(append(bytes.Clone(ack), push...)) {
+		t.Fatal("ACK then PUSH: not protected")
+	}
+	if carriesData(seg(kcp.IKCP_CMD_ACK, 100)[:30]) {
+		t.Fatal("a truncated segment: protected")
+	}
+}
