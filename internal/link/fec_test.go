@@ -226,3 +226,27 @@ func TestCarriesData(t *testing.T) {
 		t.Fatal("a truncated segment: protected")
 	}
 }
+
+// FuzzParityRepair feeds arbitrary parity payloads to a receiver that
+// keeps a few datagrams: nothing panics, and whatever reaches KCP is a
+// plausible KCP packet (at least a segment header) rebuilt from parity.
+func FuzzParityRepair(f *testing.F) {
+	f.Add(append(protocol.AppendParityHeader(nil, protocol.Parity{Base: 100, Offsets: []uint8{0, 1, 2}, Shards: 2}), make([]byte, 40)...))
+	f.Add(append(protocol.AppendParityHeader(nil, protocol.Parity{Base: 103, Offsets: []uint8{0, 2}, Shards: 1}), make([]byte, 30)...))
+	f.Add(append(protocol.AppendParityHeader(nil, protocol.Parity{Base: 1 << 62, Offsets: []uint8{0}, Shards: 3, Index: 2}), 0, 30, 1, 2, 3))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c := NewPacketConn(nil, netip.MustParseAddrPort("192.0.2.1:1"), func([]byte, netip.AddrPort) error { return nil }, nil, nil)
+		c.fecRx.ring = make([]fecSlot, fecRing)
+		for ctr := uint64(100); ctr < 106; ctr++ { // kept datagrams: counters 100-105, 24-40 bytes
+			sealed := binary.BigEndian.AppendUint64(make([]byte, 8), ctr)
+			c.fecKeep(sealed, make([]byte, 24+ctr%17), 1)
+		}
+		sink := func(p []byte, _ bool) {
+			if len(p) < kcp.IKCP_OVERHEAD {
+				t.Fatalf("a %d-byte packet reached KCP", len(p))
+			}
+		}
+		c.fecParity(b, 1, sink)
+		c.fecParity(b, 1, sink) // the same again: a duplicate shard
+	})
+}
