@@ -20,6 +20,11 @@ import (
 // drop sees each sealed datagram (its clear header names the kind) and
 // decides whether the wire loses it.
 func filteredPair(t *testing.T, drop func(p []byte) bool) (a, b *arqConn) {
+	return filteredPairTuned(t, drop, DefaultTuning())
+}
+
+// filteredPairTuned is filteredPair with the given tuning at both ends.
+func filteredPairTuned(t *testing.T, drop func(p []byte) bool, tu Tuning) (a, b *arqConn) {
 	as, rs := sessions(t)
 	aAddr := netip.MustParseAddrPort("198.51.100.1:4000")
 	bAddr := netip.MustParseAddrPort("203.0.113.1:7700")
@@ -34,7 +39,7 @@ func filteredPair(t *testing.T, drop func(p []byte) bool) (a, b *arqConn) {
 	}
 	pa = NewPacketConn(as, bAddr, send(&pb, aAddr), nil, nil)
 	pb = NewPacketConn(rs, aAddr, send(&pa, bAddr), nil, nil)
-	a, b = newARQConn(pa, 7, DefaultTuning()), newARQConn(pb, 7, DefaultTuning())
+	a, b = newARQConn(pa, 7, tu), newARQConn(pb, 7, tu)
 	t.Cleanup(func() { a.Close(); b.Close(); pa.Close(); pb.Close() })
 	return a, b
 }
@@ -129,12 +134,18 @@ func TestFECRepairsLoss(t *testing.T) {
 // sender sends no parity and the receiver keeps no copies.
 func TestFECOffOnCleanLink(t *testing.T) {
 	var reports atomic.Uint64
-	a, b := filteredPair(t, func(p []byte) bool {
+	// Windows well below the receiver's queue (inboxLen): with the
+	// default ones, a race-slowed receiver let KCP's timer resend a whole
+	// window beside the first copies, the queue overflowed, and the loss
+	// FEC then measured was real.
+	tu := DefaultTuning()
+	tu.SendWindow, tu.RecvWindow, tu.StreamBuffer = 256, 256, 256<<10
+	a, b := filteredPairTuned(t, func(p []byte) bool {
 		if protocol.DataKind(p[1]) == protocol.DataLossReport {
 			reports.Add(1)
 		}
 		return false
-	})
+	}, tu)
 	transfer(t, a, b, 4<<20)
 	transfer(t, b, a, 4<<20)
 	if reports.Load() == 0 {
