@@ -34,6 +34,7 @@ type fakePMP struct {
 	start   time.Time         // the epoch's start (a restart resets it)
 	maps    map[uint16]uint32 // internal port -> lifetime
 	reqs    int
+	pcpReqs int // requests in PCP's version
 	reply   func(req []byte) [][]byte
 	lastReq []byte
 }
@@ -87,6 +88,9 @@ func (f *fakePMP) serve() {
 		req := append([]byte(nil), buf[:n]...)
 		f.mu.Lock()
 		f.reqs++
+		if n > 0 && req[0] == pcpVersion {
+			f.pcpReqs++
+		}
 		f.lastReq = req
 		reply := f.reply
 		f.mu.Unlock()
