@@ -69,6 +69,11 @@ func BenchmarkRelayIdleAgents(b *testing.B) {
 	rss1 := rssMiB(b, relay.pid)
 	heap, heapOK := relayHeap(fleet.admin)
 	b.Logf("idle: relay counters: %v", relayCounters(fleet.admin))
+	if st, ok := readStatus(fleet.admin); ok {
+		perAgent := func(v float64) float64 { return v / 1024 / float64(n) }
+		b.Logf("idle: relay per agent: rss %.1f KiB, heap in use %.1f KiB, marked live by the last GC %.1f KiB, goroutine stacks %.1f KiB",
+			perAgent(st.Process.RSS), perAgent(st.Process.HeapInuse), perAgent(st.Process.HeapLive), perAgent(st.Process.Stacks))
+	}
 
 	var restarts time.Duration
 	for b.Loop() {
@@ -302,6 +307,9 @@ type relayStatus struct {
 	Counters map[string]uint64 `json:"counters"`
 	Process  struct {
 		HeapInuse float64 `json:"heap_inuse"`
+		HeapLive  float64 `json:"heap_live"`
+		Stacks    float64 `json:"stacks"`
+		RSS       float64 `json:"rss"`
 	} `json:"process"`
 }
 
