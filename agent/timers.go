@@ -65,9 +65,9 @@ const (
 	// relay restart do not return in lockstep), then outageFastEvery
 	// apart for the first outageFast of the outage (a relay restart takes
 	// seconds), outageSlowEvery apart until outageSlow, then doubling up
-	// to reconnect_max. Each dial already re-sends its UDP handshake once
-	// a second while it waits, so a relay that comes back is found within
-	// about a second of either.
+	// to reconnect_max. Each dial already re-sends its UDP handshake while
+	// it waits (after 1 s, then at gaps growing to 4 s, relaylink's
+	// retry.go), so a relay that comes back is found within a few seconds.
 	immediateSpread = 250 * time.Millisecond
 	outageFastEvery = time.Second
 	outageFast      = 10 * time.Second

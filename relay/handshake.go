@@ -201,14 +201,23 @@ func (r *Relay) join(s *session) bool {
 	return true
 }
 
-// addPendingLocked registers s, not yet confirmed, in the maps.
+// addPendingLocked registers s, not yet confirmed, in the maps; a UDP
+// session with its initiation, for the copies of it (resend.go).
 func (r *Relay) addPendingLocked(s *session) {
 	r.byIndex[s.index] = s
 	r.pending[s.key] = append(r.pending[s.key], s)
+	if s.m1 != nil {
+		r.answered[secure.MAC1(s.m1)] = s
+	}
 }
 
 // dropPendingLocked forgets s among its key's unconfirmed sessions.
 func (r *Relay) dropPendingLocked(s *session) {
+	if s.m1 != nil {
+		if k := secure.MAC1(s.m1); r.answered[k] == s {
+			delete(r.answered, k)
+		}
+	}
 	p := slices.DeleteFunc(r.pending[s.key], func(x *session) bool { return x == s })
 	if len(p) == 0 {
 		delete(r.pending, s.key)

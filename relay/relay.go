@@ -54,8 +54,9 @@ type Relay struct {
 	mu       sync.Mutex // guards the maps below
 	byIndex  map[uint32]*session
 	live     map[secure.PublicKey]*session
-	closing  bool                            // Run is stopping: no session may join any more
-	pending  map[secure.PublicKey][]*session // unconfirmed, oldest first
+	closing  bool                             // Run is stopping: no session may join any more
+	pending  map[secure.PublicKey][]*session  // unconfirmed, oldest first
+	answered map[[secure.MACLen]byte]*session // unconfirmed UDP sessions by their initiation's mac1 (resend.go)
 	ports    map[portKey]*session
 	pairs    map[uint32]*pair      // peer introductions (peers.go)
 	waiting  map[string][]*session // askers waiting for an agent to connect, by its name
@@ -135,7 +136,7 @@ const (
 func New(cfg *Config, log *slog.Logger) (*Relay, error) {
 	cfg = cfg.withDefaults()
 	r := &Relay{log: log, byIndex: map[uint32]*session{}, live: map[secure.PublicKey]*session{},
-		pending: map[secure.PublicKey][]*session{}, ports: map[portKey]*session{}, pairs: map[uint32]*pair{}, waiting: map[string][]*session{},
+		pending: map[secure.PublicKey][]*session{}, answered: map[[secure.MACLen]byte]*session{}, ports: map[portKey]*session{}, pairs: map[uint32]*pair{}, waiting: map[string][]*session{},
 		handshakes: make(chan initMsg, handshakeQueue), proven: make(chan initMsg, handshakeQueue),
 		drops: dropLog{lg: log}, stateChanged: make(chan struct{}, 1)}
 	r.macs.Store(secure.NewMACChecker(cfg.PrivateKey))

@@ -36,6 +36,8 @@ type session struct {
 	evicted   bool                      // by a fresher handshake, before confirmation; guarded by r.mu
 	peerIndex uint32                    // the agent's index in its initiation (UDP)
 	m2        []byte                    // the answer to it, sent again to its retries (UDP; set before the session is pending)
+	m1        []byte                    // the initiation answered, whose copies get m2 again (UDP; resend.go)
+	resends   int                       // copies of m1 answered; guarded by r.mu
 
 	ctrlMu sync.Mutex // serialises control writes
 	ctrl   *smux.Stream

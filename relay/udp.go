@@ -28,6 +28,9 @@ func (r *Relay) handleDatagram(ctx context.Context, b []byte, from netip.AddrPor
 	}
 	switch t {
 	case protocol.TypeHandshakeInit:
+		if r.resend(b, from) {
+			return
+		}
 		switch r.admit(b, from, link.UDP, r.replyTo(from)) {
 		case verdictOpen:
 			r.enqueue(b, from, false)
@@ -88,7 +91,7 @@ func (r *Relay) handleInitUDP(ctx context.Context, msg []byte, from netip.AddrPo
 		return
 	}
 	s.link = l
-	s.peerIndex, s.m2 = resp.PeerIndex, m2 // for retries of this initiation (retryOfLocked)
+	s.peerIndex, s.m1, s.m2 = resp.PeerIndex, msg, m2 // for retries of this initiation (resend.go, retryOfLocked)
 	if !r.join(s) {
 		return
 	}

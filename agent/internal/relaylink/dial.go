@@ -48,7 +48,8 @@ type Dialer struct {
 	Tuning link.Tuning
 	Log    *slog.Logger
 	// UDPWait is how long UDP handshakes are retried before Auto falls
-	// back to TCP (default 3s); one handshake goes out per second.
+	// back to TCP (default 3s); the handshake is sent again after 1 s,
+	// then after growing gaps (retry.go).
 	UDPWait time.Duration
 	// Resolver looks up relay host names (default net.DefaultResolver).
 	Resolver *net.Resolver

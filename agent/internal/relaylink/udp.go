@@ -48,7 +48,7 @@ func trySend[T any](c chan T, v T) {
 	}
 }
 
-// dialUDP handshakes over the shared socket, retrying once a second for
+// dialUDP handshakes over the shared socket, retrying (retry.go) for
 // wait (0: until ctx ends), then starts KCP and smux on the session.
 func (d *Dialer) dialUDP(ctx context.Context, t Target, addr netip.AddrPort, wait time.Duration) (*Conn, error) {
 	idx := NewIndex()
@@ -92,9 +92,9 @@ func (d *Dialer) dialUDP(ctx context.Context, t Target, addr netip.AddrPort, wai
 	return c, nil
 }
 
-// handshakeUDP sends initiations once a second until one is answered, wait
-// ends (0: never) or ctx ends. A cookie from the relay is put into the
-// next initiation at once.
+// handshakeUDP sends an initiation, and the same one again on the
+// schedule of retry.go, until it is answered, wait ends (0: never) or ctx
+// ends. A cookie from the relay is put into a new initiation at once.
 func (d *Dialer) handshakeUDP(ctx context.Context, t Target, idx uint32, ans *answers, wait time.Duration) (*established, protocol.HandshakePayload, error) {
 	var deadline <-chan time.Time
 	if wait > 0 {
@@ -102,7 +102,8 @@ func (d *Dialer) handshakeUDP(ctx context.Context, t Target, idx uint32, ans *an
 		defer timer.Stop()
 		deadline = timer.C
 	}
-	retry := time.NewTicker(time.Second)
+	var gaps retryGaps
+	retry := time.NewTimer(gaps.gap())
 	defer retry.Stop()
 	h := &initiator{d: d, t: t, index: idx}
 	send := func() error {
@@ -146,6 +147,7 @@ func (d *Dialer) handshakeUDP(ctx context.Context, t Target, idx uint32, ans *an
 			if err := send(); err != nil {
 				return nil, protocol.HandshakePayload{}, err
 			}
+			retry.Reset(gaps.gap())
 		}
 	}
 }
