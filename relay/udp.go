@@ -28,6 +28,13 @@ func (r *Relay) handleDatagram(ctx context.Context, b []byte, from netip.AddrPor
 	}
 	switch t {
 	case protocol.TypeHandshakeInit:
+		if ctx.Err() != nil {
+			// Stopping: the agents told so come straight back, and a
+			// handshake now would build a session only to close it
+			// (join), two DH each while every session says goodbye.
+			r.stats.HandshakeDropped.Add(1)
+			return
+		}
 		if r.resend(b, from) {
 			return
 		}
