@@ -66,7 +66,7 @@ const (
 	// apart for the first outageFast of the outage (a relay restart takes
 	// seconds), outageSlowEvery apart until outageSlow, then doubling up
 	// to reconnect_max. Each dial already re-sends its UDP handshake while
-	// it waits (after 1 s, then at gaps growing to 4 s, relaylink's
+	// it waits (after 1 s, then at gaps growing by half to 4 s, relaylink's
 	// retry.go), so a relay that comes back is found within a few seconds.
 	immediateSpread = 250 * time.Millisecond
 	outageFastEvery = time.Second
