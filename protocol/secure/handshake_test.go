@@ -235,3 +235,45 @@ func TestInteropFlynnNoise(t *testing.T) {
 		}
 	})
 }
+
+// TestInitiatorReused: one prepared Initiator (its static-static DH done
+// once) makes initiation after initiation that the responder reads, each
+// with its own ephemeral key and so its own session keys.
+func TestInitiatorReused(t *testing.T) {
+	agent, relay := mustKey(t), mustKey(t)
+	p, err := NewInitiator(agent, relay.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var first []byte
+	for i := range 3 {
+		in, m1, err := p.Initiate(uint32(10+i), Timestamp(time.Now()), Cookie{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := Consume(relay, m1)
+		if err != nil {
+			t.Fatalf("initiation %d from the prepared key does not decrypt: %v", i, err)
+		}
+		if r.Peer != agent.Public() {
+			t.Fatalf("initiation %d: responder saw another static key", i)
+		}
+		rs, m2, err := r.Respond(20, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		as, _, err := in.Finish(m2)
+		if err != nil {
+			t.Fatalf("initiation %d: finish: %v", i, err)
+		}
+		pkt, _ := as.Seal(nil, []byte("x"))
+		if got, err := rs.Open(nil, pkt); err != nil || string(got) != "x" {
+			t.Fatalf("initiation %d: transport %q %v", i, got, err)
+		}
+		if i == 0 {
+			first = pkt
+		} else if bytes.Equal(pkt, first) {
+			t.Fatal("two handshakes of one Initiator gave the same session keys")
+		}
+	}
+}

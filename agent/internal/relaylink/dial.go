@@ -56,6 +56,9 @@ type Dialer struct {
 	// Now is the wall clock for handshake timestamps (default time.Now);
 	// tests give agents wrong clocks through it.
 	Now func() time.Time
+	// Prepared keeps Key prepared per relay across dials (nil: prepared
+	// again for each initiation).
+	Prepared *Prepared
 }
 
 func (d *Dialer) now() time.Time {

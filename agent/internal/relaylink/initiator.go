@@ -64,7 +64,11 @@ func (h *initiator) next() ([]byte, error) {
 		h.sent[len(h.sent)-1].at = time.Now()
 		return h.m1, nil
 	}
-	in, m1, err := secure.Initiate(h.d.Key, h.t.PublicKey, h.index, secure.Timestamp(h.d.now()), ck)
+	p, err := h.d.Prepared.get(h.d.Key, h.t.PublicKey)
+	if err != nil {
+		return nil, err
+	}
+	in, m1, err := p.Initiate(h.index, secure.Timestamp(h.d.now()), ck)
 	if err != nil {
 		return nil, err
 	}
