@@ -41,7 +41,7 @@ type Relay struct {
 	cfg    atomic.Pointer[Config]
 	replay secure.Replay
 	macs   atomic.Pointer[secure.MACChecker] // follows the private key across reloads
-	static atomic.Pointer[secure.Keypair]    // the private key, prepared for X25519; so does this
+	static atomic.Pointer[staticKey]         // the private key, prepared for X25519; so does this
 	drops  dropLog
 	stun   *stunServer
 
@@ -71,6 +71,15 @@ type Relay struct {
 	limiter      sourceLimiter
 	agentsAt     agentsAt // per source IP, for the proven-handshake budget
 	stats        Stats
+}
+
+// staticKey is the relay's private key prepared for X25519, with the
+// static-static DH results of the listed agents that handshook with it
+// (one scalar multiplication less per handshake); a new key starts a new
+// cache.
+type staticKey struct {
+	*secure.Keypair
+	ss secure.StaticDH
 }
 
 // initMsg is a HandshakeInit datagram queued for the handshake workers.
@@ -140,7 +149,7 @@ func New(cfg *Config, log *slog.Logger) (*Relay, error) {
 		handshakes: make(chan initMsg, handshakeQueue), proven: make(chan initMsg, handshakeQueue),
 		drops: dropLog{lg: log}, stateChanged: make(chan struct{}, 1)}
 	r.macs.Store(secure.NewMACChecker(cfg.PrivateKey))
-	r.static.Store(secure.NewKeypair(cfg.PrivateKey))
+	r.static.Store(&staticKey{Keypair: secure.NewKeypair(cfg.PrivateKey)})
 	r.cfg.Store(cfg)
 	// A full Refuse budget from the start: right after a restart is when
 	// agents with stale sessions most need their "unknown session" hint.
@@ -316,7 +325,7 @@ func (r *Relay) Reload(cfg *Config) {
 	old := r.cfg.Swap(cfg)
 	if old.PrivateKey != cfg.PrivateKey {
 		r.macs.Store(secure.NewMACChecker(cfg.PrivateKey))
-		r.static.Store(secure.NewKeypair(cfg.PrivateKey))
+		r.static.Store(&staticKey{Keypair: secure.NewKeypair(cfg.PrivateKey)})
 	}
 	if old.Listen != cfg.Listen {
 		r.log.Warn("listen address change needs a restart; keeping the old one", "old", old.Listen, "new", cfg.Listen)

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/pinhole/pinhole/protocol"
 	"golang.org/x/crypto/chacha20poly1305"
@@ -169,6 +170,7 @@ type Response struct {
 	Timestamp [TimestampLen]byte
 	Cookie    Cookie // echoed cookie; zero when the initiator had none
 	re        []byte
+	ssDH      []byte // the static-static DH result, for StaticDH.Keep
 }
 
 // Consume reads message 1 with the responder's static key. The caller must
@@ -183,6 +185,50 @@ func Consume(static PrivateKey, msg []byte) (*Response, error) {
 
 // Consume is Consume with the responder's prepared static key.
 func (kp *Keypair) Consume(msg []byte) (*Response, error) {
+	return kp.ConsumeCached(msg, nil)
+}
+
+// StaticDH keeps a responder's static-static Diffie-Hellman results (ss)
+// per initiator key: the same in every handshake of a pair, so a relay
+// that keeps them for its listed agents pays four scalar multiplications
+// a handshake instead of five. Only keys the caller vouches for are kept
+// (Keep), so the map is bounded by the caller's list, not by what
+// strangers send. A StaticDH belongs to one responder key. The zero
+// value is ready; it is safe for concurrent use.
+type StaticDH struct {
+	mu sync.Mutex
+	m  map[PublicKey][]byte
+}
+
+// Keep remembers the ss of r's initiator, which the caller accepts.
+func (c *StaticDH) Keep(r *Response) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[PublicKey][]byte{}
+	}
+	c.m[r.Peer] = r.ssDH
+}
+
+// Forget drops key's ss (its initiator is no longer accepted).
+func (c *StaticDH) Forget(key PublicKey) {
+	c.mu.Lock()
+	delete(c.m, key)
+	c.mu.Unlock()
+}
+
+func (c *StaticDH) get(key PublicKey) []byte {
+	if c == nil {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.m[key]
+}
+
+// ConsumeCached is Consume taking the ss from cache when it holds the
+// initiator's key (nil: none kept).
+func (kp *Keypair) ConsumeCached(msg []byte, cache *StaticDH) (*Response, error) {
 	h, err := protocol.ParseHandshakeHeader(msg)
 	if err != nil {
 		return nil, err
@@ -216,10 +262,13 @@ func (kp *Keypair) Consume(msg []byte) (*Response, error) {
 		return nil, err
 	}
 	copy(r.Peer[:], s)
-	k, err = kp.dh(r.Peer[:]) // ss
-	if err != nil {
-		return nil, err
+	k = cache.get(r.Peer) // ss
+	if k == nil {
+		if k, err = kp.dh(r.Peer[:]); err != nil {
+			return nil, err
+		}
 	}
+	r.ssDH = k
 	r.ss.mixKey(k)
 	ts, err := r.ss.decryptAndHash(p[KeySize+tagLen:])
 	if err != nil {

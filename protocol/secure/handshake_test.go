@@ -277,3 +277,44 @@ func TestInitiatorReused(t *testing.T) {
 		}
 	}
 }
+
+// TestStaticDHKept: a responder that keeps an initiator's ss reads its
+// next initiation with the kept value (a wrong kept value fails it, so
+// the cache is what is used), and an initiator it did not keep is read
+// as before.
+func TestStaticDHKept(t *testing.T) {
+	agent, other, relay := mustKey(t), mustKey(t), mustKey(t)
+	kp := NewKeypair(relay)
+	var cache StaticDH
+	_, m1, _ := Initiate(agent, relay.Public(), 1, Timestamp(time.Now()), Cookie{})
+	r, err := kp.ConsumeCached(m1, &cache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache.Keep(r)
+	in, m1, _ := Initiate(agent, relay.Public(), 2, Timestamp(time.Now()), Cookie{})
+	r, err = kp.ConsumeCached(m1, &cache)
+	if err != nil {
+		t.Fatalf("with the kept ss: %v", err)
+	}
+	_, m2, err := r.Respond(3, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := in.Finish(m2); err != nil {
+		t.Fatalf("finish after a kept ss: %v", err)
+	}
+	_, m1, _ = Initiate(other, relay.Public(), 4, Timestamp(time.Now()), Cookie{})
+	if _, err := kp.ConsumeCached(m1, &cache); err != nil {
+		t.Fatalf("a key not kept: %v", err)
+	}
+	cache.m[agent.Public()] = make([]byte, KeySize) // a wrong kept value
+	_, m1, _ = Initiate(agent, relay.Public(), 5, Timestamp(time.Now()), Cookie{})
+	if _, err := kp.ConsumeCached(m1, &cache); err == nil {
+		t.Fatal("a wrong kept ss still read the initiation: the cache is not used")
+	}
+	cache.Forget(agent.Public())
+	if _, err := kp.ConsumeCached(m1, &cache); err != nil {
+		t.Fatalf("after Forget: %v", err)
+	}
+}
