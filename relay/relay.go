@@ -138,6 +138,18 @@ const (
 	// flood of forged handshakes fills this queue and is dropped, while
 	// established agents' packets keep flowing.
 	handshakeQueue = 256
+	// provenQueue bounds the queue of handshakes whose mac2 proved their
+	// source. Only the per-address proven budgets fill it (an address
+	// without agents: 20/s, burst 100; ratelimit.go), so it can be long:
+	// after a restart under thousands of agents behind one address, each
+	// answers its cookie at once, and a burst the workers could work
+	// through in a second or two was cut at 256, the rest dropped
+	// unanswered and retried a second or more later, while the workers
+	// sat idle in between (5,000 agents came back at 300-500 handshakes a
+	// second on a relay using under half a core). 4,096 initiations of
+	// 180 bytes are under a MiB, and one to two seconds of work for two
+	// cores.
+	provenQueue = 4096
 )
 
 // New checks cfg and opens the relay's sockets: the UDP and TCP listeners
@@ -146,7 +158,7 @@ func New(cfg *Config, log *slog.Logger) (*Relay, error) {
 	cfg = cfg.withDefaults()
 	r := &Relay{log: log, byIndex: map[uint32]*session{}, live: map[secure.PublicKey]*session{},
 		pending: map[secure.PublicKey][]*session{}, answered: map[[secure.MACLen]byte]*session{}, ports: map[portKey]*session{}, pairs: map[uint32]*pair{}, waiting: map[string][]*session{},
-		handshakes: make(chan initMsg, handshakeQueue), proven: make(chan initMsg, handshakeQueue),
+		handshakes: make(chan initMsg, handshakeQueue), proven: make(chan initMsg, provenQueue),
 		drops: dropLog{lg: log}, stateChanged: make(chan struct{}, 1)}
 	r.macs.Store(secure.NewMACChecker(cfg.PrivateKey))
 	r.static.Store(&staticKey{Keypair: secure.NewKeypair(cfg.PrivateKey)})
