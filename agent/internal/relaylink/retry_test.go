@@ -110,3 +110,67 @@ func TestRetryIsTheSameInitiation(t *testing.T) {
 		t.Fatal("the retry after the cookie is not the initiation with the cookie")
 	}
 }
+
+// TestCookieExtendsUDPWait: a relay that answers with a cookie is
+// reachable and busy, so the handshake keeps going past its short wait
+// (the 3 s before the TCP fallback, 1 s here) instead of giving up; one
+// that answers nothing is left when the wait ends.
+func TestCookieExtendsUDPWait(t *testing.T) {
+	relayKey, err := secure.GeneratePrivateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	agentKey, err := secure.GeneratePrivateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sock, err := demux.Listen(0, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sock.Close()
+	d := &Dialer{Key: agentKey, Socket: sock, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	macs := secure.NewMACChecker(relayKey)
+
+	for _, cookie := range []bool{false, true} {
+		relay, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		relayAddr := relay.LocalAddr().(*net.UDPAddr).AddrPort()
+		idx := NewIndex()
+		ans := newAnswers(relayAddr)
+		sock.Register(idx, ans.offer)
+		ctx, cancel := context.WithCancel(context.Background())
+		ended := make(chan error, 1)
+		start := time.Now()
+		go func() {
+			_, _, err := d.handshakeUDP(ctx, Target{Address: relayAddr.String(), PublicKey: relayKey.Public()}, idx, ans, time.Second)
+			ended <- err
+		}()
+		relay.SetReadDeadline(time.Now().Add(5 * time.Second))
+		buf := make([]byte, 2048)
+		n, from, err := relay.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			t.Fatalf("no initiation: %v", err)
+		}
+		if cookie {
+			relay.WriteToUDPAddrPort(macs.CookieReply(buf[:n], from, protocol.CookieLoad, time.Now()), from)
+		}
+		select {
+		case err := <-ended:
+			if cookie {
+				t.Fatalf("after a cookie the handshake gave up after %v: %v", time.Since(start), err)
+			}
+		case <-time.After(2500 * time.Millisecond):
+			cancel()
+			<-ended
+			if !cookie {
+				t.Fatal("without any answer the handshake did not end when its 1 s wait did")
+			}
+		}
+		cancel()
+		sock.Unregister(idx)
+		relay.Close()
+	}
+}

@@ -92,16 +92,28 @@ func (d *Dialer) dialUDP(ctx context.Context, t Target, addr netip.AddrPort, wai
 	return c, nil
 }
 
+// busyWait is the least a UDP handshake waits once the relay has
+// answered with a cookie: the relay is reachable over UDP and working
+// through a queue (a restart under thousands of agents), so neither the
+// TCP fallback nor a new dial would help. Before, an agent gave up at
+// the 3 s fallback wait and dialed again with a new initiation, while the
+// relay still worked on the first and built a session nobody confirmed.
+const busyWait = 20 * time.Second
+
 // handshakeUDP sends an initiation, and the same one again on the
-// schedule of retry.go, until it is answered, wait ends (0: never) or ctx
-// ends. A cookie from the relay is put into a new initiation at once.
+// schedule of retry.go, until it is answered, wait ends (0: never; at
+// least busyWait from the start once a cookie came) or ctx ends. A
+// cookie from the relay is put into a new initiation at once.
 func (d *Dialer) handshakeUDP(ctx context.Context, t Target, idx uint32, ans *answers, wait time.Duration) (*established, protocol.HandshakePayload, error) {
 	var deadline <-chan time.Time
+	var timer *time.Timer
+	start := time.Now()
 	if wait > 0 {
-		timer := time.NewTimer(wait)
+		timer = time.NewTimer(wait)
 		defer timer.Stop()
 		deadline = timer.C
 	}
+	busy := false
 	var gaps retryGaps
 	retry := time.NewTimer(gaps.gap())
 	defer retry.Stop()
@@ -131,7 +143,12 @@ func (d *Dialer) handshakeUDP(ctx context.Context, t Target, idx uint32, ans *an
 				return nil, protocol.HandshakePayload{}, err
 			}
 		case b := <-ans.cookie:
-			if h.takeCookie(b) {
+			fresh := h.takeCookie(b)
+			if fresh && timer != nil && !busy && wait < busyWait {
+				busy, wait = true, busyWait
+				timer.Reset(time.Until(start.Add(busyWait)))
+			}
+			if fresh {
 				if err := send(); err != nil {
 					return nil, protocol.HandshakePayload{}, err
 				}
