@@ -174,3 +174,63 @@ func TestCookieExtendsUDPWait(t *testing.T) {
 		relay.Close()
 	}
 }
+
+// TestRelayInviteSendsCopyAtOnce: a Refuse from the relay naming no
+// session of ours (a restarted relay inviting its last run's agents) makes
+// the waiting handshake send its copy at once instead of at the end of the
+// retry gap.
+func TestRelayInviteSendsCopyAtOnce(t *testing.T) {
+	relayKey, err := secure.GeneratePrivateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	agentKey, err := secure.GeneratePrivateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	relay, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer relay.Close()
+	relayAddr := relay.LocalAddr().(*net.UDPAddr).AddrPort()
+	sock, err := demux.Listen(0, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sock.Close()
+	d := &Dialer{Key: agentKey, Socket: sock, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	idx := NewIndex()
+	ans := newAnswers(relayAddr)
+	sock.Register(idx, ans.offer)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		d.handshakeUDP(ctx, Target{Address: relayAddr.String(), PublicKey: relayKey.Public()}, idx, ans, 0)
+	}()
+	defer func() { cancel(); <-done }()
+
+	buf := make([]byte, 2048)
+	relay.SetReadDeadline(time.Now().Add(5 * time.Second))
+	n, from, err := relay.ReadFromUDPAddrPort(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, t0 := append([]byte(nil), buf[:n]...), time.Now()
+	time.Sleep(strayGap + 50*time.Millisecond)
+	invite := protocol.AppendRefuse(nil, protocol.Refuse{Code: protocol.RefuseUnknownSession, Version: protocol.Version, Index: idx + 1})
+	if _, err := relay.WriteToUDPAddrPort(invite, from); err != nil {
+		t.Fatal(err)
+	}
+	n, _, err = relay.ReadFromUDPAddrPort(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if at := time.Since(t0); at > time.Duration(float64(retryFirst)*(1-retryJitter))-20*time.Millisecond {
+		t.Fatalf("the copy came %v after the first initiation: not sent at the invitation (%v)", at, strayGap+50*time.Millisecond)
+	}
+	if !bytes.Equal(buf[:n], first) {
+		t.Fatal("the copy sent at the invitation is not the initiation")
+	}
+}

@@ -92,6 +92,10 @@ func (d *Dialer) dialUDP(ctx context.Context, t Target, addr netip.AddrPort, wai
 	return c, nil
 }
 
+// strayGap is the least time between an initiation and a copy sent
+// early because the relay sent a stray Refuse (it started again).
+const strayGap = 500 * time.Millisecond
+
 // busyWait is the least a UDP handshake waits once the relay has
 // answered with a cookie: the relay is reachable over UDP and working
 // through a queue (a restart under thousands of agents), so neither the
@@ -118,11 +122,19 @@ func (d *Dialer) handshakeUDP(ctx context.Context, t Target, idx uint32, ans *an
 	retry := time.NewTimer(gaps.gap())
 	defer retry.Stop()
 	h := &initiator{d: d, t: t, index: idx}
+	// A relay that starts again invites its last run's agents (a Refuse
+	// naming their old session, demux/stray.go): it is up, so the next
+	// copy goes now rather than at the end of the gap, at most every
+	// strayGap whatever arrives.
+	wake := make(chan struct{}, 1)
+	defer d.Socket.WatchStrays(ans.addr, func() { trySend(wake, struct{}{}) })()
+	var sent time.Time
 	send := func() error {
 		m1, err := h.next()
 		if err != nil {
 			return err
 		}
+		sent = time.Now()
 		if err := d.Socket.Send(m1, ans.addr); err != nil {
 			// The network may not be up yet: keep trying until wait ends.
 			d.Log.Debug("send handshake", "relay", t.Address, "err", err)
@@ -165,6 +177,12 @@ func (d *Dialer) handshakeUDP(ctx context.Context, t Target, idx uint32, ans *an
 				return nil, protocol.HandshakePayload{}, err
 			}
 			retry.Reset(gaps.gap())
+		case <-wake:
+			if time.Since(sent) >= strayGap {
+				if err := send(); err != nil {
+					return nil, protocol.HandshakePayload{}, err
+				}
+			}
 		}
 	}
 }
