@@ -210,17 +210,23 @@ func (r *Relay) addPendingLocked(s *session) {
 	r.byIndex[s.index] = s
 	r.pending[s.key] = append(r.pending[s.key], s)
 	if s.m1 != nil {
-		r.answered[secure.MAC1(s.m1)] = s
+		s.mac1, s.cached = secure.MAC1(s.m1), true
+		r.answered[s.mac1] = s
+	}
+}
+
+// forgetAnsweredLocked removes s from the copies' map (resend.go): when
+// it is released, not when it is confirmed, so a copy that arrives after
+// the confirmation is still known (and dropped) instead of costing two DH
+// to be found stale.
+func (r *Relay) forgetAnsweredLocked(s *session) {
+	if s.cached && r.answered[s.mac1] == s {
+		delete(r.answered, s.mac1)
 	}
 }
 
 // dropPendingLocked forgets s among its key's unconfirmed sessions.
 func (r *Relay) dropPendingLocked(s *session) {
-	if s.m1 != nil {
-		if k := secure.MAC1(s.m1); r.answered[k] == s {
-			delete(r.answered, k)
-		}
-	}
 	p := slices.DeleteFunc(r.pending[s.key], func(x *session) bool { return x == s })
 	if len(p) == 0 {
 		delete(r.pending, s.key)

@@ -104,7 +104,8 @@ type Stats struct {
 	PendingDiscarded atomic.Uint64 // unconfirmed sessions dropped
 	HandshakeDropped atomic.Uint64 // over a source's budget, or handshake queue full (a flood)
 	// HandshakeCoalesced counts retries dropped because an initiation
-	// from the same address and port was still queued.
+	// from the same address and port was still queued, or its session
+	// already confirmed.
 	HandshakeCoalesced atomic.Uint64
 	// HandshakeResent counts retries of an answered initiation that got
 	// the same answer again instead of a new session.

@@ -23,8 +23,12 @@ import (
 // Each session answers at most maxResends copies, so a captured
 // initiation replayed with its sender's source address cannot make the
 // relay send that address an unbounded stream (message 2 is smaller than
-// message 1 anyway: no amplification). The entries leave with the
-// pending session (dropPendingLocked), so they are bounded as it is.
+// message 1 anyway: no amplification). Once the session is confirmed,
+// a late copy from the same address (sent before the agent had its
+// answer) is dropped, matched by mac1 alone (the message itself is freed
+// then): it used to cost two DH to be found stale, and a cookie. An
+// entry leaves when its session is released, so they are bounded by the
+// sessions.
 
 // maxResends bounds the answers one pending session sends again: more
 // than an agent's retries within one dial.
@@ -40,7 +44,16 @@ func (r *Relay) resend(msg []byte, from netip.AddrPort) bool {
 	}
 	r.mu.Lock()
 	s := r.answered[secure.MAC1(msg)]
-	if s == nil || s.addr != from || !bytes.Equal(s.m1, msg) {
+	if s == nil || s.addr != from {
+		r.mu.Unlock()
+		return false
+	}
+	if s.m1 == nil { // confirmed: a late copy, which its agent no longer waits for
+		r.mu.Unlock()
+		r.stats.HandshakeCoalesced.Add(1)
+		return true
+	}
+	if !bytes.Equal(s.m1, msg) {
 		r.mu.Unlock()
 		return false
 	}

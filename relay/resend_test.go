@@ -90,4 +90,36 @@ func TestCopyOfAnsweredInitiationIsAnsweredWithoutHandshake(t *testing.T) {
 	if q := len(r.handshakes) + len(r.proven); q != 1 {
 		t.Fatalf("copies beyond the bound were queued (%d queued, want the 1 from the other port)", q)
 	}
+
+	// Confirmed: a late copy is dropped, unanswered and unqueued (it
+	// used to cost two DH to be found stale, and a cookie).
+	for got := 0; got < maxResends-1; got++ { // the answers to the copies above
+		answer()
+	}
+	r.mu.Lock()
+	s := r.answered[secure.MAC1(m1)]
+	r.mu.Unlock()
+	s.confirmed.Store(true)
+	defer s.shutdown("test over")
+	if !r.activate(s) {
+		t.Fatal("the session was not activated")
+	}
+	coalesced := r.stats.HandshakeCoalesced.Load()
+	r.handleDatagram(ctx, m1, from)
+	if q := len(r.handshakes) + len(r.proven); q != 1 || r.stats.HandshakeCoalesced.Load() != coalesced+1 {
+		t.Fatalf("a copy after confirmation: %d queued (want 1), handshake_coalesced +%d (want +1)", q, r.stats.HandshakeCoalesced.Load()-coalesced)
+	}
+	agentConn.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	if n, err := agentConn.Read(make([]byte, 2048)); err == nil {
+		t.Fatalf("a copy after confirmation was answered (%d bytes)", n)
+	}
+
+	// Released: the entry is gone, a copy goes through the gates.
+	s.shutdown("test")
+	r.mu.Lock()
+	left := len(r.answered)
+	r.mu.Unlock()
+	if left != 0 {
+		t.Fatalf("%d entries left for copies after the session ended", left)
+	}
 }
