@@ -316,8 +316,8 @@ type relayStatus struct {
 }
 
 // watchOpen reads the relay's status document every quarter second (at
-// most a fifth of the time, as it costs the relay a document listing
-// every agent) until it lists n open exposures, and
+// most half the time, as it costs the relay a document listing every
+// agent) until it lists n open exposures, and
 // sends how long after start that was; 0 if stop closes first. It is the relay's own view of the storm,
 // apart from the port prober's rounds: with thousands of agents' goroutines
 // crowding the benchmark process's two cores, one round of dials took up
@@ -343,7 +343,7 @@ func watchOpen(admin string, n int, start time.Time, stop <-chan struct{}) <-cha
 			case <-stop:
 				out <- 0
 				return
-			case <-time.After(max(250*time.Millisecond, 4*took)): // the relay's writing it is not what is measured
+			case <-time.After(max(250*time.Millisecond, took)): // the relay's writing it is not what is measured
 			}
 		}
 	}()
