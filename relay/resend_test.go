@@ -123,3 +123,25 @@ func TestCopyOfAnsweredInitiationIsAnsweredWithoutHandshake(t *testing.T) {
 		t.Fatalf("%d entries left for copies after the session ended", left)
 	}
 }
+
+// TestStoppingRelayDropsInitiations: once Run is stopping, an initiation
+// (its agents, told goodbye, come straight back) is dropped before any
+// budget or queue, where it used to cost two DH to be refused at join.
+func TestStoppingRelayDropsInitiations(t *testing.T) {
+	r, keys := benchRelay(t, 1)
+	_, m1, err := secure.Initiate(keys[0], r.static.Load().Public(), 7, secure.Timestamp(time.Now()), secure.Cookie{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	from := netip.MustParseAddrPort("127.0.0.1:40000")
+	stopped, cancel := context.WithCancel(context.Background())
+	cancel()
+	r.handleDatagram(stopped, m1, from)
+	if q := len(r.handshakes) + len(r.proven); q != 0 || r.stats.HandshakeDropped.Load() != 1 {
+		t.Fatalf("stopping: %d queued (want 0), handshake_dropped %d (want 1)", q, r.stats.HandshakeDropped.Load())
+	}
+	r.handleDatagram(context.Background(), m1, from)
+	if q := len(r.handshakes); q != 1 {
+		t.Fatalf("running: %d queued, want 1", q)
+	}
+}
