@@ -132,8 +132,11 @@ const (
 	refusePerSecond = 200
 	// cookiesPerSecond limits CookieReply datagrams. They are smaller than
 	// the handshakes they answer (no amplification), so the budget only
-	// bounds the relay's own work under a flood.
-	cookiesPerSecond = 5000
+	// bounds the relay's own work under a flood (a cookie costs a few
+	// µs). It is one per agent of a 10,000-router fleet behind one
+	// address, all unproven after a restart: at 5,000/s half of such a
+	// fleet would wait a retry gap for theirs.
+	cookiesPerSecond = 10000
 	// handshakeQueue bounds UDP handshakes waiting for the worker. Each
 	// costs two X25519 operations, so they run off the socket reader: a
 	// flood of forged handshakes fills this queue and is dropped, while
