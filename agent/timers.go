@@ -26,8 +26,11 @@ const (
 	// a peer opened.
 	streamHeaderWait = 10 * time.Second
 	// relayDialWait bounds one dial of a relay: UDP, the TCP fallback
-	// and the handshake on whichever answers.
-	relayDialWait = 30 * time.Second
+	// and the handshake on whichever answers. A relay that answers
+	// nothing is left much sooner (3 s of UDP and 10 s of TCP, or 20 s
+	// UDP-only); the bound is for one that answered with a cookie and is
+	// working through a reconnect storm (relaylink's busyWait, 60 s).
+	relayDialWait = 75 * time.Second
 	// connectWait bounds how long a local client waits for the peer
 	// session (the relay introduction and one handshake through it).
 	connectWait = 10 * time.Second

@@ -96,13 +96,15 @@ func (d *Dialer) dialUDP(ctx context.Context, t Target, addr netip.AddrPort, wai
 // early because the relay sent a stray Refuse (it started again).
 const strayGap = 500 * time.Millisecond
 
-// busyWait is the least a UDP handshake waits once the relay has
-// answered with a cookie: the relay is reachable over UDP and working
-// through a queue (a restart under thousands of agents), so neither the
-// TCP fallback nor a new dial would help. Before, an agent gave up at
-// the 3 s fallback wait and dialed again with a new initiation, while the
-// relay still worked on the first and built a session nobody confirmed.
-const busyWait = 20 * time.Second
+// busyWait is the least a UDP handshake waits in all once the relay has
+// answered with a cookie (within the caller's deadline): the relay is
+// reachable over UDP and working through a queue (a restart under
+// thousands of agents), so neither the TCP fallback nor a new dial would
+// help. Before, an agent gave up at the 3 s fallback wait, or after about
+// 22 s UDP-only, and dialed again with a new initiation while the relay
+// still worked on the first, which then built a session nobody confirmed
+// (7,600 of them when 10,000 agents came back to one relay).
+const busyWait = 60 * time.Second
 
 // handshakeUDP sends an initiation, and the same one again on the
 // schedule of retry.go, until it is answered, wait ends (0: never; at
