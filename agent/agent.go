@@ -35,6 +35,7 @@ type Agent struct {
 	stats    expose.Stats
 	links    linkStats // relay link events for status (linkstats.go)
 	sock     *demux.Socket
+	prepared relaylink.Prepared // the key prepared per relay, across dials
 	adminLn  net.Listener
 	streams  sync.WaitGroup
 	state    state
@@ -179,5 +180,5 @@ func (a *Agent) dial(ctx context.Context, cfg *Config, r Relay) (*relaylink.Conn
 }
 
 func (a *Agent) dialer(cfg *Config) *relaylink.Dialer {
-	return &relaylink.Dialer{Key: cfg.PrivateKey, Socket: a.sock, Tuning: cfg.Tuning, Log: a.log, UDPWait: cfg.UDPWait, Now: cfg.Clock}
+	return &relaylink.Dialer{Key: cfg.PrivateKey, Socket: a.sock, Tuning: cfg.Tuning, Log: a.log, UDPWait: cfg.UDPWait, Now: cfg.Clock, Prepared: &a.prepared}
 }

@@ -26,8 +26,11 @@ const (
 	// a peer opened.
 	streamHeaderWait = 10 * time.Second
 	// relayDialWait bounds one dial of a relay: UDP, the TCP fallback
-	// and the handshake on whichever answers.
-	relayDialWait = 30 * time.Second
+	// and the handshake on whichever answers. A relay that answers
+	// nothing is left much sooner (3 s of UDP and 10 s of TCP, or 20 s
+	// UDP-only); the bound is for one that answered with a cookie and is
+	// working through a reconnect storm (relaylink's busyWait, 60 s).
+	relayDialWait = 75 * time.Second
 	// connectWait bounds how long a local client waits for the peer
 	// session (the relay introduction and one handshake through it).
 	connectWait = 10 * time.Second
@@ -65,9 +68,9 @@ const (
 	// relay restart do not return in lockstep), then outageFastEvery
 	// apart for the first outageFast of the outage (a relay restart takes
 	// seconds), outageSlowEvery apart until outageSlow, then doubling up
-	// to reconnect_max. Each dial already re-sends its UDP handshake once
-	// a second while it waits, so a relay that comes back is found within
-	// about a second of either.
+	// to reconnect_max. Each dial already re-sends its UDP handshake while
+	// it waits (after 1 s, then at gaps growing by half to 4 s, relaylink's
+	// retry.go), so a relay that comes back is found within a few seconds.
 	immediateSpread = 250 * time.Millisecond
 	outageFastEvery = time.Second
 	outageFast      = 10 * time.Second

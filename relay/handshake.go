@@ -22,7 +22,8 @@ import (
 //     budget is spent the sender gets a cookie to prove its address with.
 //     So a flood from other ports behind the same NAT delays an agent by
 //     one round trip, not for as long as the flood lasts.
-//  2. accept (two X25519 operations, on the handshake worker): the key must
+//  2. accept (on the handshake worker; X25519 es, and ss unless kept from
+//     the key's last handshake, then the response's three): the key must
 //     be listed; the timestamp must be newer than the one of the key's last
 //     confirmed session, unless the message echoes a valid cookie (it is
 //     fresh then, whatever the agent's clock says); and there must be room
@@ -95,7 +96,8 @@ func (r *Relay) sendCookie(msg []byte, from netip.AddrPort, reason protocol.Cook
 // whether the answer was a cookie.
 func (r *Relay) accept(msg []byte, from netip.AddrPort, transport link.Transport, reply func([]byte)) (*secure.Session, *AgentEntry, []byte, *secure.Response, handshakeVerdict) {
 	cfg := r.cfg.Load()
-	resp, err := r.static.Load().Consume(msg)
+	key := r.static.Load()
+	resp, err := key.ConsumeCached(msg, &key.ss)
 	if err != nil {
 		r.stats.HandshakeFailed.Add(1)
 		if !errors.Is(err, secure.ErrVersion) {
@@ -110,6 +112,7 @@ func (r *Relay) accept(msg []byte, from netip.AddrPort, transport link.Transport
 		r.refuse(protocol.Refuse{Code: protocol.RefuseUnknownKey, Version: protocol.Version, Index: resp.PeerIndex}, reply)
 		return nil, nil, nil, nil, verdictDrop
 	}
+	key.ss.Keep(resp) // listed: its ss is kept for its next handshakes
 	fresh := r.macs.Load().ValidCookie(resp.Cookie, from, time.Now())
 	if !fresh && !r.replay.Fresh(resp.Peer, resp.Timestamp) {
 		r.stats.Replayed.Add(1)
@@ -207,10 +210,25 @@ func (r *Relay) join(s *session) bool {
 	return true
 }
 
-// addPendingLocked registers s, not yet confirmed, in the maps.
+// addPendingLocked registers s, not yet confirmed, in the maps; a UDP
+// session with its initiation, for the copies of it (resend.go).
 func (r *Relay) addPendingLocked(s *session) {
 	r.byIndex[s.index] = s
 	r.pending[s.key] = append(r.pending[s.key], s)
+	if s.m1 != nil {
+		s.mac1, s.cached = secure.MAC1(s.m1), true
+		r.answered[s.mac1] = s
+	}
+}
+
+// forgetAnsweredLocked removes s from the copies' map (resend.go): when
+// it is released, not when it is confirmed, so a copy that arrives after
+// the confirmation is still known (and dropped) instead of costing two DH
+// to be found stale.
+func (r *Relay) forgetAnsweredLocked(s *session) {
+	if s.cached && r.answered[s.mac1] == s {
+		delete(r.answered, s.mac1)
+	}
 }
 
 // dropPendingLocked forgets s among its key's unconfirmed sessions.

@@ -9,10 +9,12 @@ import (
 
 // The handshake queues. Two X25519-heavy handshakes cannot both be worth
 // doing for one source address and port at once: an agent re-sends its
-// initiation every second until answered and takes an answer to any of
-// its last minute's initiations, so while one initiation from an address
-// waits in a queue, a retry from that address is dropped (counted as
-// handshake_coalesced) instead of queued. Without this, a backlog longer
+// initiation until answered (the same message; a new one when a cookie
+// arrives) and takes an answer to any of its recent initiations, so while
+// one initiation from an address waits in a queue, a retry from that
+// address is dropped (counted as handshake_coalesced) instead of queued;
+// once answered, its copies are answered again without a queue
+// (resend.go). Without this, a backlog longer
 // than a second, as after a restart under a thousand agents, made the
 // workers answer each agent two or three times, and every answer builds a
 // pending session whose KCP link and smux are allocated up front. The

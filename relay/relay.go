@@ -42,7 +42,7 @@ type Relay struct {
 	cfg    atomic.Pointer[Config]
 	replay secure.Replay
 	macs   atomic.Pointer[secure.MACChecker] // follows the private key across reloads
-	static atomic.Pointer[secure.Keypair]    // the private key, prepared for X25519; so does this
+	static atomic.Pointer[staticKey]         // the private key, prepared for X25519; so does this
 	drops  dropLog
 	stun   *stunServer
 
@@ -55,8 +55,9 @@ type Relay struct {
 	mu       sync.Mutex // guards the maps below
 	byIndex  map[uint32]*session
 	live     map[secure.PublicKey]*session
-	closing  bool                            // Run is stopping: no session may join any more
-	pending  map[secure.PublicKey][]*session // unconfirmed, oldest first
+	closing  bool                             // Run is stopping: no session may join any more
+	pending  map[secure.PublicKey][]*session  // unconfirmed, oldest first
+	answered map[[secure.MACLen]byte]*session // unconfirmed UDP sessions by their initiation's mac1 (resend.go)
 	ports    map[portKey]*session
 	pairs    map[uint32]*pair      // peer introductions (peers.go)
 	waiting  map[string][]*session // askers waiting for an agent to connect, by its name
@@ -71,6 +72,15 @@ type Relay struct {
 	limiter      sourceLimiter
 	agentsAt     agentsAt // per source IP, for the proven-handshake budget
 	stats        Stats
+}
+
+// staticKey is the relay's private key prepared for X25519, with the
+// static-static DH results of the listed agents that handshook with it
+// (one scalar multiplication less per handshake); a new key starts a new
+// cache.
+type staticKey struct {
+	*secure.Keypair
+	ss secure.StaticDH
 }
 
 // initMsg is a HandshakeInit datagram queued for the handshake workers.
@@ -95,7 +105,8 @@ type Stats struct {
 	PendingDiscarded atomic.Uint64 // unconfirmed sessions dropped
 	HandshakeDropped atomic.Uint64 // over a source's budget, or handshake queue full (a flood)
 	// HandshakeCoalesced counts retries dropped because an initiation
-	// from the same address and port was still queued.
+	// from the same address and port was still queued, or its session
+	// already confirmed.
 	HandshakeCoalesced atomic.Uint64
 	// HandshakeResent counts retries of an answered initiation that got
 	// the same answer again instead of a new session.
@@ -122,13 +133,28 @@ const (
 	refusePerSecond = 200
 	// cookiesPerSecond limits CookieReply datagrams. They are smaller than
 	// the handshakes they answer (no amplification), so the budget only
-	// bounds the relay's own work under a flood.
-	cookiesPerSecond = 5000
+	// bounds the relay's own work under a flood (a cookie costs a few
+	// µs). It is one per agent of a 10,000-router fleet behind one
+	// address, all unproven after a restart: at 5,000/s half of such a
+	// fleet would wait a retry gap for theirs.
+	cookiesPerSecond = 10000
 	// handshakeQueue bounds UDP handshakes waiting for the worker. Each
 	// costs two X25519 operations, so they run off the socket reader: a
 	// flood of forged handshakes fills this queue and is dropped, while
 	// established agents' packets keep flowing.
 	handshakeQueue = 256
+	// provenQueue bounds the queue of handshakes whose mac2 proved their
+	// source. Only the per-address proven budgets fill it (an address
+	// without agents: 20/s, burst 100; ratelimit.go), so it can be long:
+	// after a restart under thousands of agents behind one address, each
+	// answers its cookie at once, and a burst the workers could work
+	// through in a second or two was cut at 256, the rest dropped
+	// unanswered and retried a second or more later, while the workers
+	// sat idle in between (5,000 agents came back at 300-500 handshakes a
+	// second on a relay using under half a core). 4,096 initiations of
+	// 180 bytes are under a MiB, and one to two seconds of work for two
+	// cores.
+	provenQueue = 4096
 )
 
 // New checks cfg and opens the relay's sockets: the UDP and TCP listeners
@@ -136,11 +162,11 @@ const (
 func New(cfg *Config, log *slog.Logger) (*Relay, error) {
 	cfg = cfg.withDefaults()
 	r := &Relay{log: log, byIndex: map[uint32]*session{}, live: map[secure.PublicKey]*session{},
-		pending: map[secure.PublicKey][]*session{}, ports: map[portKey]*session{}, pairs: map[uint32]*pair{}, waiting: map[string][]*session{},
-		handshakes: make(chan initMsg, handshakeQueue), proven: make(chan initMsg, handshakeQueue),
+		pending: map[secure.PublicKey][]*session{}, answered: map[[secure.MACLen]byte]*session{}, ports: map[portKey]*session{}, pairs: map[uint32]*pair{}, waiting: map[string][]*session{},
+		handshakes: make(chan initMsg, handshakeQueue), proven: make(chan initMsg, provenQueue),
 		drops: dropLog{lg: log}, stateChanged: make(chan struct{}, 1)}
 	r.macs.Store(secure.NewMACChecker(cfg.PrivateKey))
-	r.static.Store(secure.NewKeypair(cfg.PrivateKey))
+	r.static.Store(&staticKey{Keypair: secure.NewKeypair(cfg.PrivateKey)})
 	r.cfg.Store(cfg)
 	// A full Refuse budget from the start: right after a restart is when
 	// agents with stale sessions most need their "unknown session" hint.
@@ -316,7 +342,7 @@ func (r *Relay) Reload(cfg *Config) {
 	old := r.cfg.Swap(cfg)
 	if old.PrivateKey != cfg.PrivateKey {
 		r.macs.Store(secure.NewMACChecker(cfg.PrivateKey))
-		r.static.Store(secure.NewKeypair(cfg.PrivateKey))
+		r.static.Store(&staticKey{Keypair: secure.NewKeypair(cfg.PrivateKey)})
 	}
 	if old.Listen != cfg.Listen {
 		r.log.Warn("listen address change needs a restart; keeping the old one", "old", old.Listen, "new", cfg.Listen)

@@ -35,6 +35,10 @@ type session struct {
 	evicted   bool                      // by a fresher handshake, before confirmation; guarded by r.mu
 	peerIndex uint32                    // the agent's index in its initiation (UDP)
 	m2        []byte                    // the answer to it, sent again to its retries (UDP; set before the session is pending)
+	m1        []byte                    // the initiation answered, whose copies get m2 again until confirmed (UDP; resend.go); guarded by r.mu
+	mac1      [secure.MACLen]byte       // m1's mac1, its key in r.answered
+	cached    bool                      // in r.answered; guarded by r.mu
+	resends   int                       // copies of m1 answered; guarded by r.mu
 
 	ctrlMu sync.Mutex // serialises control writes
 	ctrl   link.Conn
@@ -259,6 +263,7 @@ func (r *Relay) activate(s *session) bool {
 		return false
 	}
 	r.dropPendingLocked(s)
+	s.m1 = nil // confirmed: its copies are dropped from now on (resend.go)
 	old := r.live[s.key]
 	if old != nil && old != s && !sameAgentAddr(old.peer(), s.peer()) && old.healthy(now) && r.dups.flagged(s.key, now) {
 		r.mu.Unlock()
@@ -307,6 +312,7 @@ func (r *Relay) release(s *session) {
 	if !s.confirmed.Load() {
 		r.dropPendingLocked(s)
 	}
+	r.forgetAnsweredLocked(s)
 	if r.live[s.key] == s {
 		delete(r.live, s.key)
 		r.changedState()

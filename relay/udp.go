@@ -28,6 +28,16 @@ func (r *Relay) handleDatagram(ctx context.Context, b []byte, from netip.AddrPor
 	}
 	switch t {
 	case protocol.TypeHandshakeInit:
+		if ctx.Err() != nil {
+			// Stopping: the agents told so come straight back, and a
+			// handshake now would build a session only to close it
+			// (join), two DH each while every session says goodbye.
+			r.stats.HandshakeDropped.Add(1)
+			return
+		}
+		if r.resend(b, from) {
+			return
+		}
 		switch r.admit(b, from, link.UDP, r.replyTo(from)) {
 		case verdictOpen:
 			r.enqueue(b, from, false)
@@ -92,7 +102,7 @@ func (r *Relay) handleInitUDP(ctx context.Context, msg []byte, from netip.AddrPo
 		return
 	}
 	s.link = l
-	s.peerIndex, s.m2 = resp.PeerIndex, m2 // for retries of this initiation (retryOfLocked)
+	s.peerIndex, s.m1, s.m2 = resp.PeerIndex, msg, m2 // for retries of this initiation (resend.go, retryOfLocked)
 	if !r.join(s) {
 		return
 	}

@@ -254,3 +254,86 @@ func TestInteropFlynnNoise(t *testing.T) {
 		}
 	})
 }
+
+// TestInitiatorReused: one prepared Initiator (its static-static DH done
+// once) makes initiation after initiation that the responder reads, each
+// with its own ephemeral key and so its own session keys.
+func TestInitiatorReused(t *testing.T) {
+	agent, relay := mustKey(t), mustKey(t)
+	p, err := NewInitiator(agent, relay.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var first []byte
+	for i := range 3 {
+		in, m1, err := p.Initiate(uint32(10+i), Timestamp(time.Now()), Cookie{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := Consume(relay, m1)
+		if err != nil {
+			t.Fatalf("initiation %d from the prepared key does not decrypt: %v", i, err)
+		}
+		if r.Peer != agent.Public() {
+			t.Fatalf("initiation %d: responder saw another static key", i)
+		}
+		rs, m2, err := r.Respond(20, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		as, _, err := in.Finish(m2)
+		if err != nil {
+			t.Fatalf("initiation %d: finish: %v", i, err)
+		}
+		pkt, _ := as.Seal(nil, []byte("x"))
+		if got, err := rs.Open(nil, pkt); err != nil || string(got) != "x" {
+			t.Fatalf("initiation %d: transport %q %v", i, got, err)
+		}
+		if i == 0 {
+			first = pkt
+		} else if bytes.Equal(pkt, first) {
+			t.Fatal("two handshakes of one Initiator gave the same session keys")
+		}
+	}
+}
+
+// TestStaticDHKept: a responder that keeps an initiator's ss reads its
+// next initiation with the kept value (a wrong kept value fails it, so
+// the cache is what is used), and an initiator it did not keep is read
+// as before.
+func TestStaticDHKept(t *testing.T) {
+	agent, other, relay := mustKey(t), mustKey(t), mustKey(t)
+	kp := NewKeypair(relay)
+	var cache StaticDH
+	_, m1, _ := Initiate(agent, relay.Public(), 1, Timestamp(time.Now()), Cookie{})
+	r, err := kp.ConsumeCached(m1, &cache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache.Keep(r)
+	in, m1, _ := Initiate(agent, relay.Public(), 2, Timestamp(time.Now()), Cookie{})
+	r, err = kp.ConsumeCached(m1, &cache)
+	if err != nil {
+		t.Fatalf("with the kept ss: %v", err)
+	}
+	_, m2, err := r.Respond(3, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := in.Finish(m2); err != nil {
+		t.Fatalf("finish after a kept ss: %v", err)
+	}
+	_, m1, _ = Initiate(other, relay.Public(), 4, Timestamp(time.Now()), Cookie{})
+	if _, err := kp.ConsumeCached(m1, &cache); err != nil {
+		t.Fatalf("a key not kept: %v", err)
+	}
+	cache.m[agent.Public()] = make([]byte, KeySize) // a wrong kept value
+	_, m1, _ = Initiate(agent, relay.Public(), 5, Timestamp(time.Now()), Cookie{})
+	if _, err := kp.ConsumeCached(m1, &cache); err == nil {
+		t.Fatal("a wrong kept ss still read the initiation: the cache is not used")
+	}
+	cache.Forget(agent.Public())
+	if _, err := kp.ConsumeCached(m1, &cache); err != nil {
+		t.Fatalf("after Forget: %v", err)
+	}
+}

@@ -39,6 +39,9 @@ type Socket struct {
 	// unsolicited gets datagrams that name no session of ours: a peer's
 	// handshake initiation (peer sessions start unsolicited).
 	unsolicited Handler
+	// strays gets, per source address, Refuse datagrams that name no
+	// session of ours (stray.go).
+	strays map[netip.AddrPort]*strayWatch
 
 	// Counters of datagrams that reached no owner.
 	Malformed atomic.Uint64 // not STUN and not a pinhole type, or too short
@@ -177,12 +180,19 @@ func (s *Socket) dispatch(b []byte, from netip.AddrPort) {
 	}
 	s.mu.RLock()
 	h := s.owners[idx]
-	if t == protocol.TypeRefuse && s.remotes[idx] != nil {
-		h = s.remotes[idx]
+	var stray *strayWatch
+	if t == protocol.TypeRefuse {
+		if s.remotes[idx] != nil {
+			h = s.remotes[idx]
+		}
+		stray = s.strays[from]
 	}
 	s.mu.RUnlock()
 	if h == nil {
 		s.Unrouted.Add(1)
+		if stray != nil {
+			stray.h()
+		}
 		return
 	}
 	h(t, b, from)

@@ -48,13 +48,17 @@ type Dialer struct {
 	Tuning link.Tuning
 	Log    *slog.Logger
 	// UDPWait is how long UDP handshakes are retried before Auto falls
-	// back to TCP (default 3s); one handshake goes out per second.
+	// back to TCP (default 3s); the handshake is sent again after 1 s,
+	// then after growing gaps (retry.go).
 	UDPWait time.Duration
 	// Resolver looks up relay host names (default net.DefaultResolver).
 	Resolver *net.Resolver
 	// Now is the wall clock for handshake timestamps (default time.Now);
 	// tests give agents wrong clocks through it.
 	Now func() time.Time
+	// Prepared keeps Key prepared per relay across dials (nil: prepared
+	// again for each initiation).
+	Prepared *Prepared
 }
 
 func (d *Dialer) now() time.Time {
@@ -92,8 +96,9 @@ func (c *Conn) Close() error {
 // tcpHandshakeWait bounds connecting and handshaking over TCP.
 const tcpHandshakeWait = 10 * time.Second
 
-// udpOnlyWait is how long a UDP-only dial keeps trying when the caller's
-// context has no deadline.
+// udpOnlyWait is how long a UDP-only dial keeps trying without an answer
+// (less when the caller's deadline is near; longer once a cookie shows
+// the relay busy, busyWait).
 const udpOnlyWait = 20 * time.Second
 
 // ErrNoAnswer reports that no handshake response arrived in time.
@@ -113,7 +118,7 @@ func (d *Dialer) Dial(ctx context.Context, t Target, mode Mode) (*Conn, error) {
 		// deadline, then say what came back (nothing, cookies, ...).
 		wait := udpOnlyWait
 		if dl, ok := ctx.Deadline(); ok {
-			wait = max(time.Until(dl)*3/4, time.Second)
+			wait = min(wait, max(time.Until(dl)*3/4, time.Second))
 		}
 		return d.dialUDP(ctx, t, addr, wait)
 	}

@@ -13,14 +13,21 @@ import (
 // covering the round trip.
 const cookieLife = 110 * time.Second
 
-// maxAttempts bounds the initiations remembered on very long waits: an
-// answer to any of the last minute's retries is still taken.
-const maxAttempts = 64
+// maxAttempts bounds the distinct initiations remembered: an answer to
+// any of them is still taken. A new one is built only when a cookie
+// arrives (or the one in use expires), at most once a round trip.
+const maxAttempts = 8
 
-// initiator builds the successive initiations of one handshake and reads
-// what comes back: cookies, which go into the next initiation, and the
-// response, which may answer any recent initiation (a late answer to an
-// earlier retry is still good).
+// initiator builds the initiations of one handshake and reads what comes
+// back: cookies, which go into the next initiation, and the response,
+// which may answer any recent initiation (a late answer to an earlier one
+// is still good). A retry is the same initiation byte for byte, not a new
+// one: the relay recognises it before any Diffie-Hellman work and sends
+// its answer again (relay/resend.go), and the agent pays for no new
+// ephemeral key or its two DH operations either. Under a reconnect storm
+// a new initiation every second, each unrecognisable before DH, cost the
+// relay a handshake per retry and the agent up to two DH per remembered
+// initiation to find which one an answer belonged to.
 type initiator struct {
 	d     *Dialer
 	t     Target
@@ -28,6 +35,8 @@ type initiator struct {
 	flags byte // in every initiation's header (protocol.FlagParkable)
 
 	sent     []attempt
+	m1       []byte        // the initiation in use, sent again until answered
+	m1Cookie secure.Cookie // the cookie m1 carries
 	cookie   secure.Cookie
 	cookieAt time.Time // monotonic: when the cookie arrived
 	reason   protocol.CookieReason
@@ -35,7 +44,7 @@ type initiator struct {
 
 type attempt struct {
 	in *secure.Initiation
-	at time.Time // monotonic send time, for the round trip
+	at time.Time // monotonic time of its last sending, for the round trip
 }
 
 // established is a finished handshake and what it taught about the clocks.
@@ -44,13 +53,23 @@ type established struct {
 	clockOffset time.Duration // relay clock minus ours
 }
 
-// next returns a fresh initiation, carrying the cookie if one is recent.
+// next returns the initiation to send now: the one sent before, byte for
+// byte, unless the cookie to carry changed since (one arrived, or the one
+// carried expired); then a new initiation carrying it.
 func (h *initiator) next() ([]byte, error) {
 	ck := h.cookie
 	if time.Since(h.cookieAt) > cookieLife {
 		ck = secure.Cookie{}
 	}
-	in, m1, err := secure.InitiateFlags(h.d.Key, h.t.PublicKey, h.index, secure.Timestamp(h.d.now()), ck, h.flags)
+	if h.m1 != nil && ck == h.m1Cookie {
+		h.sent[len(h.sent)-1].at = time.Now()
+		return h.m1, nil
+	}
+	p, err := h.d.Prepared.get(h.d.Key, h.t.PublicKey)
+	if err != nil {
+		return nil, err
+	}
+	in, m1, err := p.InitiateFlags(h.index, secure.Timestamp(h.d.now()), ck, h.flags)
 	if err != nil {
 		return nil, err
 	}
@@ -58,6 +77,7 @@ func (h *initiator) next() ([]byte, error) {
 		h.sent = h.sent[1:]
 	}
 	h.sent = append(h.sent, attempt{in: in, at: time.Now()})
+	h.m1, h.m1Cookie = m1, ck
 	return m1, nil
 }
 

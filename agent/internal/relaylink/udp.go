@@ -48,7 +48,7 @@ func trySend[T any](c chan T, v T) {
 	}
 }
 
-// dialUDP handshakes over the shared socket, retrying once a second for
+// dialUDP handshakes over the shared socket, retrying (retry.go) for
 // wait (0: until ctx ends), then starts KCP and smux on the session.
 func (d *Dialer) dialUDP(ctx context.Context, t Target, addr netip.AddrPort, wait time.Duration) (*Conn, error) {
 	idx := NewIndex()
@@ -96,27 +96,54 @@ func (d *Dialer) dialUDP(ctx context.Context, t Target, addr netip.AddrPort, wai
 	return c, nil
 }
 
-// handshakeUDP sends initiations once a second until one is answered, wait
-// ends (0: never) or ctx ends. A cookie from the relay is put into the
-// next initiation at once.
+// strayGap is the least time between an initiation and a copy sent
+// early because the relay sent a stray Refuse (it started again).
+const strayGap = 500 * time.Millisecond
+
+// busyWait is the least a UDP handshake waits in all once the relay has
+// answered with a cookie (within the caller's deadline): the relay is
+// reachable over UDP and working through a queue (a restart under
+// thousands of agents), so neither the TCP fallback nor a new dial would
+// help. Before, an agent gave up at the 3 s fallback wait, or after about
+// 22 s UDP-only, and dialed again with a new initiation while the relay
+// still worked on the first, which then built a session nobody confirmed
+// (7,600 of them when 10,000 agents came back to one relay).
+const busyWait = 60 * time.Second
+
+// handshakeUDP sends an initiation, and the same one again on the
+// schedule of retry.go, until it is answered, wait ends (0: never; at
+// least busyWait from the start once a cookie came) or ctx ends. A
+// cookie from the relay is put into a new initiation at once.
 func (d *Dialer) handshakeUDP(ctx context.Context, t Target, idx uint32, ans *answers, wait time.Duration) (*established, protocol.HandshakePayload, error) {
 	var deadline <-chan time.Time
+	var timer *time.Timer
+	start := time.Now()
 	if wait > 0 {
-		timer := time.NewTimer(wait)
+		timer = time.NewTimer(wait)
 		defer timer.Stop()
 		deadline = timer.C
 	}
-	retry := time.NewTicker(time.Second)
+	busy := false
+	var gaps retryGaps
+	retry := time.NewTimer(gaps.gap())
 	defer retry.Stop()
 	h := &initiator{d: d, t: t, index: idx}
 	if d.Tuning.Parks() {
 		h.flags = protocol.FlagParkable
 	}
+	// A relay that starts again invites its last run's agents (a Refuse
+	// naming their old session, demux/stray.go): it is up, so the next
+	// copy goes now rather than at the end of the gap, at most every
+	// strayGap whatever arrives.
+	wake := make(chan struct{}, 1)
+	defer d.Socket.WatchStrays(ans.addr, func() { trySend(wake, struct{}{}) })()
+	var sent time.Time
 	send := func() error {
 		m1, err := h.next()
 		if err != nil {
 			return err
 		}
+		sent = time.Now()
 		if err := d.Socket.Send(m1, ans.addr); err != nil {
 			// The network may not be up yet: keep trying until wait ends.
 			d.Log.Debug("send handshake", "relay", t.Address, "err", err)
@@ -137,7 +164,12 @@ func (d *Dialer) handshakeUDP(ctx context.Context, t Target, idx uint32, ans *an
 				return nil, protocol.HandshakePayload{}, err
 			}
 		case b := <-ans.cookie:
-			if h.takeCookie(b) {
+			fresh := h.takeCookie(b)
+			if fresh && timer != nil && !busy && wait < busyWait {
+				busy, wait = true, busyWait
+				timer.Reset(time.Until(start.Add(busyWait)))
+			}
+			if fresh {
 				if err := send(); err != nil {
 					return nil, protocol.HandshakePayload{}, err
 				}
@@ -152,6 +184,13 @@ func (d *Dialer) handshakeUDP(ctx context.Context, t Target, idx uint32, ans *an
 		case <-retry.C:
 			if err := send(); err != nil {
 				return nil, protocol.HandshakePayload{}, err
+			}
+			retry.Reset(gaps.gap())
+		case <-wake:
+			if time.Since(sent) >= strayGap {
+				if err := send(); err != nil {
+					return nil, protocol.HandshakePayload{}, err
+				}
 			}
 		}
 	}
