@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"net"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -16,28 +17,8 @@ import (
 // pending session, and that message completes the agent's first
 // initiation. A new dial (a new sender index) gets a session of its own.
 func TestRetryOfAnsweredInitiationGetsSameAnswer(t *testing.T) {
-	r, keys := benchRelay(t, 1)
-	agentConn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer agentConn.Close()
-	from := agentConn.LocalAddr().(*net.UDPAddr).AddrPort()
+	r, keys, agentConn, from, ctx := retryRig(t)
 	relayPub := r.static.Load().Public()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer func() {
-		cancel()
-		r.mu.Lock()
-		var all []*session
-		for _, p := range r.pending {
-			all = append(all, p...)
-		}
-		r.mu.Unlock()
-		for _, s := range all {
-			s.shutdown("test over")
-		}
-		r.sessions.Wait()
-	}()
 
 	initiate := func(index uint32, at time.Time) (*secure.Initiation, []byte) {
 		in, m1, err := secure.Initiate(keys[0], relayPub, index, secure.Timestamp(at), secure.Cookie{})
@@ -46,15 +27,7 @@ func TestRetryOfAnsweredInitiationGetsSameAnswer(t *testing.T) {
 		}
 		return in, m1
 	}
-	answer := func() []byte {
-		agentConn.SetReadDeadline(time.Now().Add(2 * time.Second))
-		buf := make([]byte, 2048)
-		n, err := agentConn.Read(buf)
-		if err != nil {
-			t.Fatalf("no answer: %v", err)
-		}
-		return buf[:n]
-	}
+	answer := func() []byte { return readAnswer(t, agentConn) }
 	pending := func() int {
 		r.mu.Lock()
 		defer r.mu.Unlock()
@@ -87,4 +60,43 @@ func TestRetryOfAnsweredInitiationGetsSameAnswer(t *testing.T) {
 	if n := pending(); n != 2 {
 		t.Fatalf("after a new dial: %d pending sessions, want 2", n)
 	}
+}
+
+// retryRig is a relay whose run loop does not run (tests hand datagrams
+// to its handlers) and an agent's UDP socket at from; ctx is the
+// handlers'. The sessions the test leaves pending end with it.
+func retryRig(t *testing.T) (r *Relay, keys []secure.PrivateKey, agentConn *net.UDPConn, from netip.AddrPort, ctx context.Context) {
+	r, keys = benchRelay(t, 1)
+	agentConn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(func() {
+		cancel()
+		r.mu.Lock()
+		var all []*session
+		for _, p := range r.pending {
+			all = append(all, p...)
+		}
+		r.mu.Unlock()
+		for _, s := range all {
+			s.shutdown("test over")
+		}
+		r.sessions.Wait()
+		agentConn.Close()
+	})
+	return r, keys, agentConn, agentConn.LocalAddr().(*net.UDPAddr).AddrPort(), ctx
+}
+
+// readAnswer reads the relay's next answer on agentConn (2 s at most).
+func readAnswer(t *testing.T, agentConn *net.UDPConn) []byte {
+	t.Helper()
+	agentConn.SetReadDeadline(time.Now().Add(2 * time.Second))
+	buf := make([]byte, 2048)
+	n, err := agentConn.Read(buf)
+	if err != nil {
+		t.Fatalf("no answer: %v", err)
+	}
+	return buf[:n]
 }

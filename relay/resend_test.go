@@ -3,7 +3,6 @@ package relay
 import (
 	"bytes"
 	"context"
-	"net"
 	"net/netip"
 	"testing"
 	"time"
@@ -18,36 +17,8 @@ import (
 // is counted and no second session is built. A copy from another port is
 // not answered from the cache; copies beyond maxResends are dropped.
 func TestCopyOfAnsweredInitiationIsAnsweredWithoutHandshake(t *testing.T) {
-	r, keys := benchRelay(t, 1)
-	agentConn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer agentConn.Close()
-	from := agentConn.LocalAddr().(*net.UDPAddr).AddrPort()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer func() {
-		cancel()
-		r.mu.Lock()
-		var all []*session
-		for _, p := range r.pending {
-			all = append(all, p...)
-		}
-		r.mu.Unlock()
-		for _, s := range all {
-			s.shutdown("test over")
-		}
-		r.sessions.Wait()
-	}()
-	answer := func() []byte {
-		agentConn.SetReadDeadline(time.Now().Add(2 * time.Second))
-		buf := make([]byte, 2048)
-		n, err := agentConn.Read(buf)
-		if err != nil {
-			t.Fatalf("no answer: %v", err)
-		}
-		return buf[:n]
-	}
+	r, keys, agentConn, from, ctx := retryRig(t)
+	answer := func() []byte { return readAnswer(t, agentConn) }
 	in, m1, err := secure.Initiate(keys[0], r.static.Load().Public(), 7, secure.Timestamp(time.Now()), secure.Cookie{})
 	if err != nil {
 		t.Fatal(err)

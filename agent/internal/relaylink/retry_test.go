@@ -36,36 +36,7 @@ func TestRetryGapsGrowToMax(t *testing.T) {
 // initiation at once (carrying the cookie as mac2), and that one is the
 // one sent again afterwards.
 func TestRetryIsTheSameInitiation(t *testing.T) {
-	relayKey, err := secure.GeneratePrivateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	agentKey, err := secure.GeneratePrivateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	relay, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer relay.Close()
-	relayAddr := relay.LocalAddr().(*net.UDPAddr).AddrPort()
-	sock, err := demux.Listen(0, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sock.Close()
-	d := &Dialer{Key: agentKey, Socket: sock, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	idx := NewIndex()
-	ans := newAnswers(relayAddr)
-	sock.Register(idx, ans.offer)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		d.handshakeUDP(ctx, Target{Address: relayAddr.String(), PublicKey: relayKey.Public()}, idx, ans, 0)
-	}()
-	defer func() { cancel(); <-done }()
+	relay, relayKey, _ := startHandshake(t)
 
 	type arrival struct {
 		b    []byte
@@ -180,36 +151,7 @@ func TestCookieExtendsUDPWait(t *testing.T) {
 // the waiting handshake send its copy at once instead of at the end of the
 // retry gap.
 func TestRelayInviteSendsCopyAtOnce(t *testing.T) {
-	relayKey, err := secure.GeneratePrivateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	agentKey, err := secure.GeneratePrivateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	relay, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer relay.Close()
-	relayAddr := relay.LocalAddr().(*net.UDPAddr).AddrPort()
-	sock, err := demux.Listen(0, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sock.Close()
-	d := &Dialer{Key: agentKey, Socket: sock, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	idx := NewIndex()
-	ans := newAnswers(relayAddr)
-	sock.Register(idx, ans.offer)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		d.handshakeUDP(ctx, Target{Address: relayAddr.String(), PublicKey: relayKey.Public()}, idx, ans, 0)
-	}()
-	defer func() { cancel(); <-done }()
+	relay, _, idx := startHandshake(t)
 
 	buf := make([]byte, 2048)
 	relay.SetReadDeadline(time.Now().Add(5 * time.Second))
@@ -233,4 +175,45 @@ func TestRelayInviteSendsCopyAtOnce(t *testing.T) {
 	if !bytes.Equal(buf[:n], first) {
 		t.Fatal("the copy sent at the invitation is not the initiation")
 	}
+}
+
+// startHandshake runs the agent's UDP handshake towards a socket the test
+// plays the relay on, until the test ends; it returns that socket, the
+// relay's key and the handshake's session index.
+func startHandshake(t *testing.T) (relay *net.UDPConn, relayKey secure.PrivateKey, idx uint32) {
+	relayKey, err := secure.GeneratePrivateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	agentKey, err := secure.GeneratePrivateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	relay, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	relayAddr := relay.LocalAddr().(*net.UDPAddr).AddrPort()
+	sock, err := demux.Listen(0, false)
+	if err != nil {
+		relay.Close()
+		t.Fatal(err)
+	}
+	d := &Dialer{Key: agentKey, Socket: sock, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	idx = NewIndex()
+	ans := newAnswers(relayAddr)
+	sock.Register(idx, ans.offer)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		d.handshakeUDP(ctx, Target{Address: relayAddr.String(), PublicKey: relayKey.Public()}, idx, ans, 0)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		sock.Close()
+		relay.Close()
+	})
+	return relay, relayKey, idx
 }
