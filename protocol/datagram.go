@@ -216,9 +216,14 @@ func ParseDataHeader(b []byte) (DataHeader, error) {
 	return DataHeader{
 		Kind:     DataKind(b[1]),
 		Receiver: binary.BigEndian.Uint32(b[4:8]),
-		Counter:  binary.BigEndian.Uint64(b[8:16]),
+		Counter:  DataCounter(b),
 	}, nil
 }
+
+// DataCounter returns the counter of a Data datagram whose header was
+// already checked (ParseDataHeader, or a datagram this end sealed): the
+// nonce the seal used, one per datagram, in sending order.
+func DataCounter(b []byte) uint64 { return binary.BigEndian.Uint64(b[8:DataHeaderLen]) }
 
 // HandshakeHeader is the clear prefix of both handshake messages.
 type HandshakeHeader struct {

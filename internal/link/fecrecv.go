@@ -54,7 +54,7 @@ type rxGroup struct {
 // is the clear header's) and sends a loss report when one is due.
 func (c *PacketConn) fecMeter(sealed []byte, now int64) {
 	r := &c.fecRx
-	ctr := binary.BigEndian.Uint64(sealed[8:16])
+	ctr := protocol.DataCounter(sealed)
 	if !r.started {
 		r.started, r.hi, r.base, r.reported = true, ctr, ctr, now
 	}
@@ -86,7 +86,7 @@ func (c *PacketConn) fecKeep(sealed, p []byte, now int64) {
 		c.fecRelease()
 		return
 	}
-	ctr := binary.BigEndian.Uint64(sealed[8:16])
+	ctr := protocol.DataCounter(sealed)
 	s := &r.ring[ctr%fecRing]
 	if s.buf == nil {
 		s.buf = bufPool.Get().(*[]byte)

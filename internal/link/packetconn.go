@@ -1,7 +1,6 @@
 package link
 
 import (
-	"encoding/binary"
 	"net"
 	"net/netip"
 	"sync"
@@ -257,7 +256,7 @@ func (c *PacketConn) sendKCP(p []byte) error {
 	pkt, err := c.sess.Seal((*bp)[:0], p)
 	var ctr uint64
 	if err == nil {
-		ctr = binary.BigEndian.Uint64(pkt[8:16])
+		ctr = protocol.DataCounter(pkt)
 		err = c.sendOnPath(pkt)
 	}
 	bufPool.Put(bp)
