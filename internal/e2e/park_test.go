@@ -110,7 +110,7 @@ func TestParkedRelayRestart(t *testing.T) {
 	for _, noPark := range []bool{false, true} {
 		t.Run(fmt.Sprintf("noPark=%v", noPark), func(t *testing.T) {
 			rcfg, acfg, port := fastHeartbeat(t)
-			rcfg.Listen = "127.0.0.1:" + strconv.Itoa(int(fixedPort(t)))
+			rcfg.Listen = "127.0.0.1:" + strconv.Itoa(int(testenv.FreePort(t)))
 			acfg.Heartbeat = 15 * time.Second
 			acfg.Tuning = acfg.Tuning.OrDefault()
 			acfg.Tuning.ParkAfter = 200 * time.Millisecond

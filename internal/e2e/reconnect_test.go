@@ -88,7 +88,7 @@ func waitEchoes(host string, port uint16, d time.Duration) (time.Duration, bool)
 // would make a truncated transfer look complete.
 func TestRelayFlap(t *testing.T) {
 	const restarts, bound = 20, 3 * time.Second
-	port, downPort, upPort, relayPort := testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t), fixedPort(t)
+	port, downPort, upPort, relayPort := testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t)
 	rcfg := testenv.RelayConfig(t, "127.0.0.1:"+strconv.Itoa(int(relayPort)))
 	// A relay that died silently under an idle agent can only invite it
 	// back from its state file (TestLongHeartbeatRelayKill); a graceful
@@ -173,29 +173,6 @@ func TestRelayFlap(t *testing.T) {
 		t.Errorf("status counters: relay_reconnects %d, relay_links_lost %d after %d relay restarts, want at least %d",
 			c["relay_reconnects"], c["relay_links_lost"], restarts, restarts-1)
 	}
-}
-
-// fixedPort is a port free for TCP and UDP below Linux's ephemeral range
-// (32768-60999): a relay restarted on it many times must find it free,
-// and an ephemeral port may be taken meanwhile, by the agent itself (its
-// TCP dial to a port nobody listens on can pick that port as its source
-// and connect to itself).
-func fixedPort(t *testing.T) uint16 {
-	for range 100 {
-		p := 20000 + rand.N(12000)
-		ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
-		if err != nil {
-			continue
-		}
-		pc, err := net.ListenPacket("udp", "127.0.0.1:"+strconv.Itoa(p))
-		ln.Close()
-		if err == nil {
-			pc.Close()
-			return uint16(p)
-		}
-	}
-	t.Fatal("no free port below the ephemeral range")
-	return 0
 }
 
 // inFlight starts a download from downPort (read 64 KiB of it, then left

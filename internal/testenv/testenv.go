@@ -5,7 +5,9 @@ package testenv
 
 import (
 	"context"
+	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"runtime/pprof"
@@ -67,7 +69,13 @@ var handedOut struct {
 }
 
 // FreePort returns a port free on 127.0.0.1 for both TCP and UDP right
-// now, and never one it returned before in this process.
+// now, and never one it returned before in this process. It picks from
+// below the kernel's ephemeral range: a port from that range may become
+// the source port of any outgoing connection on the machine (another
+// test package's, the agent's own dial to its local service) between
+// now and the moment its user binds it, and a listener cannot bind a
+// port an outgoing connection holds (CI: an exposure refused as "port
+// in use" until the test gave up).
 func FreePort(t testing.TB) uint16 {
 	t.Helper()
 	handedOut.Lock()
@@ -75,24 +83,39 @@ func FreePort(t testing.TB) uint16 {
 	if handedOut.ports == nil {
 		handedOut.ports = map[int]bool{}
 	}
-	for range 200 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
+	low, high := fixedPortRange()
+	for range 1000 {
+		port := low + rand.N(high-low)
+		if handedOut.ports[port] {
+			continue
 		}
-		port := ln.Addr().(*net.TCPAddr).Port
+		ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		if err != nil {
+			continue
+		}
 		pc, err := net.ListenPacket("udp", "127.0.0.1:"+strconv.Itoa(port))
 		ln.Close()
 		if err == nil {
 			pc.Close()
-			if !handedOut.ports[port] {
-				handedOut.ports[port] = true
-				return uint16(port)
-			}
+			handedOut.ports[port] = true
+			return uint16(port)
 		}
 	}
-	t.Fatal("no free port")
+	t.Fatal("no free port below the ephemeral range")
 	return 0
+}
+
+// fixedPortRange is where FreePort looks: from 10000 up to the start of
+// the kernel's ephemeral range (32768 where it cannot be read).
+func fixedPortRange() (low, high int) {
+	low, high = 10000, 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		var eph int
+		if _, err := fmt.Sscan(string(b), &eph); err == nil && eph > low+1000 {
+			high = eph
+		}
+	}
+	return low, high
 }
 
 func RelayConfig(t testing.TB, listen string) *relay.Config {
@@ -108,6 +131,7 @@ func StartRelay(t testing.TB, cfg *relay.Config) (*relay.Relay, *LogBuffer, func
 	if err != nil {
 		t.Fatal(err)
 	}
+	logOnFailure(t, "relay", buf)
 	stop := runUntilStopped(t, "relay", r.Run)
 	return r, buf, stop
 }
@@ -126,8 +150,25 @@ func StartAgent(t testing.TB, cfg *agent.Config) (*agent.Agent, *LogBuffer, func
 	if err != nil {
 		t.Fatal(err)
 	}
+	logOnFailure(t, "agent", buf)
 	stop := runUntilStopped(t, "agent", a.Run)
 	return a, buf, stop
+}
+
+// logOnFailure prints the end of a relay's or agent's log (64 KiB at
+// most) when the test fails, after it has stopped, so that a failure in CI
+// comes with what the processes saw. Verbose runs print logs as they go.
+func logOnFailure(t testing.TB, what string, buf *LogBuffer) {
+	t.Cleanup(func() {
+		if !t.Failed() || testing.Verbose() {
+			return
+		}
+		s := buf.String()
+		if len(s) > 64<<10 {
+			s = "...\n" + s[len(s)-64<<10:]
+		}
+		t.Logf("%s log:\n%s", what, s)
+	})
 }
 
 // runUntilStopped runs run in the background until the returned stop is
