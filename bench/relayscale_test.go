@@ -162,18 +162,12 @@ agents:
 // picked ones are free until the relay listens).
 const exposedPortsFrom = 12000
 
-// freePortFrom returns the first port from *next on that is free on
-// 127.0.0.1 for TCP and UDP, and moves *next past it.
+// freePortFrom returns the first port from *next on that testenv can
+// claim (free for TCP and UDP on 127.0.0.1, never handed out before), and
+// moves *next past it.
 func freePortFrom(b *testing.B, next *uint16) uint16 {
 	for ; *next < 32768; *next++ {
-		ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(int(*next)))
-		if err != nil {
-			continue
-		}
-		pc, err := net.ListenPacket("udp", ln.Addr().String())
-		ln.Close()
-		if err == nil {
-			pc.Close()
+		if testenv.ClaimPort(*next) {
 			*next++
 			return *next - 1
 		}

@@ -59,10 +59,10 @@ func Key(t testing.TB) secure.PrivateKey {
 	return k
 }
 
-// handedOut is every port FreePort returned in this process: the kernel
-// may offer a port it just offered again (it is free until its user binds
-// it), and two of a test's ports must never be one (CI: a relay and the
-// exposure behind it on the same port).
+// handedOut is every port FreePort returned or ClaimPort claimed in this
+// process: a port stays free until its user binds it, so it could be
+// offered twice, and two of a test's ports must never be one (CI: a relay
+// and the exposure behind it on the same port).
 var handedOut struct {
 	sync.Mutex
 	ports map[int]bool
@@ -78,31 +78,43 @@ var handedOut struct {
 // in use" until the test gave up).
 func FreePort(t testing.TB) uint16 {
 	t.Helper()
+	low, high := fixedPortRange()
+	for range 1000 {
+		if port := uint16(low + rand.N(high-low)); ClaimPort(port) {
+			return port
+		}
+	}
+	t.Fatal("no free port below the ephemeral range")
+	return 0
+}
+
+// ClaimPort reports whether port is free on 127.0.0.1 for TCP and UDP
+// right now and was never handed out in this process (by FreePort or an
+// earlier ClaimPort); if so it is handed out now. Tests that need ports
+// of their own choosing (a fleet's consecutive ports) claim them here so
+// FreePort never returns one of them.
+func ClaimPort(port uint16) bool {
 	handedOut.Lock()
 	defer handedOut.Unlock()
 	if handedOut.ports == nil {
 		handedOut.ports = map[int]bool{}
 	}
-	low, high := fixedPortRange()
-	for range 1000 {
-		port := low + rand.N(high-low)
-		if handedOut.ports[port] {
-			continue
-		}
-		ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
-		if err != nil {
-			continue
-		}
-		pc, err := net.ListenPacket("udp", "127.0.0.1:"+strconv.Itoa(port))
-		ln.Close()
-		if err == nil {
-			pc.Close()
-			handedOut.ports[port] = true
-			return uint16(port)
-		}
+	if handedOut.ports[int(port)] {
+		return false
 	}
-	t.Fatal("no free port below the ephemeral range")
-	return 0
+	addr := "127.0.0.1:" + strconv.Itoa(int(port))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return false
+	}
+	pc, err := net.ListenPacket("udp", addr)
+	ln.Close()
+	if err != nil {
+		return false
+	}
+	pc.Close()
+	handedOut.ports[int(port)] = true
+	return true
 }
 
 // fixedPortRange is where FreePort looks: from 10000 up to the start of
