@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -59,6 +58,7 @@ func BenchmarkRelayIdleAgents(b *testing.B) {
 	fleet.startAgents(b)
 	fleet.waitAccepting(b, start, 10*time.Minute)
 	connect := time.Since(start)
+	b.Logf("connect: agents logged: %s", fleet.logs.take())
 
 	// Idle: agents heartbeat, nothing else flows. RSS after the window,
 	// CPU over its second half (after the connect burst's GC has run).
@@ -69,6 +69,10 @@ func BenchmarkRelayIdleAgents(b *testing.B) {
 	rss1 := rssMiB(b, relay.pid)
 	heap, heapOK := relayHeap(fleet.admin)
 	b.Logf("idle: relay counters: %v", relayCounters(fleet.admin))
+	b.Logf("idle: agents logged: %s", fleet.logs.take())
+	if fds, err := os.ReadDir("/proc/self/fd"); err == nil {
+		b.Logf("idle: the benchmark's process (the agents) holds %d descriptors", len(fds))
+	}
 	if st, ok := readStatus(fleet.admin); ok {
 		perAgent := func(v float64) float64 { return v / 1024 / float64(n) }
 		b.Logf("idle: relay per agent: rss %.1f KiB, heap in use %.1f KiB, marked live by the last GC %.1f KiB, goroutine stacks %.1f KiB",
@@ -93,6 +97,7 @@ func BenchmarkRelayIdleAgents(b *testing.B) {
 		b.Logf("restart: old relay stopped in %v; first port back after %v, half after %v, 90%% after %v, all after %v (the relay listed all open after %v); CPU meanwhile: new relay %.1f s, agents %.1f s; relay counters: %v",
 			stopped.Round(time.Millisecond), first.Round(time.Millisecond), median.Round(time.Millisecond), p90.Round(time.Millisecond),
 			time.Since(start).Round(time.Millisecond), all.Round(time.Millisecond), float64(cpuTicks(b, relay.pid))/clockTicks, float64(cpuTicks(b, os.Getpid())-self0)/clockTicks, relayCounters(fleet.admin))
+		b.Logf("restart: agents logged: %s", fleet.logs.take())
 	}
 	relay.stop(b)
 	// Reported after the loop: b.Loop's first call clears earlier metrics.
@@ -120,6 +125,7 @@ type fleet struct {
 	relayPort       uint16
 	agents          []*agent.Config
 	ports           []uint16
+	logs            logTally // what the agents logged at warning level and above
 }
 
 func newFleet(b *testing.B, n int, local string) *fleet {
@@ -178,7 +184,7 @@ func freePortFrom(b *testing.B, next *uint16) uint16 {
 
 // startAgents runs every agent until the benchmark ends.
 func (f *fleet) startAgents(b *testing.B) {
-	log := slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelError}))
+	log := slog.New(slog.NewTextHandler(&f.logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	b.Cleanup(func() { cancel(); wg.Wait() })
