@@ -57,6 +57,7 @@ func (r *Relay) Status() Status {
 		"unknown_session":        r.stats.UnknownSession.Load(),
 		"tcp_rejected":           r.stats.TCPRejected.Load(),
 		"replaced":               r.stats.Replaced.Load(),
+		"memory_reclaims":        r.reclaim.count.Load(),
 		"pending_discarded":      r.stats.PendingDiscarded.Load(),
 		"handshake_dropped":      r.stats.HandshakeDropped.Load(),
 		"handshake_coalesced":    r.stats.HandshakeCoalesced.Load(),

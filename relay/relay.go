@@ -72,6 +72,7 @@ type Relay struct {
 	limiter      sourceLimiter
 	agentsAt     agentsAt // per source IP, for the proven-handshake budget
 	stats        Stats
+	reclaim      reclaimer // returns what parks and closed sessions freed (reclaim.go)
 }
 
 // staticKey is the relay's private key prepared for X25519, with the
@@ -318,6 +319,7 @@ func (r *Relay) refill(ctx context.Context) {
 			r.drops.sweep(now)
 			r.stun.sweep(now)
 			r.sweepSilent(now)
+			r.reclaim.check(now)
 		}
 	}
 }

@@ -240,6 +240,7 @@ func (s *session) shutdown(reason string) {
 		s.r.release(s)
 		close(s.done)
 		if s.confirmed.Load() {
+			s.r.reclaim.add(closedSessionBytes)
 			lvl := slog.LevelInfo
 			if s.twin.Load() {
 				lvl = slog.LevelDebug // the duplicate key was logged once; the twin retries every reconnect_max

@@ -102,6 +102,7 @@ func (r *Relay) handleInitUDP(ctx context.Context, msg []byte, from netip.AddrPo
 		return
 	}
 	s.link = l
+	l.OnPark(func() { r.reclaim.add(parkedBytes) })
 	s.peerIndex, s.m1, s.m2 = resp.PeerIndex, msg, m2 // for retries of this initiation (resend.go, retryOfLocked)
 	if !r.join(s) {
 		return

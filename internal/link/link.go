@@ -221,6 +221,16 @@ func (l *Link) ParkStats() (parks, wakes, stale uint64) {
 	return l.park.parks.Load(), l.park.wakes.Load(), l.park.stale.Load()
 }
 
+// OnPark sets a function called (on whichever goroutine parked it) each
+// time the link parks its data conversation: the owner of thousands of
+// links learns that memory became garbage (the relay's reclaimer). It
+// does nothing on the smux layout.
+func (l *Link) OnPark(f func()) {
+	if l.park != nil {
+		l.park.onParked.Store(&f)
+	}
+}
+
 // LastReceive returns when the last authenticated packet arrived.
 func (l *Link) LastReceive() time.Time { return l.lastRecv() }
 

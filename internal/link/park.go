@@ -101,6 +101,7 @@ type parker struct {
 	dirtyData *arqConn
 
 	parks, wakes, stale atomic.Uint64
+	onParked            atomic.Pointer[func()] // Link.OnPark
 }
 
 func ctlConv(base uint32) uint32 { return ^base }
@@ -236,6 +237,9 @@ func (p *parker) parkLocked() *dataEnd {
 	p.lastParked, p.parked = p.epoch, true
 	p.epoch = p.next(p.epoch)
 	p.parks.Add(1)
+	if f := p.onParked.Load(); f != nil {
+		(*f)()
+	}
 	if p.timer != nil {
 		p.timer.Stop()
 	}
