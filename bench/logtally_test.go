@@ -67,3 +67,16 @@ func (l *logTally) take() string {
 	}
 	return s.String()[2:]
 }
+
+// matching counts the lines so far whose key starts with prefix.
+func (l *logTally) matching(prefix string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for k, c := range l.counts {
+		if strings.HasPrefix(k, prefix) {
+			n += c
+		}
+	}
+	return n
+}

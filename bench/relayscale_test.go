@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -55,6 +56,7 @@ func BenchmarkRelayIdleAgents(b *testing.B) {
 	rss0 := rssMiB(b, relay.pid)
 
 	start := time.Now()
+	tl := startTimeline(relay.pid, &fleet.logs, start)
 	fleet.startAgents(b)
 	fleet.waitAccepting(b, start, 10*time.Minute)
 	connect := time.Since(start)
@@ -69,6 +71,9 @@ func BenchmarkRelayIdleAgents(b *testing.B) {
 	rss1 := rssMiB(b, relay.pid)
 	heap, heapOK := relayHeap(fleet.admin)
 	b.Logf("idle: relay counters: %v", relayCounters(fleet.admin))
+	if lines := tl.stop(); tl.silent > 0 || os.Getenv("PINHOLE_BENCH_TRACE") != "" {
+		b.Logf("timeline until the end of the idle window (s since start: relay CPU %%, agents' CPU %%, agents' GCs, agents that found the relay silent):\n%s", lines)
+	}
 	b.Logf("idle: agents logged: %s", fleet.logs.take())
 	if fds, err := os.ReadDir("/proc/self/fd"); err == nil {
 		b.Logf("idle: the benchmark's process (the agents) holds %d descriptors", len(fds))
@@ -111,6 +116,57 @@ func BenchmarkRelayIdleAgents(b *testing.B) {
 		b.ReportMetric(heap/(1<<20), "relay-heap-MiB")
 		b.ReportMetric(heap/1024/float64(n), "relay-heap-KiB/agent")
 	}
+}
+
+// timeline samples, once a second, the relay's and the agents' CPU, the
+// agents' process's collections and how many agents found the relay
+// silent: when links die in a crowd, it shows which process stalled first.
+type timeline struct {
+	stopCh chan struct{}
+	done   chan string
+	silent int
+}
+
+func startTimeline(relayPid int, logs *logTally, start time.Time) *timeline {
+	tl := &timeline{stopCh: make(chan struct{}), done: make(chan string, 1)}
+	go func() {
+		var lines strings.Builder
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		rel, self, gcs := ticksOf(relayPid), ticksOf(os.Getpid()), gcCount()
+		for {
+			select {
+			case <-tl.stopCh:
+				tl.done <- lines.String()
+				return
+			case <-t.C:
+			}
+			r, s, g := ticksOf(relayPid), ticksOf(os.Getpid()), gcCount()
+			fmt.Fprintf(&lines, "  %3.0f: relay %3d %%, agents %3d %%, %d GCs, %d silent\n", time.Since(start).Seconds(), r-rel, s-self, g-gcs, logs.matching("relay silent"))
+			rel, self, gcs = r, s, g
+		}
+	}()
+	return tl
+}
+
+// stop ends the sampling and returns its lines.
+func (tl *timeline) stop() string {
+	close(tl.stopCh)
+	s := <-tl.done
+	tl.silent = strings.Count(s, "silent") - strings.Count(s, " 0 silent")
+	return s
+}
+
+// ticksOf is readTicks, 0 when unreadable.
+func ticksOf(pid int) int64 {
+	t, _ := readTicks(pid)
+	return t
+}
+
+func gcCount() uint32 {
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.NumGC
 }
 
 // clockTicks is USER_HZ, the unit of /proc/PID/stat's times (100 on
@@ -291,23 +347,31 @@ func (p *relayProc) stop(b *testing.B) {
 
 // cpuTicks is a process's user plus system time from /proc/PID/stat.
 func cpuTicks(b *testing.B, pid int) int64 {
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	t, err := readTicks(pid)
 	if err != nil {
 		b.Fatal(err)
+	}
+	return t
+}
+
+func readTicks(pid int) (int64, error) {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
 	}
 	// The command name, field 2, is in parentheses and may hold spaces:
 	// count fields from after its closing one (field 3 is the state).
 	s := string(raw)
 	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
 	if len(fields) < 13 {
-		b.Fatalf("short /proc/%d/stat: %q", pid, s)
+		return 0, fmt.Errorf("short /proc/%d/stat: %q", pid, s)
 	}
 	utime, err1 := strconv.ParseInt(fields[11], 10, 64) // field 14
 	stime, err2 := strconv.ParseInt(fields[12], 10, 64) // field 15
 	if err1 != nil || err2 != nil {
-		b.Fatalf("/proc/%d/stat: %q", pid, s)
+		return 0, fmt.Errorf("/proc/%d/stat: %q", pid, s)
 	}
-	return utime + stime
+	return utime + stime, nil
 }
 
 // relayStatus is the part of the relay's status document read here.

@@ -7,7 +7,6 @@ import (
 	"net/netip"
 	"sync"
 	"syscall"
-	"time"
 
 	"github.com/pinhole/pinhole/internal/splice"
 	"github.com/pinhole/pinhole/protocol"
@@ -25,11 +24,12 @@ type exposure struct {
 	proto protocol.Proto
 	port  uint16
 
-	ln  net.Listener // tcp
-	udp *net.UDPConn // udp
-	fl  *flowTable   // udp
-	wg  sync.WaitGroup
-	end chan struct{}
+	ln      net.Listener // tcp
+	unwatch func()       // tcp: stops the relay's acceptor watching ln
+	udp     *net.UDPConn // udp
+	fl      *flowTable   // udp
+	wg      sync.WaitGroup
+	end     chan struct{}
 }
 
 // apply makes the session's exposures equal to want, keeping unchanged
@@ -132,7 +132,11 @@ func (s *session) open(w protocol.Exposure) (*exposure, protocol.Status, error) 
 	addr := net.JoinHostPort(r.cfg.Load().Bind, fmt.Sprint(w.RemotePort))
 	var err error
 	if w.Proto == protocol.ProtoTCP {
-		e.ln, err = net.Listen("tcp", addr)
+		if e.ln, err = net.Listen("tcp", addr); err == nil {
+			if e.unwatch, err = r.acceptor.add(e.ln.(*net.TCPListener), e.acceptConn); err != nil {
+				e.ln.Close()
+			}
+		}
 	} else {
 		var pc net.PacketConn
 		if pc, err = net.ListenPacket("udp", addr); err == nil {
@@ -151,9 +155,7 @@ func (s *session) open(w protocol.Exposure) (*exposure, protocol.Status, error) 
 		}
 		return nil, status, fmt.Errorf("listen %s %s: %w", w.Proto, addr, err)
 	}
-	if e.ln != nil {
-		e.wg.Go(e.acceptTCP)
-	} else {
+	if e.ln == nil {
 		e.fl = newFlowTable(e)
 		e.wg.Go(e.fl.readLoop)
 		e.wg.Go(e.fl.expireLoop)
@@ -166,6 +168,7 @@ func (s *session) open(w protocol.Exposure) (*exposure, protocol.Status, error) 
 func (e *exposure) close() {
 	close(e.end)
 	if e.ln != nil {
+		e.unwatch() // no acceptConn after this
 		e.ln.Close()
 	}
 	if e.udp != nil {
@@ -182,16 +185,13 @@ func (e *exposure) close() {
 	r.mu.Unlock()
 }
 
-func (e *exposure) acceptTCP() {
-	for {
-		c, err := e.ln.Accept()
-		if err != nil {
-			if isClosed(err) {
-				return
-			}
-			time.Sleep(50 * time.Millisecond)
-			continue
-		}
+// acceptConn takes a connection the relay's acceptor accepted on e's
+// port (on the acceptor's goroutine: it only starts the connection's).
+func (e *exposure) acceptConn(c net.Conn) {
+	select {
+	case <-e.end:
+		c.Close()
+	default:
 		e.s.r.sessions.Go(func() { e.serveTCP(c) })
 	}
 }

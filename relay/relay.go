@@ -73,6 +73,7 @@ type Relay struct {
 	agentsAt     agentsAt // per source IP, for the proven-handshake budget
 	stats        Stats
 	reclaim      reclaimer // returns what parks and closed sessions freed (reclaim.go)
+	acceptor     *acceptor // serves every exposed TCP port (acceptor.go); set by Run
 }
 
 // staticKey is the relay's private key prepared for X25519, with the
@@ -257,7 +258,13 @@ func (r *Relay) Addr() netip.AddrPort { return r.udpAddr }
 // Run serves until ctx ends, then closes every session and port and returns
 // after all of its goroutines have stopped.
 func (r *Relay) Run(ctx context.Context) error {
+	acc, err := newAcceptor()
+	if err != nil {
+		return err
+	}
+	r.acceptor = acc
 	var wg sync.WaitGroup
+	wg.Go(func() { acc.run(ctx) })
 	wg.Go(func() { r.readUDP(ctx) })
 	wg.Go(func() { r.acceptTCP(ctx) })
 	wg.Go(func() { r.refill(ctx) })
