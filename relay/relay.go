@@ -315,6 +315,7 @@ func (r *Relay) Run(ctx context.Context) error {
 func (r *Relay) refill(ctx context.Context) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
+	var lastSweep time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -325,14 +326,26 @@ func (r *Relay) refill(ctx context.Context) {
 			r.limiter.sweep(now)
 			r.drops.sweep(now)
 			r.stun.sweep(now)
-			r.sweepSilent(now)
+			if now.Sub(lastSweep) > sweepEvery(r.cfg.Load().agentTimeout())-time.Second/2 {
+				r.sweepSilent(now)
+				lastSweep = now
+			}
 			r.reclaim.check(now)
 		}
 	}
 }
 
+// sweepEvery is how often sweepSilent looks at every session: a
+// twelfth of agent_timeout, from 1 s to 5 s. A look costs about a
+// microsecond per session (four structures each, out of cache), which
+// once a second was a tenth of an idle relay's CPU with 10,000 agents;
+// every 5 s, a dead agent is dropped at most 5 s after its 60 s.
+func sweepEvery(timeout time.Duration) time.Duration {
+	return min(5*time.Second, max(time.Second, timeout/12))
+}
+
 // sweepSilent closes the sessions whose agents have been silent too long
-// (session.silent). One sweep a second for all sessions, rather than a
+// (session.silent). One sweep every sweepEvery for all sessions, rather than a
 // timer per session, keeps a relay with thousands of idle agents idle.
 func (r *Relay) sweepSilent(now time.Time) {
 	for _, s := range r.liveSessions() {

@@ -91,7 +91,7 @@ func (r *Relay) handleInitUDP(ctx context.Context, msg []byte, from netip.AddrPo
 	s.pc = link.NewPacketConn(sess, from, r.sendUDP, nil, func(to netip.AddrPort) {
 		s.log.Info("agent address changed (NAT rebinding)", "addr", to)
 	})
-	s.pc.AnswerKeepalives()
+	s.pc.AnswerKeepalives(r.uio.SendNow)
 	newLink := link.NewUDPLink
 	if resp.Flags&protocol.FlagParkable != 0 { // and accept told the agent so
 		newLink = link.NewParkingUDPLink

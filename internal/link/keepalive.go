@@ -30,8 +30,17 @@ type KeepaliveHandler func(sent uint64, observed netip.AddrPort)
 // travel in one TCP connection, whose own keepalive is the control Ping).
 var errNoDatagrams = errors.New("link has no datagrams")
 
-// AnswerKeepalives makes c answer keepalives (the relay's end).
-func (c *PacketConn) AnswerKeepalives() { c.answerKeepalives.Store(true) }
+// AnswerKeepalives makes c answer keepalives (the relay's end). Answers
+// leave through direct when it is not nil: a sender that writes on the
+// answering goroutine (udpio.Conn.SendNow), so that a lone answer does not
+// wake the shared writer. Call it before c sees traffic.
+func (c *PacketConn) AnswerKeepalives(direct Sender) {
+	c.answerVia = direct
+	if direct == nil {
+		c.answerVia = c.send
+	}
+	c.answerKeepalives.Store(true)
+}
 
 // SetKeepaliveHandler installs the handler for answers (the agent's end).
 func (c *PacketConn) SetKeepaliveHandler(h KeepaliveHandler) { c.onKeepalive.Store(&h) }
@@ -53,7 +62,7 @@ func (c *PacketConn) keepalive(p []byte, from netip.AddrPort) {
 	}
 	c.maybeValidate(from)
 	var b [protocol.KeepaliveLen]byte
-	c.sealSend(protocol.DataKeepaliveAck, protocol.AppendKeepaliveAck(b[:0], sent, from), from, c.send)
+	c.sealSend(protocol.DataKeepaliveAck, protocol.AppendKeepaliveAck(b[:0], sent, from), from, c.answerVia)
 }
 
 func (c *PacketConn) keepaliveAck(p []byte) {

@@ -20,7 +20,7 @@ func TestKeepalive(t *testing.T) {
 	var aw, rw wire
 	a := NewPacketConn(as, relayAddr, aw.send, nil, nil)
 	r := NewPacketConn(rs, first, rw.send, nil, func(netip.AddrPort) {})
-	r.AnswerKeepalives()
+	r.AnswerKeepalives(nil)
 	type answer struct {
 		sent     uint64
 		observed netip.AddrPort

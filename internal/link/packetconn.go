@@ -61,6 +61,7 @@ type PacketConn struct {
 	onKeepalive      atomic.Pointer[KeepaliveHandler]   // answered keepalives (the agent's relay link)
 	onPark           atomic.Pointer[parkHandler]        // park requests and answers (park.go)
 	answerKeepalives atomic.Bool                        // the relay's end of an agent's link
+	answerVia        Sender                             // where answers leave (set before answerKeepalives)
 	viaRelay         atomic.Bool                        // WriteTo uses the relay path
 	Direct           atomic.Uint64                      // authenticated datagrams that came directly
 	Relayed          atomic.Uint64                      // authenticated datagrams the relay forwarded

@@ -1,6 +1,10 @@
 package link
 
-import "sync"
+import (
+	"sync"
+
+	"github.com/pinhole/pinhole/protocol"
+)
 
 // rxQueue holds sealed datagrams between the socket's reader (Deliver)
 // and the goroutine that opens them, so a session's decryption never runs
@@ -39,13 +43,31 @@ func (c *PacketConn) push(in inbound) bool {
 		r.running = true
 	}
 	reader := r.sink == nil
+	lone := start && len(r.q)-r.head == 1 && isKeepalive(in)
 	r.mu.Unlock()
-	if start {
+	switch {
+	case lone:
+		c.drain() // see isKeepalive
+	case start:
 		go c.drain()
-	} else if reader {
+	case reader:
 		notify(r.wake)
 	}
 	return true
+}
+
+// isKeepalive reports whether in is a keepalive or its answer, by its
+// header (sent in the clear, authenticated with the rest). Alone in an
+// idle queue, one is opened and answered on the deliverer's goroutine:
+// a goroutine started for it cost more than the work (a relay answers
+// one for each of its idle agents every heartbeat, and that was most of
+// its idle CPU after the socket calls).
+func isKeepalive(in inbound) bool {
+	if in.n < protocol.DataHeaderLen || protocol.Type((*in.buf)[0]) != protocol.TypeData {
+		return false
+	}
+	k := protocol.DataKind((*in.buf)[1])
+	return k == protocol.DataKeepalive || k == protocol.DataKeepaliveAck
 }
 
 // setSink switches the queue to sink mode: a drain goroutine opens the

@@ -127,6 +127,18 @@ func (u *Conn) Send(b []byte, to netip.AddrPort) error {
 	}
 }
 
+// SendNow writes b at once on the caller's goroutine when nothing waits
+// for the writer, and queues it behind what does (order kept). It is for
+// lone small datagrams off the bulk path (a relay's answers to its idle
+// agents' keepalives): handing one to the writer cost a wake-up of its
+// goroutine, more than the write.
+func (u *Conn) SendNow(b []byte, to netip.AddrPort) error {
+	if u.batch != nil && len(u.out) > 0 {
+		return u.Send(b, to)
+	}
+	return u.writeOne(b, to)
+}
+
 // writeOne writes b at once, without the writer.
 func (u *Conn) writeOne(b []byte, to netip.AddrPort) error {
 	if u.ap != nil {
