@@ -65,9 +65,9 @@ func BenchmarkRelayIdleAgents(b *testing.B) {
 	// Idle: agents heartbeat, nothing else flows. RSS after the window,
 	// CPU over its second half (after the connect burst's GC has run).
 	time.Sleep(idle / 2)
-	cpu0, t0 := cpuTicks(b, relay.pid), time.Now()
+	cpu0, self0, t0 := cpuTicks(b, relay.pid), cpuTicks(b, os.Getpid()), time.Now()
 	time.Sleep(idle / 2)
-	cpu1, t1 := cpuTicks(b, relay.pid), time.Now()
+	cpu1, self1, t1 := cpuTicks(b, relay.pid), cpuTicks(b, os.Getpid()), time.Now()
 	rss1 := rssMiB(b, relay.pid)
 	heap, heapOK := relayHeap(fleet.admin)
 	b.Logf("idle: relay counters: %v", relayCounters(fleet.admin))
@@ -112,6 +112,9 @@ func BenchmarkRelayIdleAgents(b *testing.B) {
 	b.ReportMetric((rss1-rss0)*1024/float64(n), "relay-KiB/agent")
 	b.ReportMetric(rss1, "relay-RSS-MiB")
 	b.ReportMetric(100*float64(cpu1-cpu0)/clockTicks/t1.Sub(t0).Seconds(), "relay-idle-CPU%")
+	// The agents' side of idling (all N in this process, the benchmark's
+	// own sampling included): per agent, in millionths of a core.
+	b.ReportMetric(1e6*float64(self1-self0)/clockTicks/t1.Sub(t0).Seconds()/float64(n), "agent-idle-ppm-of-a-core")
 	if heapOK {
 		b.ReportMetric(heap/(1<<20), "relay-heap-MiB")
 		b.ReportMetric(heap/1024/float64(n), "relay-heap-KiB/agent")
