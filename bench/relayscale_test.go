@@ -72,7 +72,8 @@ func BenchmarkRelayIdleAgents(b *testing.B) {
 	heap, heapOK := relayHeap(fleet.admin)
 	b.Logf("idle: relay counters: %v", relayCounters(fleet.admin))
 	if lines := tl.stop(); tl.silent > 0 || os.Getenv("PINHOLE_BENCH_TRACE") != "" {
-		b.Logf("timeline until the end of the idle window (s since start: relay CPU %%, agents' CPU %%, agents' GCs, agents that found the relay silent):\n%s", lines)
+		// Printed, not logged: a benchmark's log keeps about ten lines.
+		fmt.Printf("timeline until the end of the idle window (s since start: relay CPU %%, agents' CPU %%, agents' GCs, agents that found the relay silent):\n%s", lines)
 	}
 	b.Logf("idle: agents logged: %s", fleet.logs.take())
 	if fds, err := os.ReadDir("/proc/self/fd"); err == nil {
