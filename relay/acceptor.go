@@ -3,6 +3,7 @@ package relay
 import (
 	"net"
 	"sync"
+	"syscall"
 )
 
 // Accepting without a goroutine per port. Every exposed TCP port is a
@@ -25,7 +26,7 @@ type acceptFunc func(net.Conn)
 
 // acceptEntry is one watched listener.
 type acceptEntry struct {
-	ln     *net.TCPListener
+	raw    syscall.RawConn // the listener's descriptor (epoll only)
 	handle acceptFunc
 }
 

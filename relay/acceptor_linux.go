@@ -42,7 +42,7 @@ func (a *acceptor) add(ln *net.TCPListener, handle acceptFunc) (remove func(), e
 	if err != nil {
 		return nil, err
 	}
-	e := &acceptEntry{ln: ln, handle: handle}
+	e := &acceptEntry{raw: lrc, handle: handle}
 	a.mu.Lock()
 	id := a.registerLocked(e)
 	a.mu.Unlock()
@@ -108,12 +108,8 @@ func (a *acceptor) serve(id int32) (exhausted bool) {
 	if e == nil {
 		return false // removed after the event
 	}
-	rc, err := e.ln.SyscallConn()
-	if err != nil {
-		return false
-	}
 	var fds []int
-	rc.Control(func(lfd uintptr) {
+	e.raw.Control(func(lfd uintptr) {
 		for len(fds) < 64 {
 			nfd, _, err := unix.Accept4(int(lfd), unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
 			switch {

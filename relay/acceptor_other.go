@@ -14,7 +14,7 @@ type acceptor struct{ acceptorBase }
 func newAcceptor() (*acceptor, error) { return &acceptor{}, nil }
 
 func (a *acceptor) add(ln *net.TCPListener, handle acceptFunc) (remove func(), err error) {
-	e := &acceptEntry{ln: ln, handle: handle}
+	e := &acceptEntry{handle: handle}
 	a.mu.Lock()
 	id := a.registerLocked(e)
 	a.mu.Unlock()
