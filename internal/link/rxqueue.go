@@ -63,11 +63,8 @@ func (c *PacketConn) push(in inbound) bool {
 // one for each of its idle agents every heartbeat, and that was most of
 // its idle CPU after the socket calls).
 func isKeepalive(in inbound) bool {
-	if in.n < protocol.DataHeaderLen || protocol.Type((*in.buf)[0]) != protocol.TypeData {
-		return false
-	}
-	k := protocol.DataKind((*in.buf)[1])
-	return k == protocol.DataKeepalive || k == protocol.DataKeepaliveAck
+	h, err := protocol.ParseDataHeader((*in.buf)[:in.n])
+	return err == nil && (h.Kind == protocol.DataKeepalive || h.Kind == protocol.DataKeepaliveAck)
 }
 
 // setSink switches the queue to sink mode: a drain goroutine opens the
