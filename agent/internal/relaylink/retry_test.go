@@ -87,14 +87,7 @@ func TestRetryIsTheSameInitiation(t *testing.T) {
 // (the 3 s before the TCP fallback, 1 s here) instead of giving up; one
 // that answers nothing is left when the wait ends.
 func TestCookieExtendsUDPWait(t *testing.T) {
-	relayKey, err := secure.GeneratePrivateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	agentKey, err := secure.GeneratePrivateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
+	relayKey, agentKey := newKey(t), newKey(t)
 	sock, err := demux.Listen(0, false)
 	if err != nil {
 		t.Fatal(err)
@@ -181,15 +174,8 @@ func TestRelayInviteSendsCopyAtOnce(t *testing.T) {
 // plays the relay on, until the test ends; it returns that socket, the
 // relay's key and the handshake's session index.
 func startHandshake(t *testing.T) (relay *net.UDPConn, relayKey secure.PrivateKey, idx uint32) {
-	relayKey, err := secure.GeneratePrivateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	agentKey, err := secure.GeneratePrivateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	relay, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	relayKey, agentKey := newKey(t), newKey(t)
+	relay, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,4 +202,15 @@ func startHandshake(t *testing.T) (relay *net.UDPConn, relayKey secure.PrivateKe
 		relay.Close()
 	})
 	return relay, relayKey, idx
+}
+
+// newKey generates a key (this package's tests cannot import
+// internal/testenv, which imports the agent).
+func newKey(t *testing.T) secure.PrivateKey {
+	t.Helper()
+	k, err := secure.GeneratePrivateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
 }
