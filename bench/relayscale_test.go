@@ -9,10 +9,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -44,6 +46,10 @@ import (
 //
 // The agents' own CPU shares the machine with the relay, so on a small
 // machine the connect and restart times include the agents' cost too.
+// PINHOLE_BENCH_TRACE=1 prints a once-a-second timeline of the connect,
+// the idle window and the restart (printed anyway when an agent found the
+// relay silent); PINHOLE_BENCH_AGENTS_PROFILE=FILE writes a CPU profile
+// of the agents' side of the restart.
 func BenchmarkRelayIdleAgents(b *testing.B) {
 	n := envInt(b, "PINHOLE_BENCH_AGENTS", 300)
 	idle := time.Duration(envInt(b, "PINHOLE_BENCH_IDLE", 30)) * time.Second
@@ -56,7 +62,7 @@ func BenchmarkRelayIdleAgents(b *testing.B) {
 	rss0 := rssMiB(b, relay.pid)
 
 	start := time.Now()
-	tl := startTimeline(relay.pid, &fleet.logs, start)
+	tl := startTimeline(relay.pid, fleet, start)
 	fleet.startAgents(b)
 	fleet.waitAccepting(b, start, 10*time.Minute)
 	connect := time.Since(start)
@@ -87,15 +93,21 @@ func BenchmarkRelayIdleAgents(b *testing.B) {
 
 	var restarts, relayViews time.Duration
 	for b.Loop() {
+		stopProfile := profileAgents(b)
 		start, self0 := time.Now(), cpuTicks(b, os.Getpid())
 		relay.stop(b)
 		stopped := time.Since(start)
 		relay = fleet.startRelay(b, bin)
 		stop := make(chan struct{})
 		listed := watchOpen(fleet.admin, n, start, stop)
+		tl := startTimeline(relay.pid, fleet, start)
 		first, median, p90 := fleet.waitAccepting(b, start, 10*time.Minute)
 		restarts += time.Since(start)
+		stopProfile()
 		close(stop)
+		if lines := tl.stop(); tl.silent > 0 || os.Getenv("PINHOLE_BENCH_TRACE") != "" {
+			fmt.Printf("timeline of the restart (s since the old relay was told to stop; columns as above):\n%s", lines)
+		}
 		all := <-listed
 		if all > 0 {
 			relayViews += all
@@ -122,6 +134,24 @@ func BenchmarkRelayIdleAgents(b *testing.B) {
 	}
 }
 
+// profileAgents writes a CPU profile of the benchmark's process (the
+// agents) to the file PINHOLE_BENCH_AGENTS_PROFILE names, from now until
+// the returned function is called: the agents' side of one restart.
+func profileAgents(b *testing.B) func() {
+	path := os.Getenv("PINHOLE_BENCH_AGENTS_PROFILE")
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		b.Fatal(err)
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }
+}
+
 // timeline samples, once a second, the relay's and the agents' CPU, the
 // agents' process's collections and how many agents found the relay
 // silent: when links die in a crowd, it shows which process stalled first.
@@ -131,7 +161,7 @@ type timeline struct {
 	silent int
 }
 
-func startTimeline(relayPid int, logs *logTally, start time.Time) *timeline {
+func startTimeline(relayPid int, f *fleet, start time.Time) *timeline {
 	tl := &timeline{stopCh: make(chan struct{}), done: make(chan string, 1)}
 	go func() {
 		var lines strings.Builder
@@ -146,7 +176,8 @@ func startTimeline(relayPid int, logs *logTally, start time.Time) *timeline {
 			case <-t.C:
 			}
 			r, s, g := ticksOf(relayPid), ticksOf(os.Getpid()), gcCount()
-			fmt.Fprintf(&lines, "  %3.0f: relay %3d %%, agents %3d %%, %d GCs, %d silent\n", time.Since(start).Seconds(), r-rel, s-self, g-gcs, logs.matching("relay silent"))
+			fmt.Fprintf(&lines, "  %3.0f: relay %3d %%, agents %3d %%, %d GCs, %d silent, %d ports accepting\n",
+				time.Since(start).Seconds(), r-rel, s-self, g-gcs, f.logs.matching("relay silent"), f.accepting.Load())
 			rel, self, gcs = r, s, g
 		}
 	}()
@@ -185,7 +216,8 @@ type fleet struct {
 	relayPort       uint16
 	agents          []*agent.Config
 	ports           []uint16
-	logs            logTally // what the agents logged at warning level and above
+	logs            logTally     // what the agents logged at warning level and above
+	accepting       atomic.Int64 // exposed ports found accepting by the running waitAccepting
 }
 
 func newFleet(b *testing.B, n int, local string) *fleet {
@@ -264,6 +296,7 @@ func (f *fleet) startAgents(b *testing.B) {
 // the agents' goroutines, took seconds per round and measured itself.
 func (f *fleet) waitAccepting(b *testing.B, start time.Time, limit time.Duration) (first, median, p90 time.Duration) {
 	left := append([]uint16(nil), f.ports...)
+	f.accepting.Store(0)
 	var (
 		mu   sync.Mutex
 		seen []time.Duration
@@ -275,6 +308,9 @@ func (f *fleet) waitAccepting(b *testing.B, start time.Time, limit time.Duration
 		}
 		round := time.Now()
 		open := make([]bool, len(left))
+		// Only ports with a listener are dialed (see listeningTCPPorts);
+		// without the kernel's table, every closed port is.
+		listening, lerr := listeningTCPPorts()
 		next := make(chan int)
 		var wg sync.WaitGroup
 		for range 64 {
@@ -286,13 +322,17 @@ func (f *fleet) waitAccepting(b *testing.B, start time.Time, limit time.Duration
 					}
 					c.Close()
 					open[i] = true
+					f.accepting.Add(1)
 					mu.Lock()
 					seen = append(seen, time.Since(start))
 					mu.Unlock()
 				}
 			})
 		}
-		for i := range left {
+		for i, p := range left {
+			if lerr == nil && !listening[p] {
+				continue
+			}
 			next <- i
 		}
 		close(next)
@@ -420,7 +460,7 @@ func watchOpen(admin string, n int, start time.Time, stop <-chan struct{}) <-cha
 			case <-stop:
 				out <- 0
 				return
-			case <-time.After(max(250*time.Millisecond, took)): // the relay's writing it is not what is measured
+			case <-time.After(max(time.Second, 4*took)): // writing it costs the relay CPU: at most a fifth of its time
 			}
 		}
 	}()
