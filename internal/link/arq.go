@@ -21,8 +21,11 @@ import (
 //     owner's path functions, which take the owner's locks: a peer
 //     session's relay path takes the lock under which it asks for SRTT);
 //   - a timer armed only while segments wait for an ACK or for window
-//     (WaitSnd > 0), for the next flush interval; a link with nothing in
-//     flight has none running (UDPSession ticks every 10 ms forever);
+//     (WaitSnd > 0), for the earliest retransmission timeout among them
+//     (kcpResendIn; the next flush interval while something else may be
+//     due sooner); a link with nothing in flight has none running
+//     (UDPSession ticks every 10 ms forever, and would wake a link whose
+//     segments wait out a 200 ms timeout twenty times for nothing);
 //   - the buffer for a segment larger than the caller's Read buffer is
 //     pooled and returned once read; UDPSession holds a 2,048-slot send
 //     channel, a 2,048-slot batch queue and a receive buffer per link.
@@ -48,6 +51,7 @@ type arqConn struct {
 	out   *[]*[]byte  // KCP's packets to send once mu is released (pooled)
 	timer *time.Timer // created on first use, stopped while idle
 	armed bool
+	due   time.Time // when the armed timer fires
 	// pending is what is left of a segment the last Read could not take
 	// whole (buf is its pooled buffer).
 	pending []byte
@@ -323,24 +327,38 @@ func (c *arqConn) flushLocked() {
 		return
 	}
 	kcpFlush(c.kcp)
-	c.afterLocked()
+	c.afterWaitLocked(kcpResendIn(c.kcp))
 }
 
 // afterLocked wakes a blocked writer when the window has room and keeps
 // the timer armed exactly while segments wait (for an ACK, for window).
-func (c *arqConn) afterLocked() {
+func (c *arqConn) afterLocked() { c.afterWaitLocked(-1) }
+
+// afterWaitLocked is afterLocked after a flush that found the earliest
+// retransmission resendIn away (0: flush again after the interval; -1: no
+// flush ran, keep an armed timer as it is). A flush that finds something
+// due sooner than the armed timer brings it forward.
+func (c *arqConn) afterWaitLocked(resendIn time.Duration) {
 	c.resizeLocked()
 	if c.kcp.WaitSnd() < c.sndWnd {
 		notify(c.writeEv)
 	}
-	if c.armed || c.kcp.WaitSnd() == 0 {
+	if c.kcp.WaitSnd() == 0 || c.armed && resendIn < 0 {
 		return
 	}
-	c.armed = true
+	wait := c.period
+	if resendIn > wait && !c.pc.fec.active.Load() { // an open parity group closes on the interval (fec.go)
+		wait = resendIn
+	}
+	due := time.Now().Add(wait)
+	if c.armed && !due.Before(c.due) {
+		return
+	}
+	c.armed, c.due = true, due
 	if c.timer == nil {
-		c.timer = time.AfterFunc(c.period, c.tick)
+		c.timer = time.AfterFunc(wait, c.tick)
 	} else {
-		c.timer.Reset(c.period)
+		c.timer.Reset(wait)
 	}
 }
 

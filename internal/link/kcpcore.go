@@ -1,6 +1,8 @@
 package link
 
 import (
+	"math"
+	"time"
 	"unsafe"
 
 	"github.com/xtaci/kcp-go/v5"
@@ -50,3 +52,73 @@ func kcpProbing(k *kcp.KCP) bool { return *kcpField[uint32](k, kcpOffProbe) != 0
 
 // kcpSRTT returns the smoothed round-trip time in milliseconds.
 func kcpSRTT(k *kcp.KCP) int32 { return *kcpField[int32](k, kcpOffSRTT) }
+
+// kcpHead mirrors kcp.KCP's fields from the first up to snd_buf, so the
+// driver can read the send buffer's retransmission times (kcpResendIn);
+// TestKCPCoreFields checks it against kcp-go's struct field by field.
+// Unlike the constants above it holds pointers, so its offsets come from
+// the compiler for each target.
+type kcpHead struct {
+	conv, mtu, mss, state               uint32
+	sndUna, sndNxt, rcvNxt, ssthresh    uint32
+	rxRttvar, rxSrtt                    int32
+	rxRTO, rxMinRTO                     uint32
+	sndWnd, rcvWnd, rmtWnd, cwnd, incr  uint32
+	probe, tsProbe, probeWait           uint32
+	interval, tsFlush, nodelay, updated uint32
+	deadLink                            uint32
+	fastresend, nocwnd, stream          int32
+	logmask                             int32
+	sndQueue, rcvQueue, sndBuf          unsafe.Pointer
+}
+
+// kcpSegment mirrors kcp-go's unexported segment, the element of the send
+// buffer's ring (checked by TestKCPCoreFields too).
+type kcpSegment struct {
+	conv             uint32
+	cmd, frg         uint8
+	wnd              uint16
+	ts, sn, una, rto uint32
+	xmit, resendts   uint32
+	fastack, acked   uint32
+	data             []byte
+}
+
+// kcpResendIn returns, right after kcpFlush, how long until the earliest
+// retransmission timeout among the segments waiting for an ACK: the only
+// thing a timer flush can do for them before then is nothing. It returns
+// 0 (flush again after the usual interval) when something else may be
+// due sooner: a closed remote window to probe, window flags to send, a
+// segment with duplicate ACKs (kcp-go's early retransmit runs on the next
+// flush), or segments queued behind the window with none in flight.
+//
+// kcp-go's own Check caps its answer at the flush interval, so a link
+// whose segments wait out a long timeout (a slow or gone peer, the
+// first segment's 200 ms before any RTT sample) was woken every 10 ms
+// for nothing: during a reconnect storm under 10,000 agents those empty
+// flushes were the relay's largest cost.
+func kcpResendIn(k *kcp.KCP) time.Duration {
+	h := (*kcpHead)(unsafe.Pointer(k))
+	if h.rmtWnd == 0 || h.probe != 0 || h.updated == 0 {
+		return 0
+	}
+	buf := (*kcp.RingBuffer[kcpSegment])(h.sndBuf)
+	if buf.Len() == 0 {
+		return 0
+	}
+	now := h.tsFlush - h.interval // Update, forced by kcpFlush, set ts_flush to its clock's now + interval
+	earliest := int32(math.MaxInt32)
+	for s := range buf.ForEach {
+		if s.acked == 1 {
+			continue
+		}
+		if s.fastack > 0 && s.fastack != math.MaxUint32 {
+			return 0
+		}
+		earliest = min(earliest, int32(s.resendts-now))
+	}
+	if earliest <= 0 || earliest == math.MaxInt32 {
+		return 0
+	}
+	return time.Duration(earliest) * time.Millisecond
+}
