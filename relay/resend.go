@@ -65,6 +65,6 @@ func (r *Relay) resend(msg []byte, from netip.AddrPort) bool {
 		return true
 	}
 	r.stats.HandshakeResent.Add(1)
-	r.sendUDP(m2, from)
+	r.uio.SendNow(m2, from) // on the socket's reader: never wait for the writer
 	return true
 }

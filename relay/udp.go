@@ -66,7 +66,7 @@ func (r *Relay) handleDatagram(ctx context.Context, b []byte, from netip.AddrPor
 
 // replyTo returns a function that sends a datagram to addr.
 func (r *Relay) replyTo(addr netip.AddrPort) func([]byte) {
-	return func(b []byte) { r.sendUDP(b, addr) }
+	return func(b []byte) { r.uio.SendNow(b, addr) } // on the socket's reader: never wait for the writer
 }
 
 // refuse sends a Refuse hint, within the shared budget for unsolicited

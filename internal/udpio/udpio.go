@@ -128,15 +128,29 @@ func (u *Conn) Send(b []byte, to netip.AddrPort) error {
 }
 
 // SendNow writes b at once on the caller's goroutine when nothing waits
-// for the writer, and queues it behind what does (order kept). It is for
-// lone small datagrams off the bulk path (a relay's answers to its idle
-// agents' keepalives): handing one to the writer cost a wake-up of its
-// goroutine, more than the write.
+// for the writer, queues it behind what does when the queue has room
+// (order kept), and writes it at once when the queue is full: it never
+// waits for the writer. It is for lone small datagrams sent by a socket's
+// reader (a relay's answers to keepalives, cookies, copies of a
+// handshake answer): handing one to the writer cost a wake-up of its
+// goroutine, more than the write, and a reader that waited for a full
+// queue read nothing meanwhile, so its peers' ACKs and keepalives went
+// unanswered and their retransmissions filled the queue further (seen
+// under 10,000 agents: a relay silent for 20 s while its writer drained
+// retransmissions).
 func (u *Conn) SendNow(b []byte, to netip.AddrPort) error {
-	if u.batch != nil && len(u.out) > 0 {
-		return u.Send(b, to)
+	if u.batch == nil || len(u.out) == 0 || len(b) > bufSize || !to.Addr().Unmap().Is4() {
+		return u.writeOne(b, to)
 	}
-	return u.writeOne(b, to)
+	bp := pool.Get().(*[]byte)
+	n := copy(*bp, b)
+	select {
+	case u.out <- outPkt{buf: bp, n: n, to: to}:
+		return nil
+	default:
+		pool.Put(bp)
+		return u.writeOne(b, to)
+	}
 }
 
 // writeOne writes b at once, without the writer.

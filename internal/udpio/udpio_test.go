@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/pinhole/pinhole/internal/netsim"
+	"golang.org/x/net/ipv4"
 )
 
 // counting is a test wrapper like the e2e tests' firewalls: it embeds
@@ -114,4 +115,39 @@ func addrOf(c *Conn) netip.AddrPort {
 		ap = netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), ap.Port())
 	}
 	return ap
+}
+
+// TestSendNowNeverWaitsForTheWriter: with the writer's queue full (no
+// writer draining it here), SendNow still sends at once, on the caller's
+// goroutine, where Send would wait.
+func TestSendNowNeverWaitsForTheWriter(t *testing.T) {
+	sock, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sock.Close()
+	dst, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dst.Close()
+	u := &Conn{PacketConn: sock, batch: ipv4.NewPacketConn(sock), ap: sock, out: make(chan outPkt, 1), done: make(chan struct{})}
+	u.out <- outPkt{buf: pool.Get().(*[]byte)} // full, and nobody drains it
+	to := dst.LocalAddr().(*net.UDPAddr).AddrPort()
+	sent := make(chan error, 1)
+	go func() { sent <- u.SendNow([]byte("keepalive answer"), to) }()
+	select {
+	case err := <-sent:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("SendNow waited for a full writer queue")
+	}
+	dst.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 64)
+	n, err := dst.Read(buf)
+	if err != nil || string(buf[:n]) != "keepalive answer" {
+		t.Fatalf("got %q, %v", buf[:n], err)
+	}
 }
