@@ -202,3 +202,25 @@ func OpenCookieReply(reply []byte, responder PublicKey, mac1 [MACLen]byte) (Cook
 	}
 	return Cookie(p), nil
 }
+
+// WithMAC2 returns a copy of msg, a message 1, with its mac2 made with
+// cookie instead (nil if msg is no message 1): the same initiation
+// (ephemeral key, encrypted identity and timestamp, mac1), now proving
+// the sender's address. An initiator answered with a cookie only because
+// the responder was under load sends this instead of a new initiation: a
+// new one costs two scalar multiplications (a fresh ephemeral key and
+// es), this one a MAC. The cookie encrypted inside stays what it was, so
+// it is no use when the responder wants the cookie echoed there (a stale
+// timestamp, a full set of pending sessions): those need a new
+// initiation carrying it.
+func WithMAC2(msg []byte, cookie Cookie) []byte {
+	if len(msg) != InitLen {
+		return nil
+	}
+	out := append(make([]byte, 0, InitLen), msg[:InitLen-MACLen]...)
+	if cookie.IsZero() {
+		return append(out, make([]byte, MACLen)...)
+	}
+	m2 := mac(cookie[:], out)
+	return append(out, m2[:]...)
+}

@@ -76,3 +76,42 @@ func TestMACsAndCookieRoundTrip(t *testing.T) {
 		t.Fatal("cookie still valid after two rotations")
 	}
 }
+
+// TestWithMAC2: the same initiation re-MACed with a cookie proves the
+// address (mac2 checks, mac1 unchanged) and still completes a handshake
+// with the initiation that built it; its encrypted cookie stays empty.
+func TestWithMAC2(t *testing.T) {
+	agent, relay := mustKey(t), mustKey(t)
+	mc := NewMACChecker(relay)
+	from := netip.MustParseAddrPort("198.51.100.7:40000")
+	now := time.Unix(1800000000, 0)
+	in, m1, _ := Initiate(agent, relay.Public(), 11, Timestamp(now), Cookie{})
+	ck, err := OpenCookieReply(mc.CookieReply(m1, from, protocol.CookieLoad, now), relay.Public(), in.MAC1())
+	if err != nil {
+		t.Fatal(err)
+	}
+	again := WithMAC2(m1, ck)
+	if !mc.CheckMAC1(again) || !mc.CheckMAC2(again, from, now) {
+		t.Fatal("the re-MACed initiation fails mac1 or mac2")
+	}
+	if MAC1(again) != in.MAC1() || string(again[:InitLen-MACLen]) != string(m1[:InitLen-MACLen]) {
+		t.Fatal("re-MACing changed more than mac2")
+	}
+	if mc.CheckMAC2(again, netip.MustParseAddrPort("198.51.100.7:40001"), now) {
+		t.Fatal("mac2 checks from another port")
+	}
+	r, err := Consume(relay, again)
+	if err != nil || !r.Cookie.IsZero() {
+		t.Fatalf("consume: cookie %x, %v; want the empty cookie the initiation was built with", r.Cookie, err)
+	}
+	_, m2, err := r.Respond(7, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := in.Finish(m2); err != nil {
+		t.Fatalf("the initiation does not finish with the answer to its re-MACed copy: %v", err)
+	}
+	if WithMAC2(m1[:InitLen-1], ck) != nil {
+		t.Fatal("a short message was re-MACed")
+	}
+}

@@ -33,8 +33,9 @@ func TestRetryGapsGrowToMax(t *testing.T) {
 
 // TestRetryIsTheSameInitiation: an unanswered initiation is sent again
 // byte for byte, at growing gaps; a cookie from the relay brings a new
-// initiation at once (carrying the cookie as mac2), and that one is the
-// one sent again afterwards.
+// initiation at once (the same one re-MACed for a load cookie, a new one
+// carrying it for a stale one), and that one is the one sent again
+// afterwards.
 func TestRetryIsTheSameInitiation(t *testing.T) {
 	relay, relayKey, _ := startHandshake(t)
 
@@ -63,22 +64,38 @@ func TestRetryIsTheSameInitiation(t *testing.T) {
 		t.Fatalf("gaps %v then %v: want about 1 s, then about 1.5 s", g1, g2)
 	}
 
-	// A cookie: a new initiation at once, with a valid mac2, sent again
-	// as it is.
+	// A cookie for load: the same initiation at once, now with a valid
+	// mac2 (no new ephemeral key), sent again as it is.
 	macs := secure.NewMACChecker(relayKey)
 	sent := time.Now()
 	if _, err := relay.WriteToUDPAddrPort(macs.CookieReply(a[0].b, a[0].from, protocol.CookieLoad, sent), a[0].from); err != nil {
 		t.Fatal(err)
 	}
 	c := read()
-	if bytes.Equal(c.b, a[0].b) || c.at.Sub(sent) > 500*time.Millisecond {
-		t.Fatalf("after a cookie: same initiation %v, after %v; want a new one at once", bytes.Equal(c.b, a[0].b), c.at.Sub(sent))
+	body := secure.InitLen - secure.MACLen
+	if !bytes.Equal(c.b[:body], a[0].b[:body]) || bytes.Equal(c.b, a[0].b) || c.at.Sub(sent) > 500*time.Millisecond {
+		t.Fatalf("after a load cookie: same body %v, same bytes %v, after %v; want the same initiation with a new mac2 at once",
+			bytes.Equal(c.b[:body], a[0].b[:body]), bytes.Equal(c.b, a[0].b), c.at.Sub(sent))
 	}
 	if !macs.CheckMAC2(c.b, c.from, time.Now()) {
 		t.Fatal("the initiation after a cookie does not carry it (mac2)")
 	}
 	if r := read(); !bytes.Equal(r.b, c.b) {
 		t.Fatal("the retry after the cookie is not the initiation with the cookie")
+	}
+
+	// A cookie for a stale timestamp must be echoed inside: a new
+	// initiation (another ephemeral key) at once.
+	sent = time.Now()
+	if _, err := relay.WriteToUDPAddrPort(macs.CookieReply(c.b, c.from, protocol.CookieStale, sent), c.from); err != nil {
+		t.Fatal(err)
+	}
+	d := read()
+	if bytes.Equal(d.b[:body], c.b[:body]) || d.at.Sub(sent) > 500*time.Millisecond {
+		t.Fatalf("after a stale cookie: same body %v, after %v; want a new initiation at once", bytes.Equal(d.b[:body], c.b[:body]), d.at.Sub(sent))
+	}
+	if r, err := secure.Consume(relayKey, d.b); err != nil || r.Cookie.IsZero() || !macs.CheckMAC2(d.b, d.from, time.Now()) {
+		t.Fatalf("the initiation after a stale cookie: %v; want the cookie inside and as mac2", err)
 	}
 }
 
