@@ -121,6 +121,14 @@ func TestMain(m *testing.M) {
 		serveGoRelay(target)
 		return
 	}
+	if os.Getenv(probeEnv) != "" {
+		serveProbe()
+		return
+	}
+	if os.Getenv(echoEnv) != "" {
+		serveEcho()
+		return
+	}
 	os.Exit(m.Run())
 }
 
@@ -146,8 +154,40 @@ func serveGoRelay(target string) {
 
 // goRelayProcess starts the baseline relay process in front of target.
 func goRelayProcess(b *testing.B, target string) proxyProc {
+	return helperProcess(b, goRelayEnv+"="+target)
+}
+
+// echoEnv makes the test binary a TCP echo server instead of running tests
+// (see TestMain): the relay-scale benchmark's local service, outside the
+// process that runs its 10,000 agents, whose goroutines it queued behind.
+const echoEnv = "PINHOLE_BENCH_ECHO"
+
+// serveEcho prints its listening address and echoes until stdin closes.
+func serveEcho() {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Println(err)
+		os.Exit(1)
+	}
+	fmt.Println(ln.Addr())
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(c, c); c.Close() }()
+		}
+	}()
+	io.Copy(io.Discard, os.Stdin)
+}
+
+// helperProcess starts the test binary with env (one of the modes
+// TestMain serves) and returns the address it printed; it stops when the
+// benchmark ends.
+func helperProcess(b *testing.B, env string) proxyProc {
 	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), goRelayEnv+"="+target)
+	cmd.Env = append(os.Environ(), env)
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()
 	if err := cmd.Start(); err != nil {
@@ -156,7 +196,7 @@ func goRelayProcess(b *testing.B, target string) proxyProc {
 	b.Cleanup(func() { stdin.Close(); cmd.Wait() })
 	line, err := bufio.NewReader(stdout).ReadString('\n')
 	if _, _, perr := net.SplitHostPort(strings.TrimSpace(line)); err != nil || perr != nil {
-		b.Fatalf("baseline relay: %q %v", line, err)
+		b.Fatalf("helper process %s: %q %v", env, line, err)
 	}
 	return proxyProc{addr: strings.TrimSpace(line), pid: cmd.Process.Pid}
 }
