@@ -319,6 +319,30 @@ func (l *liveness) retune(now time.Time, interval time.Duration) {
 	}
 }
 
+// stalled discounts a stall of this process: the heartbeat woke late by
+// late, so that much of the time the relay had to answer was time the
+// agent could not hear it (the goroutines that read its answers did not
+// run either). The wait for an answer and a running probe window move on
+// by it. A router whose CPU is busy elsewhere for a few seconds (or ten
+// thousand agents sharing two cores in the relay-scale benchmark, which
+// showed it: the benchmark's own sampler stood still 5 s, then hundreds
+// of agents declared the relay silent) keeps its link.
+func (l *liveness) stalled(late time.Duration) {
+	if late < stallGrace {
+		return
+	}
+	if !l.waiting.IsZero() {
+		l.waiting = l.waiting.Add(late)
+	}
+	if !l.probing.IsZero() {
+		l.probing = l.probing.Add(late)
+	}
+}
+
+// stallGrace is how late a heartbeat wake-up must be to count as a stall
+// of this process rather than timer jitter.
+const stallGrace = 250 * time.Millisecond
+
 // silentFor reports how long the relay has been silent, for the log line
 // of a dead link.
 func (l *liveness) silentFor(now time.Time) time.Duration { return now.Sub(l.waiting) }
@@ -382,6 +406,7 @@ func (a *Agent) heartbeat(ctx context.Context, c *control, conn *relaylink.Conn,
 	l := liveness{}
 	var seq uint32
 	t := time.NewTimer(0) // ping at once: status shows the RTT from the start
+	due := time.Now()
 	defer t.Stop()
 	for {
 		select {
@@ -392,6 +417,7 @@ func (a *Agent) heartbeat(ctx context.Context, c *control, conn *relaylink.Conn,
 		case <-c.retuned:
 			l.retune(time.Now(), a.heartbeatNow())
 		case <-t.C:
+			l.stalled(time.Since(due))
 		}
 		l.interval = a.heartbeatNow() // a reload or a measurement may change it
 		now := time.Now()
@@ -422,6 +448,7 @@ func (a *Agent) heartbeat(ctx context.Context, c *control, conn *relaylink.Conn,
 			}
 		}
 		t.Reset(wait)
+		due = time.Now().Add(wait)
 	}
 }
 

@@ -158,3 +158,35 @@ func TestLivenessRetune(t *testing.T) {
 		t.Fatalf("a longer interval moved the next ping to %v", got)
 	}
 }
+
+// TestLivenessDiscountsStall: a wake-up late by a stall of the agent's own
+// process moves the probe window on by the stall, so the relay gets its
+// full 5 s of the agent's running time to answer; a wake-up late by
+// timer jitter alone does not.
+func TestLivenessDiscountsStall(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	answered := t0.Add(10 * time.Millisecond)
+	probing := func() *liveness {
+		l := &liveness{interval: time.Minute}
+		l.step(t0, time.Time{}, time.Time{}, 0)
+		l.step(t0.Add(time.Second), answered, time.Time{}, 0)
+		l.sent(t0.Add(10 * time.Second))
+		if v, _ := l.step(t0.Add(11*time.Second), answered, time.Time{}, 0); v != sendPing {
+			t.Fatalf("request unanswered: got %v, want a fast probe", v)
+		}
+		return l
+	}
+	l := probing()
+	l.stalled(4 * time.Second) // the 1 s probe timer fired 4 s late
+	if v, _ := l.step(t0.Add(16*time.Second), answered, time.Time{}, 0); v != sendPing {
+		t.Fatalf("after a 4 s stall: got %v, want another probe (the stall is not the relay's silence)", v)
+	}
+	if v, _ := l.step(t0.Add(20*time.Second), answered, time.Time{}, 0); v != dead {
+		t.Fatalf("5 s of the agent's own time unanswered: got %v, want dead", v)
+	}
+	l = probing()
+	l.stalled(100 * time.Millisecond) // jitter
+	if v, _ := l.step(t0.Add(16*time.Second), answered, time.Time{}, 0); v != dead {
+		t.Fatalf("after 100 ms of jitter: got %v, want dead at the usual time", v)
+	}
+}
