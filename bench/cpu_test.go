@@ -134,6 +134,12 @@ func TestMain(m *testing.M) {
 
 // serveGoRelay prints its listening address and relays until stdin closes.
 func serveGoRelay(target string) {
+	serveTCP(func(c *net.TCPConn) { proxyTo(c, target) })
+}
+
+// serveTCP prints the address of a new loopback listener and hands each
+// connection to handle on a goroutine of its own, until stdin closes.
+func serveTCP(handle func(*net.TCPConn)) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		fmt.Println(err)
@@ -146,7 +152,7 @@ func serveGoRelay(target string) {
 			if err != nil {
 				return
 			}
-			go proxyTo(c.(*net.TCPConn), target)
+			go handle(c.(*net.TCPConn))
 		}
 	}()
 	io.Copy(io.Discard, os.Stdin)
@@ -164,22 +170,7 @@ const echoEnv = "PINHOLE_BENCH_ECHO"
 
 // serveEcho prints its listening address and echoes until stdin closes.
 func serveEcho() {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		fmt.Println(err)
-		os.Exit(1)
-	}
-	fmt.Println(ln.Addr())
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { io.Copy(c, c); c.Close() }()
-		}
-	}()
-	io.Copy(io.Discard, os.Stdin)
+	serveTCP(func(c *net.TCPConn) { io.Copy(c, c); c.Close() })
 }
 
 // helperProcess starts the test binary with env (one of the modes

@@ -116,15 +116,8 @@ func (u *Conn) Send(b []byte, to netip.AddrPort) error {
 	if u.batch == nil || !to.Addr().Unmap().Is4() {
 		return u.writeOne(b, to)
 	}
-	bp := pool.Get().(*[]byte)
-	n := copy(*bp, b)
-	select {
-	case u.out <- outPkt{buf: bp, n: n, to: to}:
-		return nil
-	case <-u.done:
-		pool.Put(bp)
-		return net.ErrClosed
-	}
+	_, err := u.queue(b, to, true)
+	return err
 }
 
 // SendNow writes b at once on the caller's goroutine when nothing waits
@@ -134,22 +127,39 @@ func (u *Conn) Send(b []byte, to netip.AddrPort) error {
 // reader (a relay's answers to keepalives, cookies, copies of a
 // handshake answer): handing one to the writer cost a wake-up of its
 // goroutine, more than the write, and a reader that waited for a full
-// queue read nothing meanwhile, so its peers' ACKs and keepalives went
-// unanswered and their retransmissions filled the queue further (seen
-// under 10,000 agents: a relay silent for 20 s while its writer drained
-// retransmissions).
+// queue would read nothing meanwhile, its peers' ACKs and keepalives
+// unanswered while their retransmissions filled the queue further.
 func (u *Conn) SendNow(b []byte, to netip.AddrPort) error {
 	if u.batch == nil || len(u.out) == 0 || len(b) > bufSize || !to.Addr().Unmap().Is4() {
 		return u.writeOne(b, to)
 	}
-	bp := pool.Get().(*[]byte)
-	n := copy(*bp, b)
-	select {
-	case u.out <- outPkt{buf: bp, n: n, to: to}:
+	if queued, _ := u.queue(b, to, false); queued {
 		return nil
+	}
+	return u.writeOne(b, to)
+}
+
+// queue hands a copy of b to the writer. With wait it waits for room
+// (false and net.ErrClosed once the Conn is closed); without, it gives up
+// at once when the queue is full.
+func (u *Conn) queue(b []byte, to netip.AddrPort, wait bool) (bool, error) {
+	bp := pool.Get().(*[]byte)
+	p := outPkt{buf: bp, n: copy(*bp, b), to: to}
+	if wait {
+		select {
+		case u.out <- p:
+			return true, nil
+		case <-u.done:
+		}
+		pool.Put(bp)
+		return false, net.ErrClosed
+	}
+	select {
+	case u.out <- p:
+		return true, nil
 	default:
 		pool.Put(bp)
-		return u.writeOne(b, to)
+		return false, nil
 	}
 }
 
