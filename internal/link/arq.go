@@ -327,8 +327,31 @@ func (c *arqConn) flushLocked() {
 		return
 	}
 	kcpFlush(c.kcp)
-	c.afterWaitLocked(kcpResendIn(c.kcp))
+	// The send buffer is scanned for its earliest timeout to arm a timer
+	// that is not armed (after a tick, or from idle) and while few
+	// segments are in flight (a transfer's tail, where an early
+	// retransmit may be due on the next interval). A bulk transfer
+	// flushes on every Write with a full window in flight, and a scan per
+	// flush doubled kcp-go's own; there an armed timer is brought forward
+	// only if what this flush sent could be due before it: everything
+	// (re)sent now is due no sooner than one retransmission timeout.
+	resendIn := time.Duration(-1)
+	switch {
+	case c.pc.fec.active.Load():
+		resendIn = 0 // an open parity group closes on the interval (fec.go)
+	case !c.armed || c.kcp.WaitSnd() <= scanInFlight:
+		resendIn = kcpResendIn(c.kcp)
+	default:
+		if rto := kcpRTO(c.kcp); time.Now().Add(max(rto, c.period)).Before(c.due) {
+			resendIn = rto
+		}
+	}
+	c.afterWaitLocked(resendIn)
 }
+
+// scanInFlight is the most segments in flight for which every flush looks
+// for the earliest retransmission timeout.
+const scanInFlight = 64
 
 // afterLocked wakes a blocked writer when the window has room and keeps
 // the timer armed exactly while segments wait (for an ACK, for window).
@@ -346,10 +369,7 @@ func (c *arqConn) afterWaitLocked(resendIn time.Duration) {
 	if c.kcp.WaitSnd() == 0 || c.armed && resendIn < 0 {
 		return
 	}
-	wait := c.period
-	if resendIn > wait && !c.pc.fec.active.Load() { // an open parity group closes on the interval (fec.go)
-		wait = resendIn
-	}
+	wait := max(c.period, resendIn)
 	due := time.Now().Add(wait)
 	if c.armed && !due.Before(c.due) {
 		return

@@ -84,6 +84,12 @@ type kcpSegment struct {
 	data             []byte
 }
 
+// kcpRTO returns KCP's current retransmission timeout: a segment sent now
+// is due again no sooner.
+func kcpRTO(k *kcp.KCP) time.Duration {
+	return time.Duration((*kcpHead)(unsafe.Pointer(k)).rxRTO) * time.Millisecond
+}
+
 // kcpResendIn returns, right after kcpFlush, how long until the earliest
 // retransmission timeout among the segments waiting for an ACK: the only
 // thing a timer flush can do for them before then is nothing. It returns
