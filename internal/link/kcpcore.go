@@ -55,7 +55,7 @@ func kcpSRTT(k *kcp.KCP) int32 { return *kcpField[int32](k, kcpOffSRTT) }
 
 // kcpHead mirrors kcp.KCP's fields from the first up to snd_buf, so the
 // driver can read the send buffer's retransmission times (kcpResendIn);
-// TestKCPCoreFields checks it against kcp-go's struct field by field.
+// TestKCPMirrors checks it against kcp-go's struct field by field.
 // Unlike the constants above it holds pointers, so its offsets come from
 // the compiler for each target.
 type kcpHead struct {
@@ -73,7 +73,7 @@ type kcpHead struct {
 }
 
 // kcpSegment mirrors kcp-go's unexported segment, the element of the send
-// buffer's ring (checked by TestKCPCoreFields too).
+// buffer's ring (checked by TestKCPMirrors too).
 type kcpSegment struct {
 	conv             uint32
 	cmd, frg         uint8
