@@ -78,7 +78,7 @@ func TestMappingFlush(t *testing.T) {
 func TestRelayRestartInLab(t *testing.T) {
 	l := up(t, map[string]Site{"a": {Behaviour: PortRestricted}})
 	tu := startTunnel(t, l, "a1", tunnelOpts{})
-	time.Sleep(3 * time.Second) // the relay writes its state file every 2 s
+	time.Sleep(3 * time.Second) // the relay writes its state file 100 ms after the session went live
 	tu.relay.Signal(syscall.SIGKILL)
 	<-tu.relay.Done()
 	killed := time.Now()
@@ -98,7 +98,7 @@ func TestRelayRestartInLab(t *testing.T) {
 func TestRelayKillLongHeartbeat(t *testing.T) {
 	l := up(t, map[string]Site{"a": {Behaviour: PortRestricted}})
 	tu := startTunnel(t, l, "a1", tunnelOpts{heartbeat: "10m"})
-	time.Sleep(3 * time.Second) // the relay writes its state file every 2 s
+	time.Sleep(3 * time.Second) // the relay writes its state file 100 ms after the session went live
 	tu.relay.Signal(syscall.SIGKILL)
 	<-tu.relay.Done()
 	tu.startRelay(t)

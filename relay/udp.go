@@ -90,6 +90,7 @@ func (r *Relay) handleInitUDP(ctx context.Context, msg []byte, from netip.AddrPo
 	s := newSession(r, entry, sess.LocalIndex, link.UDP, from, resp.Timestamp)
 	s.pc = link.NewPacketConn(sess, from, r.sendUDP, nil, func(to netip.AddrPort) {
 		s.log.Info("agent address changed (NAT rebinding)", "addr", to)
+		r.changedState() // where a restarted relay will invite it
 	})
 	s.pc.AnswerKeepalives(r.uio.SendNow)
 	newLink := link.NewUDPLink

@@ -4,7 +4,10 @@ import (
 	"crypto/sha256"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -224,10 +227,13 @@ func roundTripErr(port uint16, payload []byte) {
 }
 
 // TestNATRebindingFollowedInOneRoundTrip: when the agent's NAT mapping
-// changes, the relay validates the new address and moves there at once.
+// changes, the relay validates the new address and moves there at once,
+// and its state file (where a restarted relay invites its agents) follows
+// within a second.
 func TestNATRebindingFollowedInOneRoundTrip(t *testing.T) {
 	port := testenv.FreePort(t)
 	rcfg := testenv.RelayConfig(t, "127.0.0.1:0")
+	rcfg.StateFile = filepath.Join(t.TempDir(), "relay.state")
 	acfg := testenv.AgentConfig(t, "", rcfg.PrivateKey, agent.Exposure{Name: "echo", Proto: protocol.ProtoTCP, Local: testenv.EchoTCP(t), RemotePort: port})
 	acfg.Transport = agent.TransportUDP
 	// The relay can only learn the new mapping from the agent's next
@@ -253,4 +259,10 @@ func TestNATRebindingFollowedInOneRoundTrip(t *testing.T) {
 		return false
 	})
 	t.Logf("transfer across a NAT rebinding took %v", time.Since(start).Round(time.Millisecond))
+	moved := time.Now()
+	testenv.WaitFor(t, time.Second, "state file follows the new mapping", func() bool {
+		b, _ := os.ReadFile(rcfg.StateFile)
+		return strings.Contains(string(b), proxy.backAddr()+" ")
+	})
+	t.Logf("state file followed %v after the relay did", time.Since(moved).Round(time.Millisecond))
 }
