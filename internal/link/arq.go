@@ -342,9 +342,7 @@ func (c *arqConn) flushLocked() {
 	case !c.armed || c.kcp.WaitSnd() <= scanInFlight:
 		resendIn = kcpResendIn(c.kcp)
 	default:
-		if rto := kcpRTO(c.kcp); time.Now().Add(max(rto, c.period)).Before(c.due) {
-			resendIn = rto
-		}
+		resendIn = kcpRTO(c.kcp) // afterWaitLocked keeps the armed timer unless this is sooner
 	}
 	c.afterWaitLocked(resendIn)
 }

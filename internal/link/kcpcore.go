@@ -105,7 +105,7 @@ func kcpRTO(k *kcp.KCP) time.Duration {
 // flushes were the relay's largest cost.
 func kcpResendIn(k *kcp.KCP) time.Duration {
 	h := (*kcpHead)(unsafe.Pointer(k))
-	if h.rmtWnd == 0 || h.probe != 0 || h.updated == 0 {
+	if h.rmtWnd == 0 || h.probe != 0 {
 		return 0
 	}
 	buf := (*kcp.RingBuffer[kcpSegment])(h.sndBuf)
