@@ -116,8 +116,7 @@ func (u *Conn) Send(b []byte, to netip.AddrPort) error {
 	if u.batch == nil || !to.Addr().Unmap().Is4() {
 		return u.writeOne(b, to)
 	}
-	_, err := u.queue(b, to, true)
-	return err
+	return u.queue(b, to, true)
 }
 
 // SendNow writes b at once on the caller's goroutine when nothing waits
@@ -133,35 +132,39 @@ func (u *Conn) SendNow(b []byte, to netip.AddrPort) error {
 	if u.batch == nil || len(u.out) == 0 || len(b) > bufSize || !to.Addr().Unmap().Is4() {
 		return u.writeOne(b, to)
 	}
-	if queued, _ := u.queue(b, to, false); queued {
+	if u.queue(b, to, false) == nil {
 		return nil
 	}
 	return u.writeOne(b, to)
 }
 
 // queue hands a copy of b to the writer. With wait it waits for room
-// (false and net.ErrClosed once the Conn is closed); without, it gives up
-// at once when the queue is full.
-func (u *Conn) queue(b []byte, to netip.AddrPort, wait bool) (bool, error) {
+// (net.ErrClosed once the Conn is closed); without, it gives up at once
+// when the queue is full (errQueueFull).
+func (u *Conn) queue(b []byte, to netip.AddrPort, wait bool) error {
 	bp := pool.Get().(*[]byte)
 	p := outPkt{buf: bp, n: copy(*bp, b), to: to}
+	err := errQueueFull
 	if wait {
 		select {
 		case u.out <- p:
-			return true, nil
+			return nil
 		case <-u.done:
+			err = net.ErrClosed
 		}
-		pool.Put(bp)
-		return false, net.ErrClosed
+	} else {
+		select {
+		case u.out <- p:
+			return nil
+		default:
+		}
 	}
-	select {
-	case u.out <- p:
-		return true, nil
-	default:
-		pool.Put(bp)
-		return false, nil
-	}
+	pool.Put(bp)
+	return err
 }
+
+// errQueueFull is queue's answer without wait when the writer is behind.
+var errQueueFull = errors.New("writer queue full")
 
 // writeOne writes b at once, without the writer.
 func (u *Conn) writeOne(b []byte, to netip.AddrPort) error {
