@@ -68,12 +68,10 @@ func (h *initiator) next() ([]byte, error) {
 		ck = secure.Cookie{}
 	}
 	echo := !ck.IsZero() && h.reason != protocol.CookieLoad // the relay wants ck inside
-	if h.m1 != nil && ck == h.m1Cookie && (!echo || h.m1Inner == ck) {
-		h.sent[len(h.sent)-1].at = time.Now()
-		return h.m1, nil
-	}
-	if h.m1 != nil && !ck.IsZero() && !echo && h.m1Inner.IsZero() {
+	if h.m1 != nil && ck != h.m1Cookie && !ck.IsZero() && !echo && h.m1Inner.IsZero() {
 		h.m1, h.m1Cookie = secure.WithMAC2(h.m1, ck), ck
+	}
+	if h.m1 != nil && ck == h.m1Cookie && (!echo || h.m1Inner == ck) {
 		h.sent[len(h.sent)-1].at = time.Now()
 		return h.m1, nil
 	}
