@@ -80,6 +80,9 @@ func dumpListeners(fd int, family byte, ports map[uint16]bool) error {
 		}
 	}
 }
+
+// TestListeningTCPPortsSeesAListener: a listener's port is in the table
+// while it listens and gone once it is closed.
 func TestListeningTCPPortsSeesAListener(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -103,9 +103,9 @@ func dials(p uint16) bool {
 }
 
 // probeProcess runs the prober over ports; it calls seen as each port
-// comes back and returns when each came back, once every port is
-// confirmed (fewer times than ports when limit passed first).
-func probeProcess(b *testing.B, ports []uint16, limit time.Duration, seen func(time.Time)) []time.Time {
+// comes back and returns when each came back, and whether every port was
+// then confirmed by a connection within limit.
+func probeProcess(b *testing.B, ports []uint16, limit time.Duration, seen func(time.Time)) (at []time.Time, confirmed bool) {
 	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(), probeEnv+"=1")
 	var list strings.Builder
@@ -131,13 +131,12 @@ func probeProcess(b *testing.B, ports []uint16, limit time.Duration, seen func(t
 	}
 	timer := time.AfterFunc(limit, func() { cmd.Process.Kill() })
 	defer timer.Stop()
-	var at []time.Time
 	sc := bufio.NewScanner(stdout)
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
 		switch {
 		case len(f) == 1 && f[0] == "confirmed":
-			return at
+			return at, true
 		case len(f) == 3 && f[0] == "listening":
 			n, err := strconv.ParseInt(f[2], 10, 64)
 			if err != nil {
@@ -150,5 +149,5 @@ func probeProcess(b *testing.B, ports []uint16, limit time.Duration, seen func(t
 			b.Fatalf("prober: %s", sc.Text())
 		}
 	}
-	return at[:min(len(at), len(ports)-1)] // killed at the limit, or failed: not all confirmed
+	return at, false // killed at the limit
 }
