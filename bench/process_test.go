@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -44,17 +45,23 @@ func benchProcessRSS(b *testing.B, agentCmd []string, bulkPer int64, conns int) 
 	if agentCmd == nil {
 		agentCmd = []string{bin}
 	}
-	relay, agent, ports := startTunnelProcesses(b, bin, agentCmd, "udp", sink(b), testenv.EchoTCP(b))
-	bulk, echo := ports[0], ports[1]
+	// Idle and held connections on one pair of processes, the bulk peak on
+	// a fresh pair: stacks of 1,000 connections just closed stay mapped
+	// for a while and would count in the peak, and after a bulk phase the
+	// runtime would reuse freed heap for the connections, so neither
+	// figure would be what a user sees.
+	relay, agent, ports := startTunnelProcesses(b, bin, agentCmd, "udp", testenv.EchoTCP(b))
 	// Idle is measured once, before any load: memory the runtime keeps
 	// after a bulk phase is not what an idle router pays.
 	time.Sleep(2 * time.Second)
 	idleA, idleR := rssMiB(b, agent), rssMiB(b, relay)
-	// Idle tunneled connections, also measured before any bulk load, the
-	// way a user would: RSS of each process before and after opening
-	// them (after a bulk phase the runtime would reuse freed heap and the
-	// figure would look smaller than it is).
-	perA, perR := heldConnRSS(b, agent, relay, echo, conns)
+	// Idle tunneled connections, the way a user would measure them: RSS
+	// of each process before and after opening them.
+	perA, perR := heldConnRSS(b, agent, relay, ports[0], conns)
+	stopProcesses(agent, relay)
+
+	relay, agent, ports = startTunnelProcesses(b, bin, agentCmd, "udp", sink(b), testenv.EchoTCP(b))
+	bulk := ports[0]
 	for b.Loop() {
 		// Under load: 8 bulk streams, peak RSS sampled every 50 ms.
 		var peakA, peakR float64
@@ -85,6 +92,14 @@ func benchProcessRSS(b *testing.B, agentCmd []string, bulkPer int64, conns int) 
 	b.ReportMetric(perR, "relay-KiB/conn")
 	b.ReportMetric(idleA, "agent-idle-MiB")
 	b.ReportMetric(idleR, "relay-idle-MiB")
+}
+
+// stopProcesses ends processes startProcess started before the benchmark
+// does (their cleanup then finds them gone).
+func stopProcesses(pids ...int) {
+	for _, pid := range pids {
+		syscall.Kill(pid, syscall.SIGTERM)
+	}
 }
 
 // heldConnRSS opens conns tunneled connections to echo, each carrying one
