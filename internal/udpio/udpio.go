@@ -292,44 +292,21 @@ func (u *Conn) ReadLoop(handle func(b []byte, from netip.AddrPort)) error {
 			handle(buf[:n], unmap(from))
 		}
 	}
-	msgs := make([]ipv4.Message, batch)
-	size := bufSize
-	if u.gro {
-		msgs, size = msgs[:groBatch], groSize
-	}
-	for i := range msgs {
-		msgs[i].Buffers = [][]byte{make([]byte, size)}
-		if u.gro {
-			msgs[i].OOB = make([]byte, oobLen)
-		}
+	return u.readBatches(handle)
+}
+
+// split hands a read to handle datagram by datagram: a coalesced read
+// (seg > 0) holds datagrams of seg bytes each, the last may be shorter,
+// all from one sender.
+func split(b []byte, seg int, from netip.AddrPort, handle func(b []byte, from netip.AddrPort)) {
+	if seg <= 0 {
+		seg = len(b)
 	}
 	for {
-		n, err := u.batch.ReadBatch(msgs, 0)
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return err
-			}
-			continue
-		}
-		for _, m := range msgs[:n] {
-			ua, ok := m.Addr.(*net.UDPAddr)
-			if !ok {
-				continue
-			}
-			// A coalesced read holds datagrams of segment bytes each
-			// (the last may be shorter), all from one sender.
-			b, from := m.Buffers[0][:m.N], unmap(ua.AddrPort())
-			seg := segmentSize(m.OOB[:m.NN])
-			if seg <= 0 {
-				seg = len(b)
-			}
-			for {
-				k := min(seg, len(b))
-				handle(b[:k], from)
-				if b = b[k:]; len(b) == 0 {
-					break
-				}
-			}
+		k := min(seg, len(b))
+		handle(b[:k], from)
+		if b = b[k:]; len(b) == 0 {
+			return
 		}
 	}
 }

@@ -1,0 +1,34 @@
+//go:build !linux
+
+package udpio
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+
+	"golang.org/x/net/ipv4"
+)
+
+// readBatches reads through x/net's ReadBatch, which elsewhere than Linux
+// reads one datagram per call; recvmmsg_linux.go is the batched path.
+func (u *Conn) readBatches(handle func(b []byte, from netip.AddrPort)) error {
+	msgs := make([]ipv4.Message, batch)
+	for i := range msgs {
+		msgs[i].Buffers = [][]byte{make([]byte, bufSize)}
+	}
+	for {
+		n, err := u.batch.ReadBatch(msgs, 0)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return err
+			}
+			continue
+		}
+		for _, m := range msgs[:n] {
+			if ua, ok := m.Addr.(*net.UDPAddr); ok {
+				handle(m.Buffers[0][:m.N], unmap(ua.AddrPort()))
+			}
+		}
+	}
+}
