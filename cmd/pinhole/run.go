@@ -5,9 +5,9 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"syscall"
 
+	"github.com/pinhole/pinhole/internal/memlimit"
 	"github.com/pinhole/pinhole/internal/slog"
 )
 
@@ -23,12 +23,14 @@ func newLogger(w io.Writer, level slog.Level, format string) *slog.Logger {
 
 // setMemoryLimit applies the configured soft limit unless the operator set
 // GOMEMLIMIT, which wins. The soft limit makes the GC work harder as the
-// heap nears it instead of letting a 64 MB router reach the OOM killer.
+// heap nears it instead of letting a 64 MB router reach the OOM killer;
+// internal/memlimit keeps it from making the GC run back to back when the
+// live heap itself needs more.
 func setMemoryLimit(limit int64, log *slog.Logger) {
 	if os.Getenv("GOMEMLIMIT") != "" || limit <= 0 {
 		return
 	}
-	debug.SetMemoryLimit(limit)
+	memlimit.Start(limit)
 	log.Debug("soft memory limit set", "bytes", limit)
 }
 

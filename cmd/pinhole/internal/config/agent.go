@@ -89,7 +89,7 @@ func ParseAgent(path string, data []byte) (*AgentFile, error) {
 	}
 	cfg.ReconnectMax = m.duration("reconnect_max", 30*time.Second, time.Second, time.Hour)
 	cfg.Admin = m.admin("admin", "127.0.0.1:7702", false)
-	f.MemoryLimit = m.size("memory_limit", 24<<20)
+	f.MemoryLimit = m.size("memory_limit", 14<<20)
 	f.Log = m.logSection()
 	f.WANInterface = "wan"
 	if n, s, ok := m.scalar("wan_interface"); ok {

@@ -69,7 +69,7 @@ func TestExamples(t *testing.T) {
 		t.Fatalf("configs/agent.yaml: %v", err)
 	}
 	if a.Agent.Name != "home-router" || len(a.Agent.Relays) != 1 || len(a.Agent.Expose) != 4 ||
-		a.Agent.Relays[0].Address != "relay.example.net:7700" || a.MemoryLimit != 24<<20 {
+		a.Agent.Relays[0].Address != "relay.example.net:7700" || a.MemoryLimit != 14<<20 {
 		t.Errorf("agent example read as %+v", a.Agent)
 	}
 	if e := a.Agent.Expose[2]; e.Proto != protocol.ProtoUDP || e.RemotePort != 5353 || e.MaxFlows != 256 {

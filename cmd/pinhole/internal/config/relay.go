@@ -80,7 +80,7 @@ func ParseRelay(path string, data []byte) (*RelayFile, error) {
 	cfg.Admin = m.admin("admin", "127.0.0.1:7701", remote)
 	cfg.AgentTimeout = m.duration("agent_timeout", time.Minute, 5*time.Second, time.Hour)
 	cfg.UDPFlowIdle = m.duration("udp_flow_idle", time.Minute, time.Second, 24*time.Hour)
-	// Off by default, unlike the agent's 24MiB: a router has a known,
+	// Off by default, unlike the agent's 14MiB: a router has a known,
 	// small amount of memory and one agent's working set, while a relay's
 	// live heap grows with its agents and exposures (up to about 30 MiB
 	// per UDP exposure under a flood, see docs/architecture.md) and VPS
