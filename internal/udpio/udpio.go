@@ -23,6 +23,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"syscall"
 
 	"golang.org/x/net/ipv4"
 )
@@ -60,6 +61,7 @@ var pool = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b }}
 type Conn struct {
 	net.PacketConn
 	batch *ipv4.PacketConn // nil unless the socket is a real AF_INET *net.UDPConn
+	rc    syscall.RawConn  // the same socket's descriptor, when batch is set
 	ap    addrPortConn     // the socket's allocation-free calls, if it has them
 	gso   bool             // the writer hands runs of datagrams as one (gso_linux.go)
 	gro   bool             // reads may return coalesced datagrams to split
@@ -88,6 +90,7 @@ func New(c net.PacketConn) *Conn {
 	if uc, ok := c.(*net.UDPConn); ok {
 		if la, _ := uc.LocalAddr().(*net.UDPAddr); la != nil && la.IP.To4() != nil {
 			u.batch = ipv4.NewPacketConn(uc)
+			u.rc, _ = uc.SyscallConn()
 			u.gso, u.gro = enableOffload(uc)
 			u.wg.Go(u.writeLoop)
 		}
@@ -168,6 +171,9 @@ var errQueueFull = errors.New("writer queue full")
 
 // writeOne writes b at once, without the writer.
 func (u *Conn) writeOne(b []byte, to netip.AddrPort) error {
+	if u.rc != nil && len(b) > 0 && to.Addr().Unmap().Is4() {
+		return u.sendto(b, to)
+	}
 	if u.ap != nil {
 		_, err := u.ap.WriteToUDPAddrPort(b, to)
 		return err

@@ -1,10 +1,19 @@
 package udpio
 
+// The calls an idle relay makes for every keepalive (one recvmmsg, one
+// sendto for the answer) are made as raw system calls, without telling
+// the scheduler: the socket is non-blocking, so neither can block, and
+// entering a system call the usual way wakes the runtime's monitor thread
+// (sysmon) whenever it sleeps because every P is idle, which is exactly
+// the state between two keepalives: a futex wake and a context switch of
+// a second thread per keepalive, on top of the reader's own.
+
 import (
 	"encoding/binary"
 	"errors"
 	"net"
 	"net/netip"
+	"sync"
 	"sync/atomic"
 	"unsafe"
 
@@ -31,13 +40,10 @@ var recvmmsgCalls atomic.Uint64
 //     returns EAGAIN. The poller is edge-triggered and only re-armed when
 //     Read starts, so a datagram that arrives after the short batch still
 //     ends the wait at once. A lone keepalive cost two recvmmsg before.
+//   - A raw system call (see sendto), as the socket never blocks.
 //   - No allocation per datagram: the source is parsed from the raw
 //     sockaddr into a netip.AddrPort, where x/net makes a *net.UDPAddr.
 func (u *Conn) readBatches(handle func(b []byte, from netip.AddrPort)) error {
-	rc, err := u.PacketConn.(*net.UDPConn).SyscallConn()
-	if err != nil {
-		return err
-	}
 	n, size := batch, bufSize
 	if u.gro {
 		n, size = groBatch, groSize
@@ -67,7 +73,7 @@ func (u *Conn) readBatches(handle func(b []byte, from netip.AddrPort)) error {
 		for failed := 0; failed < batch; {
 			reset()
 			recvmmsgCalls.Add(1)
-			got, _, errno := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&hdrs[0])), uintptr(n), 0, 0, 0)
+			got, _, errno := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&hdrs[0])), uintptr(n), 0, 0, 0)
 			switch errno {
 			case 0:
 			case unix.EAGAIN:
@@ -102,7 +108,7 @@ func (u *Conn) readBatches(handle func(b []byte, from netip.AddrPort)) error {
 	for {
 		// read never ends the wait itself: Read returns when the socket
 		// closes, or on a read deadline someone set (read on, as before).
-		if err := rc.Read(read); errors.Is(err, net.ErrClosed) {
+		if err := u.rc.Read(read); errors.Is(err, net.ErrClosed) {
 			return err
 		}
 	}
@@ -115,4 +121,47 @@ func sockaddr4(sa *unix.RawSockaddrInet4, n uint32) (netip.AddrPort, bool) {
 	}
 	port := binary.BigEndian.Uint16((*[2]byte)(unsafe.Pointer(&sa.Port))[:])
 	return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), port), true
+}
+
+// sendto writes one datagram to an IPv4 peer with a raw sendto(2) (see
+// the top of this file); b must not be empty. The socket's send buffer
+// being full (EAGAIN) waits for room, as a write through net does.
+func (u *Conn) sendto(b []byte, to netip.AddrPort) error {
+	s := senders.Get().(*sender)
+	defer senders.Put(s)
+	s.b = b
+	s.sa.Family = unix.AF_INET
+	binary.BigEndian.PutUint16((*[2]byte)(unsafe.Pointer(&s.sa.Port))[:], to.Port())
+	s.sa.Addr = to.Addr().Unmap().As4()
+	err := u.rc.Write(s.fn)
+	s.b = nil
+	if err == nil && s.errno != 0 {
+		err = s.errno
+	}
+	return err
+}
+
+// sender is one sendto's arguments, pooled with the callback bound to
+// them, so a write allocates nothing.
+type sender struct {
+	b     []byte
+	sa    unix.RawSockaddrInet4
+	errno unix.Errno
+	fn    func(fd uintptr) bool
+}
+
+var senders = sync.Pool{New: func() any {
+	s := new(sender)
+	s.fn = s.write
+	return s
+}}
+
+func (s *sender) write(fd uintptr) bool {
+	for {
+		_, _, s.errno = unix.RawSyscall6(unix.SYS_SENDTO, fd, uintptr(unsafe.Pointer(&s.b[0])), uintptr(len(s.b)),
+			0, uintptr(unsafe.Pointer(&s.sa)), unix.SizeofSockaddrInet4)
+		if s.errno != unix.EINTR {
+			return s.errno != unix.EAGAIN
+		}
+	}
 }

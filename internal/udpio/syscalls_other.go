@@ -32,3 +32,10 @@ func (u *Conn) readBatches(handle func(b []byte, from netip.AddrPort)) error {
 		}
 	}
 }
+
+// sendto is writeOne's path for a batched socket's IPv4 peers; elsewhere
+// than Linux it is the ordinary write.
+func (u *Conn) sendto(b []byte, to netip.AddrPort) error {
+	_, err := u.PacketConn.(*net.UDPConn).WriteToUDPAddrPort(b, to)
+	return err
+}
