@@ -3,6 +3,8 @@ package udpio
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
+	"net"
 	"net/netip"
 	"testing"
 	"time"
@@ -72,5 +74,36 @@ func TestReadLoopLoneDatagramsOneSyscall(t *testing.T) {
 			receive(next + uint32(k))
 		}
 		next += uint32(burst)
+	}
+}
+
+// TestSendtoRaw: a lone datagram written at once (SendNow with an empty
+// queue: the raw sendto) reaches an IPv4 peer intact and from the
+// socket's address, also when the peer is given as an IPv4-mapped IPv6
+// address; on a closed socket it fails with net.ErrClosed.
+func TestSendtoRaw(t *testing.T) {
+	tx := New(listenUDP(t))
+	rx := listenUDP(t)
+	to := rx.LocalAddr().(interface{ AddrPort() netip.AddrPort }).AddrPort()
+	from := tx.LocalAddr().(interface{ AddrPort() netip.AddrPort }).AddrPort()
+	mapped := netip.AddrPortFrom(netip.AddrFrom16(to.Addr().As16()), to.Port())
+	buf := make([]byte, 2048)
+	for i, dst := range []netip.AddrPort{to, mapped} {
+		want := bytes.Repeat([]byte{byte(i + 1)}, 1200)
+		if err := tx.SendNow(want, dst); err != nil {
+			t.Fatalf("SendNow to %v: %v", dst, err)
+		}
+		rx.SetReadDeadline(time.Now().Add(2 * time.Second))
+		n, src, err := rx.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			t.Fatalf("to %v: %v", dst, err)
+		}
+		if !bytes.Equal(buf[:n], want) || src != from {
+			t.Fatalf("to %v: %d bytes from %v, want the 1200 sent from %v", dst, n, src, from)
+		}
+	}
+	tx.Close()
+	if err := tx.SendNow([]byte{1}, to); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("SendNow after Close: %v, want net.ErrClosed", err)
 	}
 }
