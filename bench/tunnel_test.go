@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -108,6 +109,34 @@ func benchTunnelStreams(b *testing.B, transport agent.Transport, streams int) {
 		total += time.Since(start)
 	}
 	reportThroughput(b, mbits(int64(b.N)*per*int64(streams), total))
+}
+
+// BenchmarkTunnelUDPStreamsPaired asks whether 8 streams move as much as
+// one without the machine's drift between two benchmarks run seconds
+// apart (on this VM their ratio moved from 0.83x to 1.06x between runs
+// of the same code): on one tunnel, rounds of one 64 MiB transfer
+// followed by 8 transfers of 8 MiB at once; reported are the median,
+// lowest and highest of the rounds' 8-stream to 1-stream throughput
+// ratios.
+func BenchmarkTunnelUDPStreamsPaired(b *testing.B) {
+	addr := tunnel(b, sink(b), agent.TransportUDP)
+	var ratios []float64
+	for b.Loop() {
+		for range 4 {
+			one := transfer(b, addr, bulk)
+			start := time.Now()
+			var wg sync.WaitGroup
+			for range 8 {
+				wg.Go(func() { transfer(b, addr, bulk/8) })
+			}
+			wg.Wait()
+			ratios = append(ratios, one.Seconds()/time.Since(start).Seconds())
+		}
+	}
+	slices.Sort(ratios)
+	b.ReportMetric(ratios[len(ratios)/2], "x-8vs1-median")
+	b.ReportMetric(ratios[0], "x-8vs1-min")
+	b.ReportMetric(ratios[len(ratios)-1], "x-8vs1-max")
 }
 
 func BenchmarkTunnelUDP1Stream(b *testing.B)  { benchTunnelStreams(b, agent.TransportUDP, 1) }
