@@ -31,7 +31,7 @@ type mmsghdr struct {
 var recvmmsgCalls atomic.Uint64
 
 // readBatches reads with recvmmsg(2) directly rather than through x/net's
-// ReadBatch, for two reasons that matter to a relay whose agents are idle:
+// ReadBatch, for what that costs a relay whose agents are idle:
 //
 //   - One system call per wake-up. Datagrams are handled inside the
 //     socket's RawConn.Read callback, which keeps waiting for readability

@@ -88,9 +88,9 @@ func New(c net.PacketConn) *Conn {
 	// sockaddrs x/net marshals for IPv4 peers, so batch only on IPv4
 	// sockets; others write one datagram at a time.
 	if uc, ok := c.(*net.UDPConn); ok {
-		if la, _ := uc.LocalAddr().(*net.UDPAddr); la != nil && la.IP.To4() != nil {
-			u.batch = ipv4.NewPacketConn(uc)
-			u.rc, _ = uc.SyscallConn()
+		la, _ := uc.LocalAddr().(*net.UDPAddr)
+		if rc, err := uc.SyscallConn(); err == nil && la != nil && la.IP.To4() != nil {
+			u.batch, u.rc = ipv4.NewPacketConn(uc), rc
 			u.gso, u.gro = enableOffload(uc)
 			u.wg.Go(u.writeLoop)
 		}
