@@ -83,6 +83,8 @@ type arqConn struct {
 func newARQConn(pc *PacketConn, conv uint32, t Tuning) *arqConn {
 	c := newARQ(pc, conv, t)
 	pc.setSink(c.input)
+	moved := c.resendNow
+	pc.onMoved.Store(&moved)
 	return c
 }
 
@@ -378,6 +380,16 @@ func (c *arqConn) afterWaitLocked(resendIn time.Duration) {
 	} else {
 		c.timer.Reset(wait)
 	}
+}
+
+// resendNow retransmits at once everything in flight (kcpResendAll): the
+// peer moved to a new address.
+func (c *arqConn) resendNow() {
+	c.mu.Lock()
+	if !c.closed && c.kcp != nil && kcpResendAll(c.kcp) {
+		c.flushLocked()
+	}
+	c.unlockAndSend()
 }
 
 // tick is the timer: retransmit what is due, probe a closed window, and

@@ -128,3 +128,23 @@ func kcpResendIn(k *kcp.KCP) time.Duration {
 	}
 	return time.Duration(earliest) * time.Millisecond
 }
+
+// kcpResendAll makes every segment waiting for an ACK due now, with its
+// retransmission timeout back at KCP's current one, and reports whether
+// there was any. For a peer that moved to a new address (path.go): what
+// was sent to the old one is lost, and the timeouts it backed off to
+// while that address was dead (kcp-go adds half a timeout per
+// retransmission) say nothing about the new path. The next flush resends
+// them.
+func kcpResendAll(k *kcp.KCP) bool {
+	h := (*kcpHead)(unsafe.Pointer(k))
+	buf := (*kcp.RingBuffer[kcpSegment])(h.sndBuf)
+	now := h.tsFlush - h.interval // the last flush's clock: no later than now
+	found := false
+	for s := range buf.ForEach {
+		if s.acked == 0 {
+			s.resendts, s.rto, found = now, h.rxRTO, true
+		}
+	}
+	return found
+}

@@ -69,3 +69,26 @@ func TestARQTimerFollowsRetransmissionTimeout(t *testing.T) {
 	}
 	t.Logf("%d transmissions, %d timer flushes", sent.Load(), a.ticks.Load())
 }
+
+// TestResendNowAfterMove: a segment that backed off while the wire lost
+// everything (timeouts at 0.2, 0.5, 0.95, then 1.6 s) goes out again at
+// once when the peer moves (resendNow, which PacketConn calls after a
+// validated move), and its next timeout is KCP's current one again, not
+// the backed-off 0.65 s.
+func TestResendNowAfterMove(t *testing.T) {
+	var sent atomic.Int64
+	a, _ := arqPair(t, DefaultTuning(), func() bool { sent.Add(1); return true }) // the wire loses everything
+	if _, err := a.Write([]byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1050 * time.Millisecond)
+	before := sent.Load()
+	a.resendNow()
+	if n := sent.Load(); n != before+1 {
+		t.Fatalf("resendNow sent %d datagrams, want the one segment in flight", n-before)
+	}
+	time.Sleep(350 * time.Millisecond) // the old schedule: next at 1.6 s, 0.55 s from now
+	if n := sent.Load(); n < before+2 {
+		t.Fatalf("no retransmission within 350 ms of the move: the backed-off timeout was kept")
+	}
+}

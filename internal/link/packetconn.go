@@ -60,6 +60,7 @@ type PacketConn struct {
 	onForward        atomic.Pointer[ForwardHandler]     // DataForward datagrams (agent-relay links)
 	onKeepalive      atomic.Pointer[KeepaliveHandler]   // answered keepalives (the agent's relay link)
 	onPark           atomic.Pointer[parkHandler]        // park requests and answers (park.go)
+	onMoved          atomic.Pointer[func()]             // after onRoam: resend what went to the old address
 	answerKeepalives atomic.Bool                        // the relay's end of an agent's link
 	answerVia        Sender                             // where answers leave (set before answerKeepalives)
 	viaRelay         atomic.Bool                        // WriteTo uses the relay path

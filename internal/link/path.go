@@ -220,6 +220,9 @@ func (c *PacketConn) checkResponse(token []byte, from netip.AddrPort) {
 	if from != *c.peer.Load() {
 		c.peer.Store(&from)
 		c.onRoam(from)
+		if f := c.onMoved.Load(); f != nil {
+			(*f)()
+		}
 	}
 }
 
