@@ -59,12 +59,15 @@ func (u *Conn) readBatches(handle func(b []byte, from netip.AddrPort)) error {
 		h := &hdrs[i].hdr
 		h.Iov = &iovs[i]
 		h.SetIovlen(1)
+		h.Name = (*byte)(unsafe.Pointer(&names[i]))
+		h.Control = &oobs[i][0]
 	}
+	// The kernel writes back the lengths and flags of each message it
+	// fills; the pointers stay as set above.
 	reset := func() {
 		for i := range hdrs {
 			h := &hdrs[i].hdr
-			h.Name, h.Namelen = (*byte)(unsafe.Pointer(&names[i])), unix.SizeofSockaddrInet4
-			h.Control = &oobs[i][0]
+			h.Namelen = unix.SizeofSockaddrInet4
 			h.SetControllen(oobLen)
 			h.Flags = 0
 		}

@@ -11,7 +11,7 @@ import (
 )
 
 // readBatches reads through x/net's ReadBatch, which elsewhere than Linux
-// reads one datagram per call; recvmmsg_linux.go is the batched path.
+// reads one datagram per call; syscalls_linux.go is the batched path.
 func (u *Conn) readBatches(handle func(b []byte, from netip.AddrPort)) error {
 	msgs := make([]ipv4.Message, batch)
 	for i := range msgs {
