@@ -48,16 +48,23 @@ func TestKCPMirrors(t *testing.T) {
 	compare(reflect.TypeFor[kcpSegment](), elems.Type.Elem(), true)
 }
 
+// segmentIntoTheVoid writes one segment on a link whose wire loses
+// everything and returns the sending end and a count of its datagrams.
+func segmentIntoTheVoid(t *testing.T) (*arqConn, *atomic.Int64) {
+	sent := new(atomic.Int64)
+	a, _ := arqPair(t, DefaultTuning(), func() bool { sent.Add(1); return true })
+	if _, err := a.Write([]byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	return a, sent
+}
+
 // TestARQTimerFollowsRetransmissionTimeout: a segment the peer never
 // acknowledges is retransmitted on KCP's timeout (200 ms before any RTT
 // sample, growing by half each time), and the driver's timer wakes for
 // those retransmissions, not every 10 ms flush interval in between.
 func TestARQTimerFollowsRetransmissionTimeout(t *testing.T) {
-	var sent atomic.Int64
-	a, _ := arqPair(t, DefaultTuning(), func() bool { sent.Add(1); return true }) // the wire loses everything
-	if _, err := a.Write([]byte("hello")); err != nil {
-		t.Fatal(err)
-	}
+	a, sent := segmentIntoTheVoid(t)
 	time.Sleep(1500 * time.Millisecond)
 	// Timeouts at 0.2, 0.5, 0.95 s (and 1.6): 3 retransmissions in the
 	// window; waking every interval would be about 150 flushes.
@@ -76,11 +83,7 @@ func TestARQTimerFollowsRetransmissionTimeout(t *testing.T) {
 // validated move), and its next timeout is KCP's current one again, not
 // the backed-off 0.65 s.
 func TestResendNowAfterMove(t *testing.T) {
-	var sent atomic.Int64
-	a, _ := arqPair(t, DefaultTuning(), func() bool { sent.Add(1); return true }) // the wire loses everything
-	if _, err := a.Write([]byte("hello")); err != nil {
-		t.Fatal(err)
-	}
+	a, sent := segmentIntoTheVoid(t)
 	time.Sleep(1050 * time.Millisecond)
 	before := sent.Load()
 	a.resendNow()

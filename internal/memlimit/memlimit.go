@@ -32,7 +32,8 @@ type Guard struct {
 	samples []metrics.Sample
 }
 
-// metric names read after each collection; the order matches overhead.
+// names are the metrics check reads after each collection, in the order
+// it indexes them.
 var names = []string{
 	"/gc/heap/live:bytes",
 	"/memory/classes/total:bytes",
