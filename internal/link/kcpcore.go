@@ -72,6 +72,17 @@ type kcpHead struct {
 	sndQueue, rcvQueue, sndBuf          unsafe.Pointer
 }
 
+// sendBuf is kcp-go's send buffer: the segments sent and not yet
+// acknowledged.
+func (h *kcpHead) sendBuf() *kcp.RingBuffer[kcpSegment] {
+	return (*kcp.RingBuffer[kcpSegment])(h.sndBuf)
+}
+
+// flushClock is KCP's clock at its last flush (Update sets ts_flush to
+// that clock plus the interval): right after kcpFlush, now; later, no
+// later than now.
+func (h *kcpHead) flushClock() uint32 { return h.tsFlush - h.interval }
+
 // kcpSegment mirrors kcp-go's unexported segment, the element of the send
 // buffer's ring (checked by TestKCPMirrors too).
 type kcpSegment struct {
@@ -108,11 +119,11 @@ func kcpResendIn(k *kcp.KCP) time.Duration {
 	if h.rmtWnd == 0 || h.probe != 0 {
 		return 0
 	}
-	buf := (*kcp.RingBuffer[kcpSegment])(h.sndBuf)
+	buf := h.sendBuf()
 	if buf.Len() == 0 {
 		return 0
 	}
-	now := h.tsFlush - h.interval // Update, forced by kcpFlush, set ts_flush to its clock's now + interval
+	now := h.flushClock()
 	earliest := int32(math.MaxInt32)
 	for s := range buf.ForEach {
 		if s.acked == 1 {
@@ -138,10 +149,9 @@ func kcpResendIn(k *kcp.KCP) time.Duration {
 // them.
 func kcpResendAll(k *kcp.KCP) bool {
 	h := (*kcpHead)(unsafe.Pointer(k))
-	buf := (*kcp.RingBuffer[kcpSegment])(h.sndBuf)
-	now := h.tsFlush - h.interval // the last flush's clock: no later than now
+	now := h.flushClock()
 	found := false
-	for s := range buf.ForEach {
+	for s := range h.sendBuf().ForEach {
 		if s.acked == 0 {
 			s.resendts, s.rto, found = now, h.rxRTO, true
 		}
