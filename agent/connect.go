@@ -101,7 +101,7 @@ func (a *Agent) connectTCP(ctx context.Context, conn net.Conn, c Connect, w *pee
 		resetTCP(conn)
 		return
 	}
-	s.tn.Splice(conn, st, &a.streams, nil)
+	s.tn.Splice(conn, st, 0, &a.streams, nil)
 }
 
 // resetTCP closes conn with an RST, as a refused connection looks.

@@ -296,6 +296,7 @@ func (s *peerSession) start(sess *secure.Session, conv uint32) {
 	s.mu.Unlock()
 	a.sock.Attach(sess.LocalIndex, pc, nil)
 	s.tn = splice.NewTunnels(splice.NewGuard(a.cfg.Load().Tuning.StallSlots()), &a.stats.Tunnels, s.sendReset)
+	s.tn.SetArrivals(lk.Arrivals())
 	close(s.establish)
 	s.log.Info("peer session established", "path", "relay", "initiator", s.initiator,
 		"handshake", time.Since(s.created).Round(time.Millisecond))

@@ -84,6 +84,7 @@ func (a *Agent) serve(ctx context.Context, conn *relaylink.Conn, idx int) linkEn
 	// control stream, and its Guard bounds what stalled ones may hold.
 	tn := splice.NewTunnels(splice.NewGuard(cfg.Tuning.StallSlots()), &a.stats.Tunnels,
 		func(m protocol.Reset) error { return c.send(m) })
+	tn.SetArrivals(conn.Arrivals())
 	defer tn.Wait()
 
 	lctx, cancel := context.WithCancel(ctx)

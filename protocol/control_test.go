@@ -101,7 +101,8 @@ func TestStreamHeader(t *testing.T) {
 	if want := unhex(t, "0014 01 01 03776562 04 c6336409 c738 04 cb007101 0050"); !bytes.Equal(b, want) {
 		t.Fatalf("wire: got %x, want %x", b, want)
 	}
-	got, err := ReadStreamHeader(bytes.NewReader(b))
+	got, err := ReadStreamHeader(bytes.NewReader(append(b, "data"...)))
+	h.Read = len(b) // all of the header, none of what follows
 	if err != nil || got != h {
 		t.Fatalf("round trip: got %+v, %v", got, err)
 	}

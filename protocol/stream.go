@@ -18,6 +18,10 @@ type StreamHeader struct {
 	Exposure string
 	Client   netip.AddrPort
 	Server   netip.AddrPort
+
+	// Read is how many bytes ReadStreamHeader took from the stream (not
+	// sent: the length prefix says it).
+	Read int
 }
 
 // streamHeaderVersion lets the header evolve independently of the link.
@@ -48,7 +52,9 @@ func ReadStreamHeader(r io.Reader) (StreamHeader, error) {
 	if _, err := io.ReadFull(r, body); err != nil {
 		return StreamHeader{}, err
 	}
-	return ParseStreamHeader(body)
+	h, err := ParseStreamHeader(body)
+	h.Read = len(n) + len(body)
+	return h, err
 }
 
 // ParseStreamHeader decodes the header body (without its length byte).

@@ -211,7 +211,7 @@ func (e *exposure) serveTCP(c net.Conn) {
 		return
 	}
 	e.s.log.Debug("tcp connection", "exposure", e.name, "client", client)
-	e.s.tunnels.Splice(c, st, &e.s.r.sessions, func(res splice.Result) {
+	e.s.tunnels.Splice(c, st, 0, &e.s.r.sessions, func(res splice.Result) {
 		if res.Aborted() {
 			e.s.log.Debug("tcp connection aborted", "exposure", e.name, "client", client, "err", res.Err)
 		}

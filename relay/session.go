@@ -88,6 +88,7 @@ func (s *session) run(ctx context.Context) {
 	}()
 
 	s.link.SetForwardHandler(s.forward)
+	s.tunnels.SetArrivals(s.link.Arrivals())
 	ctrl, err := s.link.AcceptControl(confirmTimeout)
 	if err != nil {
 		s.r.stats.PendingDiscarded.Add(1)

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pinhole/pinhole/internal/splice"
 	"github.com/xtaci/kcp-go/v5"
 	"github.com/xtaci/smux"
 )
@@ -29,6 +30,10 @@ type Link struct {
 
 	mux  *smux.Session // the smux layout
 	park *parker       // the parked layout
+
+	// arrivals sees the frames smux reads, for the tunneled streams'
+	// idle copies (internal/splice, park.go).
+	arrivals *splice.Arrivals
 
 	lastRecv   func() time.Time
 	act        *activity
@@ -64,13 +69,14 @@ func NewUDPLink(pc *PacketConn, conv uint32, t Tuning, server bool) (*Link, erro
 		c = newARQConn(pc, conv, t)
 		kc = c
 	}
-	mux, err := newMux(kc, t, server)
+	arr := splice.NewArrivals()
+	mux, err := newMux(kc, arr, t, server)
 	if err != nil {
 		kc.Close()
 		pc.Close()
 		return nil, err
 	}
-	return &Link{mux: mux, Transport: UDP, lastRecv: pc.LastReceive, act: &pc.act, forward: pc.Forward, setForward: pc.SetForwardHandler,
+	return &Link{mux: mux, arrivals: arr, Transport: UDP, lastRecv: pc.LastReceive, act: &pc.act, forward: pc.Forward, setForward: pc.SetForwardHandler,
 		srtt: kc.srtt, arq: c, pc: pc, closers: []func() error{mux.Close, kc.Close, pc.Close}}, nil
 }
 
@@ -85,7 +91,7 @@ func NewParkingUDPLink(pc *PacketConn, conv uint32, t Tuning, server bool) (*Lin
 		return nil, err
 	}
 	p := newParker(pc, conv, t, server)
-	return &Link{park: p, Transport: UDP, lastRecv: pc.LastReceive, act: &pc.act, forward: pc.Forward, setForward: pc.SetForwardHandler,
+	return &Link{park: p, arrivals: p.arrivals, Transport: UDP, lastRecv: pc.LastReceive, act: &pc.act, forward: pc.Forward, setForward: pc.SetForwardHandler,
 		srtt: p.srtt, pc: pc, closers: []func() error{p.close, pc.Close}}, nil
 }
 
@@ -106,25 +112,27 @@ func (s sessionConn) srtt() time.Duration { return time.Duration(s.GetSRTT()) * 
 // stream window sized to the connection's measured round trip (window.go).
 func NewTCPLink(st *Stream, t Tuning, server bool) (*Link, error) {
 	t = t.ForRTT(tcpRTT(st.Conn))
-	mux, err := newMux(st, t, server)
+	arr := splice.NewArrivals()
+	mux, err := newMux(st, arr, t, server)
 	if err != nil {
 		st.Close()
 		return nil, err
 	}
-	return &Link{mux: mux, Transport: TCP, lastRecv: st.LastReceive, act: &st.act, forward: st.Forward, setForward: st.SetForwardHandler,
+	return &Link{mux: mux, arrivals: arr, Transport: TCP, lastRecv: st.LastReceive, act: &st.act, forward: st.Forward, setForward: st.SetForwardHandler,
 		closers: []func() error{mux.Close, st.Close}}, nil
 }
 
-func newMux(c interface {
-	Read([]byte) (int, error)
-	Write([]byte) (int, error)
-	Close() error
-}, t Tuning, server bool) (*smux.Session, error) {
+func newMux(c io.ReadWriteCloser, arr *splice.Arrivals, t Tuning, server bool) (*smux.Session, error) {
+	c = arr.Wrap(c)
 	if server {
 		return smux.Server(c, t.Smux())
 	}
 	return smux.Client(c, t.Smux())
 }
+
+// Arrivals is what the owner's splice.Tunnels needs for the copies of
+// this link's streams to give up their goroutines while idle.
+func (l *Link) Arrivals() *splice.Arrivals { return l.arrivals }
 
 // Conn is the control channel as its owner uses it: a smux stream, or
 // the parked layout's control conversation.

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pinhole/pinhole/internal/splice"
 	"github.com/pinhole/pinhole/protocol"
 	"github.com/xtaci/kcp-go/v5"
 	"github.com/xtaci/smux"
@@ -72,6 +73,10 @@ func (d *dataEnd) close() {
 }
 
 type parker struct {
+	// arrivals serves every epoch's smux session: stream IDs restart with
+	// each, but the streams of one epoch have all ended before the next.
+	arrivals *splice.Arrivals
+
 	pc     *PacketConn
 	t      Tuning
 	server bool          // smux role of this end
@@ -120,7 +125,7 @@ func (p *parker) next(e uint32) uint32 {
 
 func newParker(pc *PacketConn, base uint32, t Tuning, server bool) *parker {
 	p := &parker{pc: pc, t: t, server: server, asks: !server, base: base, after: cmp.Or(t.ParkAfter, parkAfter),
-		die: make(chan struct{}), up: make(chan struct{})}
+		die: make(chan struct{}), up: make(chan struct{}), arrivals: splice.NewArrivals()}
 	if dataConv(base, 0) == ctlConv(base) {
 		p.epoch = p.next(0)
 	}
@@ -225,7 +230,7 @@ func (p *parker) dataFor(conv uint32) *arqConn {
 // startLocked creates the current epoch's data conversation.
 func (p *parker) startLocked() *dataEnd {
 	arq := newARQ(p.pc, dataConv(p.base, p.epoch), p.t)
-	mux, err := newMux(arq, p.t, p.server)
+	mux, err := newMux(arq, p.arrivals, p.t, p.server)
 	if err != nil { // the config was verified when the link started
 		arq.Close()
 		return nil

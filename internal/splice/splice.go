@@ -16,7 +16,6 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 )
 
@@ -72,59 +71,80 @@ func Join(a, b Conn, g *Guard) Result {
 }
 
 // Start is Join without waiting: the two directions are copied in fresh
-// goroutines started with wg.Go, and done gets the Result in whichever of
-// them ends last. The caller's own goroutine, whose stack grew while it
-// set the connection up (dialing alone takes 8 KiB), does not idle with
-// the connection: an idle one keeps just the two small stacks of its
-// parked copies.
+// goroutines, wg counts each direction until it has ended, and done gets
+// the Result in whichever of them ends last. The caller's own goroutine,
+// whose stack grew while it set the connection up (dialing alone takes 8
+// KiB), does not idle with the connection, and an idle direction gives up
+// its goroutine too where it can (park.go).
 func Start(a, b Conn, g *Guard, wg *sync.WaitGroup, done func(Result)) {
-	j := &join{a: a, b: b, g: g, done: done}
-	for range 2 {
-		wg.Go(j.run)
-	}
-}
-
-// run copies one direction (the first caller b to a, the second a to b);
-// the last to finish closes both sides of a clean join and reports.
-func (j *join) run() {
-	if j.started.Add(1) == 1 {
-		j.res.BToA = j.pump(j.a, j.b)
-	} else {
-		j.res.AToB = j.pump(j.b, j.a)
-	}
-	if j.ended.Add(1) < 2 {
-		return
-	}
-	j.res.Err = j.err // both directions are done: no lock needed
-	if j.err == nil {
-		j.a.Close()
-		j.b.Close()
-	}
-	j.done(j.res)
+	newJoin(a, b, g, wg, done).start()
 }
 
 // join is one Join's shared state.
 type join struct {
-	a, b Conn
-	g    *Guard
-	done func(Result)
-	res  Result
+	a, b   Conn
+	wg     *sync.WaitGroup
+	done   func(Result)
+	res    Result
+	halves [2]half // [0] copies b to a, [1] a to b
 
-	started, ended atomic.Int32 // directions started, finished
+	ended atomic.Int32 // directions finished
 
 	mu     sync.Mutex // guards err and closed
 	err    error      // the first failure
 	closed bool       // closed without failure (a side cannot half-close)
 }
 
-// pump copies src to dst, then half-closes dst. If dst cannot half-close,
-// both ends are closed so the other pump stops too; if the copy fails, the
-// join aborts.
-func (j *join) pump(dst, src Conn) int64 {
-	n, err := j.copy(dst, src)
+func newJoin(a, b Conn, g *Guard, wg *sync.WaitGroup, done func(Result)) *join {
+	j := &join{a: a, b: b, wg: wg, done: done}
+	j.halves[0] = half{j: j, dst: a, src: b, n: &j.res.BToA}
+	j.halves[1] = half{j: j, dst: b, src: a, n: &j.res.AToB}
+	for i := range j.halves {
+		h := &j.halves[i]
+		h.w = h.dst
+		if tc, ok := h.dst.(*net.TCPConn); ok && g != nil {
+			h.w = &guarded{g, tc}
+		}
+	}
+	return j
+}
+
+func (j *join) start() {
+	j.wg.Add(2)
+	for i := range j.halves {
+		go j.halves[i].run()
+	}
+}
+
+// run copies its direction until it ends or parks (park.go); the last
+// direction to end closes both sides of a clean join and reports.
+func (h *half) run() {
+	err, parked := h.copy()
+	if parked {
+		return
+	}
+	h.forget()
+	j := h.j
+	j.pump(h.dst, h.src, err)
+	if j.ended.Add(1) == 2 {
+		j.res.Err = j.err // both directions are done: no lock needed
+		if j.err == nil {
+			j.a.Close()
+			j.b.Close()
+		}
+		j.done(j.res)
+	}
+	j.wg.Done()
+}
+
+// pump ends a direction whose copy from src to dst returned err: on
+// success it half-closes dst; if dst cannot half-close, both ends are
+// closed so the other direction stops too; if the copy failed, the join
+// aborts.
+func (j *join) pump(dst, src Conn, err error) {
 	if err != nil {
 		j.abort(err)
-		return n
+		return
 	}
 	cw, ok := dst.(closeWriter)
 	if !ok {
@@ -133,12 +153,19 @@ func (j *join) pump(dst, src Conn) int64 {
 		j.mu.Unlock()
 		dst.Close()
 		src.Close()
-		return n
+		j.resumeParked()
+		return
 	}
 	if err := cw.CloseWrite(); err != nil {
 		j.abort(err)
 	}
-	return n
+}
+
+// failure returns the error that aborted the join, if it did.
+func (j *join) failure() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.err
 }
 
 // abort records err (unless the join already failed or was closed on
@@ -154,6 +181,7 @@ func (j *join) abort(err error) {
 	j.mu.Unlock()
 	stop(j.a)
 	stop(j.b)
+	j.resumeParked()
 }
 
 // stop ends one side of an aborted join.
@@ -173,72 +201,6 @@ func stop(c Conn) {
 func Reset(c *net.TCPConn) {
 	c.SetLinger(0)
 	c.Close()
-}
-
-// copy copies src to dst until EOF, holding no buffer while src is idle
-// when src is a TCP connection or a tunneled stream (see Buffers above).
-func (j *join) copy(dst io.Writer, src io.Reader) (int64, error) {
-	if tc, ok := dst.(*net.TCPConn); ok && j.g != nil {
-		dst = &guarded{j.g, tc}
-	}
-	if t, ok := src.(*tunneled); ok {
-		src = t.Stream
-	}
-	tc, ok := src.(*net.TCPConn) // also an io.WriterTo, but one that holds a buffer
-	if !ok {
-		return io.Copy(dst, src) // a smux stream hands over the frames it holds (WriteTo)
-	}
-	rc, err := tc.SyscallConn()
-	if err != nil {
-		return 0, err
-	}
-	var (
-		b    *[]byte
-		n    int
-		rerr error
-	)
-	read := func(fd uintptr) bool {
-		b = bufPool.Get().(*[]byte)
-		for {
-			if n, rerr = syscall.Read(int(fd), *b); rerr != syscall.EINTR {
-				break
-			}
-		}
-		if rerr != syscall.EAGAIN {
-			return true
-		}
-		bufPool.Put(b)
-		b = nil      // not even a reference to it
-		return false // wait for data without a buffer
-	}
-	var total int64
-	for {
-		if err := rc.Read(read); err != nil {
-			return total, err
-		}
-		switch {
-		case rerr != nil: // a syscall.Errno such as ECONNRESET
-			n = 0
-		case n == 0:
-			rerr = io.EOF
-		}
-		if n > 0 {
-			if _, rerr = dst.Write((*b)[:n]); rerr != nil {
-				// A smux write that gave up (deadline, close) may still
-				// be queued for the link: leave the buffer to the GC.
-				return total, rerr
-			}
-			total += int64(n)
-		}
-		bufPool.Put(b)
-		b = nil
-		if rerr == io.EOF {
-			return total, nil
-		}
-		if rerr != nil {
-			return total, rerr
-		}
-	}
 }
 
 // guarded writes to a local TCP connection through the link's Guard.

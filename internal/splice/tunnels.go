@@ -2,6 +2,7 @@ package splice
 
 import (
 	"errors"
+	"io"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,9 +43,10 @@ const (
 // so that a Reset from the peer aborts the right one, plus the link's
 // stall Guard.
 type Tunnels struct {
-	guard *Guard
-	stats *Stats
-	send  func(protocol.Reset) error // writes on the control stream
+	guard    *Guard
+	stats    *Stats
+	send     func(protocol.Reset) error // writes on the control stream
+	arrivals atomic.Pointer[Arrivals]   // the link's, once known (SetArrivals)
 
 	mu    sync.Mutex // guards live, early, next
 	live  map[uint32]func()
@@ -66,14 +68,17 @@ func NewTunnels(g *Guard, stats *Stats, send func(protocol.Reset) error) *Tunnel
 // Result when both have ended. An abort at this end is sent to the peer as
 // Reset; a Reset from the peer aborts this end: the local connection gets
 // an RST, the stream is closed.
-func (t *Tunnels) Splice(local Conn, st Stream, wg *sync.WaitGroup, done func(Result)) {
+//
+// read is how many bytes the caller took from st before (a header): the
+// stream's copy may give up its goroutine while idle only if it knows
+// what it has read of everything the stream received (park.go).
+func (t *Tunnels) Splice(local Conn, st Stream, read int64, wg *sync.WaitGroup, done func(Result)) {
 	ts := &tunneled{Stream: st}
-	untrack := t.Track(st.ID(), func() {
-		ts.byPeer.Store(true)
-		stop(local)
-		st.Close() // wakes a writer blocked on the stream's window
-	})
-	Start(local, ts, t.guard, wg, func(res Result) {
+	var untrack, unwatch func()
+	j := newJoin(local, ts, t.guard, wg, func(res Result) {
+		if unwatch != nil {
+			unwatch()
+		}
 		if res.Aborted() {
 			why := protocol.ResetAborted
 			if errors.Is(res.Err, ErrStalled) {
@@ -91,7 +96,26 @@ func (t *Tunnels) Splice(local Conn, st Stream, wg *sync.WaitGroup, done func(Re
 			done(res)
 		}
 	})
+	if a := t.arrivals.Load(); a != nil {
+		if _, ok := st.(io.WriterTo); ok {
+			h := &j.halves[0]
+			h.consumed = read
+			h.received, unwatch = a.Watch(st.ID(), h.arrived)
+		}
+	}
+	untrack = t.Track(st.ID(), func() {
+		ts.byPeer.Store(true)
+		stop(local)
+		st.Close() // wakes a writer blocked on the stream's window
+		j.resumeParked()
+	})
+	j.start()
 }
+
+// SetArrivals lets the copies of this link's streams park while idle
+// (park.go): a is the Arrivals whose Wrap the link's smux reads through.
+// Streams spliced before keep their goroutines.
+func (t *Tunnels) SetArrivals(a *Arrivals) { t.arrivals.Store(a) }
 
 // Refuse aborts a stream at this end: it tells the peer (Reset), waits
 // for the peer to close its side and closes the stream. The stream's own
@@ -185,6 +209,21 @@ func (t *Tunnels) Wait() { t.wg.Wait() }
 type tunneled struct {
 	Stream
 	byPeer atomic.Bool // the abort came from the peer's Reset
+}
+
+// closed reports whether the stream was closed at this end (smux streams
+// say so; others are taken as open).
+func (s *tunneled) closed() bool {
+	c, ok := s.Stream.(interface{ GetDieCh() <-chan struct{} })
+	if !ok {
+		return false
+	}
+	select {
+	case <-c.GetDieCh():
+		return true
+	default:
+		return false
+	}
 }
 
 func (s *tunneled) Abort() { wake(s.Stream) }

@@ -30,16 +30,21 @@ func newLinkPair(t *testing.T) *linkPair {
 	cfg.Version, cfg.KeepAliveDisabled = 2, true
 	cfg.MaxStreamBuffer, cfg.MaxReceiveBuffer = 1<<20, math.MaxInt32/2
 	p := &linkPair{}
+	// Each end's smux reads through Arrivals, as a link's does, so idle
+	// copies park (park.go).
+	relayArr, agentArr := NewArrivals(), NewArrivals()
 	var err error
-	if p.relay, err = smux.Client(a, cfg); err != nil {
+	if p.relay, err = smux.Client(relayArr.Wrap(a), cfg); err != nil {
 		t.Fatal(err)
 	}
-	if p.agent, err = smux.Server(b, cfg); err != nil {
+	if p.agent, err = smux.Server(agentArr.Wrap(b), cfg); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { p.relay.Close(); p.agent.Close() })
 	p.relayT = NewTunnels(NewGuard(4), &p.stats, func(m protocol.Reset) error { p.agentT.Reset(m.Stream); return nil })
 	p.agentT = NewTunnels(NewGuard(4), &p.stats, func(m protocol.Reset) error { p.relayT.Reset(m.Stream); return nil })
+	p.relayT.SetArrivals(relayArr)
+	p.agentT.SetArrivals(agentArr)
 	return p
 }
 
@@ -54,12 +59,12 @@ func (p *linkPair) splice(t *testing.T) (client, service *net.TCPConn, done chan
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.relayT.Splice(relayIn, st, &p.wg, func(r Result) { done <- r })
+	p.relayT.Splice(relayIn, st, 0, &p.wg, func(r Result) { done <- r })
 	ast, err := p.agent.AcceptStream()
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.agentT.Splice(agentOut, ast, &p.wg, func(r Result) { done <- r })
+	p.agentT.Splice(agentOut, ast, 0, &p.wg, func(r Result) { done <- r })
 	return client, service, done
 }
 

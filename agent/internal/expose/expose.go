@@ -87,7 +87,7 @@ func serveTCP(ctx context.Context, st Stream, h protocol.StreamHeader, svc *Serv
 		}
 	}
 	log.Debug("tcp stream open", "addr", svc.Local)
-	tn.Splice(lc, st, wg, func(res splice.Result) {
+	tn.Splice(lc, st, int64(h.Read), wg, func(res splice.Result) {
 		stats.BytesIn.Add(uint64(res.BToA))
 		stats.BytesOut.Add(uint64(res.AToB))
 		log.Debug("tcp stream ended", "in", res.BToA, "out", res.AToB, "err", res.Err) // err nil: closed cleanly
