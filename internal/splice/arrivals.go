@@ -16,11 +16,13 @@ import (
 // smux frames are an 8-byte header (version, command, length and stream
 // id, little-endian) and length bytes of payload, and smux's receive loop
 // reads each header and each payload with exactly as many bytes as it
-// needs. A copy that has handed on as many bytes as Arrivals counted for
-// its stream has emptied smux's buffer of it, whatever smux did with the
-// frames meanwhile: a frame is counted once its last byte is read, before
-// smux stores it, so the copy may be woken before the data is there, never
-// after it sat unseen.
+// needs, and stores the frame before it reads again. A frame is counted
+// once its last byte is read, before smux stores it, so a copy that has
+// handed on as many bytes as Arrivals counted for its stream has emptied
+// smux's buffer of it; its watcher is woken when smux asks for the next
+// byte, after the frame is stored, so that a woken copy finds the data
+// there (waking it earlier made it wait inside smux again: two wake-ups
+// per frame of a busy stream).
 type Arrivals struct {
 	mu      sync.Mutex // guards streams
 	streams map[uint32]*tally
@@ -75,28 +77,27 @@ func (a *Arrivals) wakeAll() {
 	a.mu.Unlock()
 }
 
-// frame records a complete frame.
-func (a *Arrivals) frame(cmd byte, id uint32, length int) {
-	var wake Wake
+// frame counts a complete frame and returns the watcher to wake once
+// smux has stored it, if any.
+func (a *Arrivals) frame(cmd byte, id uint32, length int) Wake {
 	a.mu.Lock()
+	defer a.mu.Unlock()
 	switch cmd {
 	case cmdSYN:
 		a.streamLocked(id)
 	case cmdPSH:
 		t := a.streamLocked(id)
 		t.received.Add(int64(length))
-		wake = t.wake
+		return t.wake
 	case cmdFIN:
 		if t := a.streams[id]; t != nil {
-			if wake = t.wake; wake == nil {
+			if t.wake == nil {
 				delete(a.streams, id) // never spliced: nothing will unwatch it
 			}
+			return t.wake
 		}
 	}
-	a.mu.Unlock()
-	if wake != nil {
-		wake(cmd == cmdFIN)
-	}
+	return nil
 }
 
 // Wrap returns c as smux must read it for a to see its frames. Each smux
@@ -137,9 +138,16 @@ type frameReader struct {
 	hdr  [frameHeaderLen]byte
 	have int // header bytes seen of the current frame
 	left int // payload bytes still to come
+
+	stored Wake // the watcher of the frame the last Read completed
+	fin    bool // whether that frame was a FIN
 }
 
 func (r *frameReader) Read(p []byte) (int, error) {
+	if r.stored != nil { // smux stored that frame before asking for more
+		r.stored(r.fin)
+		r.stored = nil
+	}
 	n, err := r.ReadWriteCloser.Read(p)
 	if err != nil && n == 0 {
 		r.a.wakeAll()
@@ -149,7 +157,8 @@ func (r *frameReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// follow advances the parser over b and records the frames b completes.
+// follow advances the parser over b and counts the frames b completes
+// (one at most from smux, which reads a header or a payload at a time).
 func (r *frameReader) follow(b []byte) {
 	for len(b) > 0 {
 		if r.have < frameHeaderLen {
@@ -167,7 +176,11 @@ func (r *frameReader) follow(b []byte) {
 		}
 		if r.left == 0 {
 			r.have = 0
-			r.a.frame(r.hdr[1], binary.LittleEndian.Uint32(r.hdr[4:8]), int(binary.LittleEndian.Uint16(r.hdr[2:4])))
+			if r.stored != nil { // a reader other than smux's took two frames at once
+				r.stored(r.fin)
+			}
+			r.stored = r.a.frame(r.hdr[1], binary.LittleEndian.Uint32(r.hdr[4:8]), int(binary.LittleEndian.Uint16(r.hdr[2:4])))
+			r.fin = r.hdr[1] == cmdFIN
 		}
 	}
 }

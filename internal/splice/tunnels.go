@@ -99,7 +99,7 @@ func (t *Tunnels) Splice(local Conn, st Stream, read int64, wg *sync.WaitGroup, 
 	if a := t.arrivals.Load(); a != nil {
 		if _, ok := st.(io.WriterTo); ok {
 			h := &j.halves[0]
-			h.consumed = read
+			h.consumed, h.more = read, make(chan struct{}, 1)
 			h.received, unwatch = a.Watch(st.ID(), h.arrived)
 		}
 	}
