@@ -5,35 +5,24 @@ import (
 	"errors"
 	"net"
 	"os"
-	"syscall"
 	"time"
 
+	"github.com/pinhole/pinhole/internal/epollset"
 	"golang.org/x/sys/unix"
 )
 
 // acceptor: see acceptor.go.
 type acceptor struct {
 	acceptorBase
-	ep *os.File // the epoll set, non-blocking, so Go's poller waits on it
-	rc syscall.RawConn
+	set *epollset.Set // the listeners, by their entries' ids
 }
 
 func newAcceptor() (*acceptor, error) {
-	fd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	set, err := epollset.New("acceptor")
 	if err != nil {
-		return nil, os.NewSyscallError("epoll_create1", err)
-	}
-	if err := unix.SetNonblock(fd, true); err != nil {
-		unix.Close(fd)
-		return nil, os.NewSyscallError("fcntl", err)
-	}
-	ep := os.NewFile(uintptr(fd), "epoll")
-	rc, err := ep.SyscallConn()
-	if err != nil {
-		ep.Close()
 		return nil, err
 	}
-	return &acceptor{ep: ep, rc: rc}, nil
+	return &acceptor{set: set}, nil
 }
 
 // add watches ln; remove stops it (call it before closing ln).
@@ -46,16 +35,7 @@ func (a *acceptor) add(ln *net.TCPListener, handle acceptFunc) (remove func(), e
 	a.mu.Lock()
 	id := a.registerLocked(e)
 	a.mu.Unlock()
-	ctl := func(op int) error {
-		var err error
-		cerr := lrc.Control(func(lfd uintptr) {
-			err = a.rc.Control(func(epfd uintptr) {
-				ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: id}
-				err = unix.EpollCtl(int(epfd), op, int(lfd), &ev)
-			})
-		})
-		return errors.Join(cerr, err)
-	}
+	ctl := func(op int) error { return a.set.Ctl(op, lrc, unix.EPOLLIN, uint64(uint32(id))) }
 	forget := func() {
 		a.mu.Lock()
 		delete(a.entries, id)
@@ -63,7 +43,7 @@ func (a *acceptor) add(ln *net.TCPListener, handle acceptFunc) (remove func(), e
 	}
 	if err := ctl(unix.EPOLL_CTL_ADD); err != nil {
 		forget()
-		return nil, os.NewSyscallError("epoll_ctl", err)
+		return nil, err
 	}
 	return func() {
 		forget()
@@ -73,25 +53,17 @@ func (a *acceptor) add(ln *net.TCPListener, handle acceptFunc) (remove func(), e
 
 // run serves the listeners until ctx ends.
 func (a *acceptor) run(ctx context.Context) {
-	stop := context.AfterFunc(ctx, func() { a.ep.Close() })
+	stop := context.AfterFunc(ctx, func() { a.set.Close() })
 	defer stop()
-	events := make([]unix.EpollEvent, 64)
+	ids := make([]uint64, 64)
 	for {
-		var n int
-		var werr error
-		err := a.rc.Read(func(fd uintptr) bool {
-			for {
-				if n, werr = unix.EpollWait(int(fd), events, 0); werr != unix.EINTR {
-					return werr != nil || n > 0 // false: nothing ready, wait for the set to become readable
-				}
-			}
-		})
-		if err != nil || werr != nil {
+		n, err := a.set.Wait(ids)
+		if err != nil {
 			return // the set was closed
 		}
 		pause := false
-		for _, ev := range events[:n] {
-			pause = a.serve(ev.Fd) || pause
+		for _, id := range ids[:n] {
+			pause = a.serve(int32(id)) || pause
 		}
 		if pause {
 			time.Sleep(50 * time.Millisecond) // out of descriptors: let connections end
