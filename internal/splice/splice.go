@@ -9,6 +9,11 @@
 // not closed: a FIN would tell the client that a truncated download was
 // complete. Tunnels carries such aborts across a link; Guard bounds what
 // streams whose reader stopped reading may hold.
+//
+// An idle connection costs a router only its sockets and stream: each
+// direction gives up its goroutine while there is nothing to copy
+// (park.go), woken by one epoll set for the process (a TCP source) or by
+// its link's Arrivals (a tunneled stream).
 package splice
 
 import (
@@ -46,13 +51,12 @@ type Result struct {
 // Aborted reports whether the copy failed rather than finished.
 func (r Result) Aborted() bool { return r.Err != nil }
 
-// Buffers. An idle connection parks its two copy loops in a wait for data
-// and must hold no buffer there: a router holding hundreds of idle
-// connections would pay for each one. A tunneled stream hands over the
-// frames smux already holds (WriteTo), so its direction needs no buffer of
-// its own; a TCP side waits for readability before it takes a buffer from
-// the pool (see copy), and gives it back after each write. Other
-// connections (tests, pipes) read into a private buffer.
+// Buffers. A copy waiting for data must hold no buffer: a router holding
+// hundreds of idle connections would pay for each one. A tunneled stream
+// hands over the frames smux already holds (WriteTo), so its direction
+// needs no buffer of its own; a TCP side waits for readability before it
+// takes a buffer from the pool (see copyTCP), and gives it back after each
+// write. Other connections (tests, pipes) read into a private buffer.
 const largeBuf = 32 << 10 // matches io.Copy and smux frame sizes
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, largeBuf); return &b }}
