@@ -28,6 +28,7 @@ func waitGoroutines(want int) int {
 // at each end) must give up their goroutines.
 func idleTunnels(t *testing.T, p *linkPair, conns int) (clients, services []*net.TCPConn, done chan Result) {
 	t.Helper()
+	theReadySet() // its goroutine, started on first use, is not the connections'
 	base := runtime.NumGoroutine()
 	done = make(chan Result, 2*conns)
 	b := []byte{1}
