@@ -134,13 +134,18 @@ func TestPeerDirectVsRelay(t *testing.T) {
 	if direct.mbps < relayed.mbps {
 		t.Errorf("direct path %.0f Mbit/s, slower than the relay path's %.0f", direct.mbps, relayed.mbps)
 	}
-	if relayed.cpu < 200*time.Millisecond {
+	// Relayed, the relay opens and seals each of some 2 x 17,000 datagrams:
+	// 2-2.6 s of CPU measured on a slow machine, 170 ms on one 3.6 times
+	// faster (about 3 µs a datagram). Below 5 clock ticks the reading,
+	// not the relay, is what failed.
+	if relayed.cpu < 50*time.Millisecond {
 		t.Errorf("the relay used only %v of CPU forwarding 2 x 16 MiB: the measurement is broken", relayed.cpu)
 	}
 	// What the relay does meanwhile is heartbeats and the agents' NAT
 	// discovery, which still runs in the first seconds: measured 50-80 ms
-	// against about 2-2.6 s relayed.
-	if direct.cpu > relayed.cpu/10 {
+	// against about 2-2.6 s relayed, and 0 against 170 ms; up to 3 clock
+	// ticks of it pass whatever the machine's speed.
+	if direct.cpu > relayed.cpu/10 && direct.cpu > 30*time.Millisecond {
 		t.Errorf("the relay used %v of CPU during a direct transfer (%v relayed): not near zero", direct.cpu, relayed.cpu)
 	}
 }
