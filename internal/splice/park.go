@@ -161,20 +161,20 @@ func (h *half) copyStream(t *tunneled) (error, bool) {
 		if err := h.j.failure(); err != nil {
 			return err, false
 		}
-		if h.drained() && !t.closed() && !waited {
-			if idle == nil {
-				idle = time.NewTimer(idleAfter)
-			} else {
-				idle.Reset(idleAfter)
-			}
-			select {
-			case <-h.more:
-			case <-idle.C:
-				waited = true
-			}
-			continue
-		}
 		if h.drained() && !t.closed() {
+			if !waited {
+				if idle == nil {
+					idle = time.NewTimer(idleAfter)
+				} else {
+					idle.Reset(idleAfter)
+				}
+				select {
+				case <-h.more:
+				case <-idle.C:
+					waited = true
+				}
+				continue
+			}
 			// Once parked, consumed belongs to whichever goroutine a
 			// waker starts: the check compares a copy.
 			consumed := h.consumed

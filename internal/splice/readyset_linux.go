@@ -1,7 +1,6 @@
 package splice
 
 import (
-	"errors"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -39,20 +38,20 @@ var theReadySet = sync.OnceValue(func() *readySet {
 // from the epoll set by the kernel without an event: whoever closes it
 // must wake the parked copy (join.resumeParked) and forget the token.
 func (s *readySet) arm(c syscall.RawConn, token *atomic.Uint64, fn func()) error {
+	// A socket joins the set on its copy's first park (the token is
+	// assigned then) and stays until it is closed; later parks re-arm it.
+	op := unix.EPOLL_CTL_MOD
 	s.mu.Lock()
 	t := token.Load()
 	if t == 0 {
 		s.next++
 		t = s.next
 		token.Store(t)
+		op = unix.EPOLL_CTL_ADD
 	}
 	s.waiting[t] = fn
 	s.mu.Unlock()
-	const events = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT
-	err := s.set.Ctl(unix.EPOLL_CTL_MOD, c, events, t)
-	if errors.Is(err, unix.ENOENT) {
-		err = s.set.Ctl(unix.EPOLL_CTL_ADD, c, events, t)
-	}
+	err := s.set.Ctl(op, c, unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLONESHOT, t)
 	if err != nil {
 		s.forget(t)
 	}
