@@ -2,6 +2,7 @@ package link
 
 import (
 	"bytes"
+	"encoding/binary"
 	"crypto/rand"
 	"errors"
 	"io"
@@ -347,4 +348,51 @@ func TestFECLinkUsesSession(t *testing.T) {
 	if _, err := io.ReadFull(st, got); err != nil || !bytes.Equal(got, msg) {
 		t.Fatalf("FEC link: %v", err)
 	}
+}
+
+// TestARQWriteDuringBatchFlushesAtItsEnd: a Write while a receive batch
+// is being input sends nothing itself; the batch's end flushes it (with
+// the batch's ACKs), and if the batch never ends the timer does. Outside
+// a batch a Write sends at once.
+func TestARQWriteDuringBatchFlushesAtItsEnd(t *testing.T) {
+	var sent atomic.Int64
+	a, b := arqPair(t, DefaultTuning(), func() bool { sent.Add(1); return false })
+	// A window-size segment from b's side: valid KCP, no data, no ACK.
+	wins := binary.LittleEndian.AppendUint32(nil, 7)
+	wins = append(wins, kcp.IKCP_CMD_WINS, 0, 0, 1)
+	wins = append(wins, make([]byte, 16)...)
+	read := func(want string) {
+		t.Helper()
+		b.SetReadDeadline(time.Now().Add(5 * time.Second))
+		buf := make([]byte, 16)
+		n, err := b.Read(buf)
+		if err != nil || string(buf[:n]) != want {
+			t.Fatalf("read %q, %v; want %q", buf[:n], err, want)
+		}
+	}
+
+	a.input(wins, false)
+	a.Write([]byte("in batch"))
+	if n := sent.Load(); n != 0 {
+		t.Fatalf("a Write within a batch sent %d datagrams before the batch ended", n)
+	}
+	a.input(nil, true)
+	if sent.Load() == 0 {
+		t.Fatal("the batch's end did not flush the Write")
+	}
+	read("in batch")
+
+	waitIdle(t, a, b)
+	before := sent.Load()
+	a.Write([]byte("alone"))
+	if sent.Load() == before {
+		t.Fatal("a Write outside a batch was not sent at once")
+	}
+	read("alone")
+
+	waitIdle(t, a, b)
+	a.input(wins, false) // a batch whose end never comes
+	a.Write([]byte("timer"))
+	read("timer")
+	a.input(nil, true)
 }

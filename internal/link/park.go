@@ -170,6 +170,10 @@ func (p *parker) route(b []byte, last bool) {
 		}
 	}
 	if c != nil {
+		if !last && c != p.ctl && p.dirtyData != nil && p.dirtyData != c {
+			p.dirtyData.input(nil, true) // a new epoch's first datagram ends the old one's batch
+			p.dirtyData = nil
+		}
 		c.input(b, last)
 		if !last {
 			if c == p.ctl {
