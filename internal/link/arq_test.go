@@ -2,8 +2,8 @@ package link
 
 import (
 	"bytes"
-	"encoding/binary"
 	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"io"
 	"math/big"
