@@ -50,13 +50,22 @@ func benchProcessRSS(b *testing.B, agentCmd []string, bulkPer int64, conns int) 
 	// for a while and would count in the peak, and after a bulk phase the
 	// runtime would reuse freed heap for the connections, so neither
 	// figure would be what a user sees.
+	started := time.Now()
 	relay, agent, ports := startTunnelProcesses(b, bin, agentCmd, "udp", testenv.EchoTCP(b))
-	// Idle is measured once, before any load: memory the runtime keeps
-	// after a bulk phase is not what an idle router pays.
+	// Idle is measured before any load (memory the runtime keeps after a
+	// bulk phase is not what an idle router pays): 2 s after start, with
+	// start-up's pages still mapped, and settled, once the agent has
+	// dropped them (cmd/pinhole's trimAfter, 30 s) and run its idle
+	// round (keepalives, NAT checks) for a while.
 	time.Sleep(2 * time.Second)
+	startA, startR := rssMiB(b, agent), rssMiB(b, relay)
+	time.Sleep(time.Until(started.Add(settledAfter)))
 	idleA, idleR := rssMiB(b, agent), rssMiB(b, relay)
 	// Idle tunneled connections, the way a user would measure them: RSS
-	// of each process before and after opening them.
+	// of each process before and after opening them, once a few
+	// connections have run the code they need (its pages are the
+	// binary's, not the connections').
+	warmUp(b, ports[0], 16)
 	perA, perR := heldConnRSS(b, agent, relay, ports[0], conns)
 	stopProcesses(agent, relay)
 
@@ -92,6 +101,26 @@ func benchProcessRSS(b *testing.B, agentCmd []string, bulkPer int64, conns int) 
 	b.ReportMetric(perR, "relay-KiB/conn")
 	b.ReportMetric(idleA, "agent-idle-MiB")
 	b.ReportMetric(idleR, "relay-idle-MiB")
+	b.ReportMetric(startA, "agent-start-MiB")
+	b.ReportMetric(startR, "relay-start-MiB")
+}
+
+// settledAfter is when an idle agent's RSS is read: 15 s after it drops
+// start-up's pages (trimAfter in cmd/pinhole).
+const settledAfter = 45 * time.Second
+
+// warmUp opens n tunneled connections to echo, one at a time, each
+// carrying a byte each way, and closes them.
+func warmUp(b *testing.B, echo string, n int) {
+	for range n {
+		c, err := net.Dial("tcp", echo)
+		if err != nil {
+			b.Fatal(err)
+		}
+		c.Write([]byte{1})
+		c.Read(make([]byte, 1))
+		c.Close()
+	}
 }
 
 // stopProcesses ends processes startProcess started before the benchmark
