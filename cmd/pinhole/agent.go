@@ -5,22 +5,14 @@ import (
 	"github.com/pinhole/pinhole/internal/slog"
 	"io"
 	"os/signal"
-	"time"
 
 	"github.com/pinhole/pinhole/agent"
 	"github.com/pinhole/pinhole/cmd/pinhole/internal/config"
-	"github.com/pinhole/pinhole/internal/pagetrim"
 )
 
 func init() {
 	register("agent", command{summary: "run the agent (the router side)", run: runAgent})
 }
-
-// trimAfter is when the agent drops the binary's start-up pages from its
-// resident set (internal/pagetrim): start-up is over by then, NAT
-// discovery and the relay handshake included, unless the network is not
-// up yet (then the trim is simply less complete).
-const trimAfter = 30 * time.Second
 
 func runAgent(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	fs := newFlagSet("agent", "agent -c agent.yaml", stderr)
@@ -54,11 +46,7 @@ func runAgent(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 		log.Error("start agent", "err", err)
 		return 1
 	}
-	settled := time.AfterFunc(trimAfter, func() {
-		n, err := pagetrim.Binary()
-		log.Debug("dropped start-up pages", "mapped_bytes", n, "err", err)
-	})
-	defer settled.Stop()
+	defer trimPages(log)()
 	ctx, cancel := serveSignals(func() {
 		nf, err := config.LoadAgent(*path)
 		if err != nil {
