@@ -113,14 +113,20 @@ const settledAfter = 45 * time.Second
 // carrying a byte each way, and closes them.
 func warmUp(b *testing.B, echo string, n int) {
 	for range n {
-		c, err := net.Dial("tcp", echo)
-		if err != nil {
-			b.Fatal(err)
-		}
-		c.Write([]byte{1})
-		c.Read(make([]byte, 1))
-		c.Close()
+		openEchoed(b, echo).Close()
 	}
+}
+
+// openEchoed opens a tunneled connection to echo and sends a byte through
+// it and back.
+func openEchoed(b *testing.B, echo string) net.Conn {
+	c, err := net.Dial("tcp", echo)
+	if err != nil {
+		b.Fatal(err)
+	}
+	c.Write([]byte{1})
+	c.Read(make([]byte, 1))
+	return c
 }
 
 // stopProcesses ends processes startProcess started before the benchmark
@@ -143,13 +149,7 @@ func heldConnRSS(b *testing.B, agent, relay int, echo string, conns int) (agentK
 		}
 	}()
 	for range conns {
-		c, err := net.Dial("tcp", echo)
-		if err != nil {
-			b.Fatal(err)
-		}
-		c.Write([]byte{1})
-		c.Read(make([]byte, 1))
-		held = append(held, c)
+		held = append(held, openEchoed(b, echo))
 	}
 	time.Sleep(time.Second)
 	a1, r1 := rssMiB(b, agent), rssMiB(b, relay)
