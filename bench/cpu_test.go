@@ -16,6 +16,15 @@ import (
 	"github.com/pinhole/pinhole/internal/testenv"
 )
 
+// BenchmarkProcessUDPStreamsPaired is BenchmarkTunnelUDPStreamsPaired
+// with the relay and the agent as processes of the real binary, the way
+// the issue measured 8 streams against one.
+func BenchmarkProcessUDPStreamsPaired(b *testing.B) {
+	bin := buildBinary(b)
+	_, _, public := startTunnelProcesses(b, bin, []string{bin}, "udp", sink(b), testenv.EchoTCP(b))
+	pairedStreams(b, public[0])
+}
+
 // cpuBulk is what one iteration of BenchmarkProcessCPU moves: enough for
 // the 10 ms ticks of /proc/PID/stat to be a small error.
 const cpuBulk = 256 << 20
