@@ -105,8 +105,11 @@ func (c *PacketConn) drain() {
 		sink := r.sink
 		r.mu.Unlock()
 		owed := false
+		// Packets parity recovers go in as "more follow": the batch's
+		// end must then flush, even when no KCP datagram comes after.
+		recovered := func(p []byte, last bool) { sink(p, last); owed = true }
 		for i, in := range batch {
-			p, ok := c.open((*scratch)[:0], in, sink)
+			p, ok := c.open((*scratch)[:0], in, recovered)
 			bufPool.Put(in.buf)
 			batch[i] = inbound{}
 			if ok {
