@@ -1,5 +1,6 @@
-// Package pagetrim drops the executable's start-up pages from the
-// process's resident set once the agent has settled.
+// Package pagetrim drops the executable's read-only pages from the
+// process's resident set. The agent calls it once start-up is over and
+// every minute after (cmd/pinhole/trim.go).
 //
 // A Go binary's code and read-only data (type descriptors, the
 // function table the runtime reads to walk stacks) are file pages mapped
