@@ -427,13 +427,14 @@ func (c *arqConn) tick() {
 
 var outPool = sync.Pool{New: func() any { s := make([]*[]byte, 0, 16); return &s }}
 
-// queueOutLocked keeps a copy of one packet KCP flushed.
+// queueOutLocked keeps a copy of one packet KCP flushed, behind room for
+// the Data header it is sealed under where it lies (sendKCPBatch).
 func (c *arqConn) queueOutLocked(p []byte) {
 	if c.out == nil {
 		c.out = outPool.Get().(*[]*[]byte)
 	}
 	bp := bufPool.Get().(*[]byte)
-	*bp = (*bp)[:copy(*bp, p)]
+	*bp = (*bp)[:protocol.DataHeaderLen+copy((*bp)[protocol.DataHeaderLen:], p)]
 	*c.out = append(*c.out, bp)
 }
 
@@ -446,8 +447,8 @@ func (c *arqConn) unlockAndSend() {
 	if out == nil {
 		return
 	}
+	c.pc.sendKCPBatch(*out)
 	for i, bp := range *out {
-		c.pc.sendKCP(*bp)
 		*bp = (*bp)[:cap(*bp)]
 		bufPool.Put(bp)
 		(*out)[i] = nil

@@ -249,6 +249,43 @@ func (c *PacketConn) WriteTo(p []byte, _ net.Addr) (int, error) {
 	return len(p), nil
 }
 
+// sendKCPBatch seals and sends the packets one flush made, each held
+// behind protocol.DataHeaderLen bytes of room in its buffer (arqConn's
+// queueOutLocked). All are sealed where they lie before the first is
+// sent: the socket's writer, woken by the first, then finds the flush's
+// packets queued together and sends them as one batch (GSO runs of up to
+// the whole flush) instead of taking them one seal at a time. Where
+// parity is on, each goes through sendKCP, which keeps its plaintext for
+// the parity group.
+func (c *PacketConn) sendKCPBatch(out []*[]byte) {
+	if c.isClosed() {
+		return
+	}
+	if c.fec.active.Load() {
+		for _, bp := range out {
+			c.sendKCP((*bp)[protocol.DataHeaderLen:])
+		}
+		return
+	}
+	for _, bp := range out {
+		pkt, err := c.sess.SealInPlace(*bp)
+		if err != nil {
+			pkt = (*bp)[:0] // nonce space exhausted: the link reconnects
+		}
+		*bp = pkt
+	}
+	var sent uint64
+	for _, bp := range out {
+		if len(*bp) > 0 && c.sendOnPath(*bp) == nil {
+			sent += uint64(len(*bp) - sealOverhead)
+		}
+	}
+	if sent > 0 {
+		c.BytesOut.Add(sent)
+		c.act.wrote()
+	}
+}
+
 // sendKCP seals one KCP packet and sends it on the selected path.
 func (c *PacketConn) sendKCP(p []byte) error {
 	if c.isClosed() {
