@@ -16,10 +16,11 @@ import (
 //
 //   - no goroutine of its own: the PacketConn's drain goroutine (which
 //     exists only while datagrams wait, see rxqueue.go) feeds Input, and
-//     KCP's output is sealed and handed to the socket's writer queue by
-//     the goroutine that flushed, after it released mu (sending runs the
-//     owner's path functions, which take the owner's locks: a peer
-//     session's relay path takes the lock under which it asks for SRTT);
+//     KCP's output is sealed and handed to the socket's writer queue
+//     after mu is released (sending runs the owner's path functions,
+//     which take the owner's locks: a peer session's relay path takes the
+//     lock under which it asks for SRTT), by one goroutine at a time in
+//     the order KCP flushed it (unlockAndSend);
 //   - a timer armed only while segments wait for an ACK or for window
 //     (WaitSnd > 0), for the earliest retransmission timeout among them
 //     (kcpResendIn; the next flush interval while something else may be
@@ -46,12 +47,15 @@ type arqConn struct {
 	sizedRTT     int32         // the smoothed RTT (ms) the windows were last sized to (pathwindow.go)
 	streamWindow atomic.Uint32 // the stream window smux's updates advertise; 0: smux's own
 
-	mu    sync.Mutex // guards kcp, out, closed, armed, timer and pending
-	kcp   *kcp.KCP
-	out   *[]*[]byte  // KCP's packets to send once mu is released (pooled)
-	timer *time.Timer // created on first use, stopped while idle
-	armed bool
-	due   time.Time // when the armed timer fires
+	mu  sync.Mutex // guards kcp, out, sending, closed, armed, timer and pending
+	kcp *kcp.KCP
+	out *[]*[]byte // KCP's packets to send once mu is released (pooled)
+	// sending is set while a goroutine sends what was flushed; flushes
+	// meanwhile leave their packets in out for it (unlockAndSend).
+	sending bool
+	timer   *time.Timer // created on first use, stopped while idle
+	armed   bool
+	due     time.Time // when the armed timer fires
 	// pending is what is left of a segment the last Read could not take
 	// whole (buf is its pooled buffer).
 	pending []byte
@@ -439,22 +443,37 @@ func (c *arqConn) queueOutLocked(p []byte) {
 }
 
 // unlockAndSend releases mu, then seals and sends what KCP flushed under
-// it, in order.
+// it, in order. One goroutine sends at a time: a flush while another
+// goroutine sends leaves its packets in out, and the sender takes them
+// after its own, in the order KCP numbered them. When each goroutine sent
+// its own flush, a Write's and an input batch's flushes (both send new
+// segments once the window is full, as it is with many streams) raced to
+// the socket after the lock, and the receiver saw segments out of order:
+// with 8 streams the relay fast-retransmitted 3.7 % of its segments for
+// holes that were never there (0.08 % with one stream), and the
+// receiver's loss meter took the reordering for loss and turned parity on.
 func (c *arqConn) unlockAndSend() {
-	out := c.out
-	c.out = nil
-	c.mu.Unlock()
-	if out == nil {
+	if c.out == nil || c.sending {
+		c.mu.Unlock()
 		return
 	}
-	c.pc.sendKCPBatch(*out)
-	for i, bp := range *out {
-		*bp = (*bp)[:cap(*bp)]
-		bufPool.Put(bp)
-		(*out)[i] = nil
+	c.sending = true
+	for c.out != nil {
+		out := c.out
+		c.out = nil
+		c.mu.Unlock()
+		c.pc.sendKCPBatch(*out)
+		for i, bp := range *out {
+			*bp = (*bp)[:cap(*bp)]
+			bufPool.Put(bp)
+			(*out)[i] = nil
+		}
+		*out = (*out)[:0]
+		outPool.Put(out)
+		c.mu.Lock()
 	}
-	*out = (*out)[:0]
-	outPool.Put(out)
+	c.sending = false
+	c.mu.Unlock()
 }
 
 func notify(ch chan struct{}) {
