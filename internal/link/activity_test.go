@@ -19,16 +19,7 @@ func TestActivity(t *testing.T) {
 	var a, b *PacketConn
 	a = NewPacketConn(as, bAddr, func(p []byte, _ netip.AddrPort) error { b.Deliver(p, aAddr); return nil }, nil, nil)
 	b = NewPacketConn(rs, aAddr, func(p []byte, _ netip.AddrPort) error { a.Deliver(p, bAddr); return nil }, nil, nil)
-	la, err := NewUDPLink(a, 1, DefaultTuning(), false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer la.Close()
-	lb, err := NewUDPLink(b, 1, DefaultTuning(), true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lb.Close()
+	la, lb := udpLinks(t, a, b)
 	if !la.LastTraffic().IsZero() {
 		t.Fatalf("LastTraffic before any send: %v, want zero", la.LastTraffic())
 	}

@@ -430,16 +430,7 @@ func TestARQSendsInFlushOrder(t *testing.T) {
 		return nil
 	}, nil, nil)
 	b = NewPacketConn(rs, aAddr, func(p []byte, _ netip.AddrPort) error { a.Deliver(p, bAddr); return nil }, nil, nil)
-	la, err := NewUDPLink(a, 1, DefaultTuning(), false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer la.Close()
-	lb, err := NewUDPLink(b, 1, DefaultTuning(), true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lb.Close()
+	la, lb := udpLinks(t, a, b)
 
 	const streams, each = 8, 2 << 20
 	before := kcp.DefaultSnmp.Copy()

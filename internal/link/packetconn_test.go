@@ -31,6 +31,23 @@ func sessions(t *testing.T) (agent, relay *secure.Session) {
 	return as, rs
 }
 
+// udpLinks starts a UDP link on each of a and b (a the agent's end, b the
+// relay's), closed when the test ends.
+func udpLinks(t *testing.T, a, b *PacketConn) (la, lb *Link) {
+	t.Helper()
+	la, err := NewUDPLink(a, 1, DefaultTuning(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { la.Close() })
+	lb, err = NewUDPLink(b, 1, DefaultTuning(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lb.Close() })
+	return la, lb
+}
+
 // readWant reads one KCP packet from c (handling what comes before it) and
 // fails unless it is want.
 func readWant(t *testing.T, c *PacketConn, want string) {

@@ -35,16 +35,7 @@ func TestPathSwitchKeepsStreams(t *testing.T) {
 	a.SetRelayPath(func(p []byte) error { next(); b.DeliverRelayed(p); return nil })
 	b.SetRelayPath(func(p []byte) error { next(); a.DeliverRelayed(p); return nil })
 
-	la, err := NewUDPLink(a, 1, DefaultTuning(), false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer la.Close()
-	lb, err := NewUDPLink(b, 1, DefaultTuning(), true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lb.Close()
+	la, lb := udpLinks(t, a, b)
 
 	payload := make([]byte, 4<<20)
 	rand.Read(payload)
