@@ -26,8 +26,11 @@ type activity struct {
 }
 
 // wrote records one datagram or record sent now.
-func (a *activity) wrote() {
-	a.sent.Add(1)
+func (a *activity) wrote() { a.wroteN(1) }
+
+// wroteN records n datagrams sent now (a flush's, with one clock read).
+func (a *activity) wroteN(n uint64) {
+	a.sent.Add(n)
 	if now := nowNano(); now >= a.keepalive.Load() {
 		a.traffic.Store(now)
 	}

@@ -274,15 +274,17 @@ func (c *PacketConn) sendKCPBatch(out []*[]byte) {
 		}
 		*bp = pkt
 	}
-	var sent uint64
+	var bytes, datagrams uint64
+	path := c.selectPath()
 	for _, bp := range out {
-		if len(*bp) > 0 && c.sendOnPath(*bp) == nil {
-			sent += uint64(len(*bp) - sealOverhead)
+		if len(*bp) > 0 && path.send(*bp) == nil {
+			bytes += uint64(len(*bp) - sealOverhead)
+			datagrams++
 		}
 	}
-	if sent > 0 {
-		c.BytesOut.Add(sent)
-		c.act.wrote()
+	if datagrams > 0 {
+		c.BytesOut.Add(bytes)
+		c.act.wroteN(datagrams)
 	}
 }
 

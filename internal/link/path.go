@@ -64,14 +64,34 @@ func (c *PacketConn) LastDirect() time.Time {
 }
 
 // sendOnPath sends a sealed datagram on the selected path.
-func (c *PacketConn) sendOnPath(pkt []byte) error {
+func (c *PacketConn) sendOnPath(pkt []byte) error { return c.selectPath().send(pkt) }
+
+// pathChoice is the path a datagram, or a flush's worth of them, goes on:
+// the relay's send function, or (relay nil) the peer's address.
+type pathChoice struct {
+	c     *PacketConn
+	relay func([]byte) error
+	peer  netip.AddrPort
+}
+
+// selectPath reads the selected path once, and stamps a direct one as
+// used now (LastSentDirect): one clock read per flush, not per datagram
+// (it was 2 % of a relay's CPU under bulk).
+func (c *PacketConn) selectPath() pathChoice {
 	if c.viaRelay.Load() {
 		if r := c.relay.Load(); r != nil {
-			return (*r)(pkt)
+			return pathChoice{c: c, relay: *r}
 		}
 	}
 	c.lastSent.Store(nowNano())
-	return c.send(pkt, *c.peer.Load())
+	return pathChoice{c: c, peer: *c.peer.Load()}
+}
+
+func (p pathChoice) send(pkt []byte) error {
+	if p.relay != nil {
+		return p.relay(pkt)
+	}
+	return p.c.send(pkt, p.peer)
 }
 
 // challengeEvery bounds how often one candidate address is challenged:

@@ -147,6 +147,13 @@ func (u *Conn) SendNow(b []byte, to netip.AddrPort) error {
 func (u *Conn) queue(b []byte, to netip.AddrPort, wait bool) error {
 	bp := pool.Get().(*[]byte)
 	p := outPkt{buf: bp, n: copy(*bp, b), to: to}
+	// A queue with room takes p without a two-way select (the runtime's
+	// selectgo was 2 % of a relay's CPU under bulk, one per datagram).
+	select {
+	case u.out <- p:
+		return nil
+	default:
+	}
 	err := errQueueFull
 	if wait {
 		select {
@@ -154,12 +161,6 @@ func (u *Conn) queue(b []byte, to netip.AddrPort, wait bool) error {
 			return nil
 		case <-u.done:
 			err = net.ErrClosed
-		}
-	} else {
-		select {
-		case u.out <- p:
-			return nil
-		default:
 		}
 	}
 	pool.Put(bp)
