@@ -160,7 +160,7 @@ func (c *PacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
 			}
 			continue
 		}
-		out, ok := c.open(p[:0], in, nil)
+		out, ok := c.open(p[:0], in, nil, nowNano())
 		bufPool.Put(in.buf)
 		if ok {
 			return len(out), c.virtualAddr, nil
@@ -173,8 +173,10 @@ func (c *PacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
 // here, and one that fails to authenticate, or is of a kind this build
 // does not know, is counted and dropped. sink, set in the ARQ driver's
 // mode, measures loss and takes KCP packets rebuilt from parity (fec.go);
-// ReadFrom's caller (kcp-go's own FEC) passes nil.
-func (c *PacketConn) open(dst []byte, in inbound, sink func([]byte, bool)) (kcpPacket []byte, ok bool) {
+// ReadFrom's caller (kcp-go's own FEC) passes nil. now is the time it
+// counts the datagram in at (unix nanos): the drain reads the clock once
+// per batch.
+func (c *PacketConn) open(dst []byte, in inbound, sink func([]byte, bool), now int64) (kcpPacket []byte, ok bool) {
 	sealed := (*in.buf)[:in.n]
 	kind := protocol.DataKind(sealed[1]) // authenticated by Open
 	out, err := c.sess.Open(dst, sealed)
@@ -182,7 +184,7 @@ func (c *PacketConn) open(dst []byte, in inbound, sink func([]byte, bool)) (kcpP
 		c.AuthFailed.Add(1)
 		return nil, false
 	}
-	now := c.authenticated(in.from)
+	c.authenticated(in.from, now)
 	if sink != nil {
 		c.fecMeter(sealed, now)
 	}
@@ -223,10 +225,9 @@ func (c *PacketConn) open(dst []byte, in inbound, sink func([]byte, bool)) (kcpP
 	return nil, false
 }
 
-// authenticated notes an authenticated datagram from from and returns the
-// time (unix nanos).
-func (c *PacketConn) authenticated(from netip.AddrPort) int64 {
-	now := nowNano()
+// authenticated notes an authenticated datagram from from, at now (unix
+// nanos).
+func (c *PacketConn) authenticated(from netip.AddrPort, now int64) {
 	c.lastRecv.Store(now)
 	if from.IsValid() {
 		c.Direct.Add(1)
@@ -237,7 +238,6 @@ func (c *PacketConn) authenticated(from netip.AddrPort) int64 {
 	if !c.confirmed.Load() && c.confirmed.CompareAndSwap(false, true) && c.onConfirm != nil {
 		c.onConfirm()
 	}
-	return now
 }
 
 // WriteTo seals p and sends it to the current peer address; addr is

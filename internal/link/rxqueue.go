@@ -108,8 +108,9 @@ func (c *PacketConn) drain() {
 		// Packets parity recovers go in as "more follow": the batch's
 		// end must then flush, even when no KCP datagram comes after.
 		recovered := func(p []byte, last bool) { sink(p, last); owed = true }
+		now := nowNano() // the batch arrived together
 		for i, in := range batch {
-			p, ok := c.open((*scratch)[:0], in, recovered)
+			p, ok := c.open((*scratch)[:0], in, recovered, now)
 			bufPool.Put(in.buf)
 			batch[i] = inbound{}
 			if ok {
