@@ -34,7 +34,7 @@ const (
 type fecReceiver struct {
 	// loss meter: counters of the peer's datagrams since the last report
 	started  bool
-	hi, base uint64                // one past the highest counter seen; hi at the last report
+	hi, base uint64                // one past the highest counter seen; the first counter the next report covers
 	got      uint32                // datagrams at or past base authenticated since the last report
 	reported int64                 // unix nanos of the last report
 	seen     [seenBits / 64]uint64 // arrived, for counters [hi-seenBits, hi): bit ctr%seenBits
@@ -100,14 +100,21 @@ func (r *fecReceiver) mark(ctr uint64) {
 			clear(r.seen[:])
 		} else {
 			for k := r.hi; k < ctr; k++ {
-				r.seen[k/64%(seenBits/64)] &^= 1 << (k % 64)
+				w, bit := seenBit(k)
+				r.seen[w] &^= bit
 			}
 		}
 		r.hi = ctr + 1
 	}
 	if r.hi-ctr <= seenBits {
-		r.seen[ctr/64%(seenBits/64)] |= 1 << (ctr % 64)
+		w, bit := seenBit(ctr)
+		r.seen[w] |= bit
 	}
+}
+
+// seenBit is where counter k's arrival is kept in seen.
+func seenBit(k uint64) (word int, bit uint64) {
+	return int(k / 64 % (seenBits / 64)), 1 << (k % 64)
 }
 
 // arrived counts the counters in [from, to) that arrived; to-from is at
@@ -115,7 +122,9 @@ func (r *fecReceiver) mark(ctr uint64) {
 func (r *fecReceiver) arrived(from, to uint64) uint32 {
 	n := uint32(0)
 	for k := from; k < to; k++ {
-		n += uint32(r.seen[k/64%(seenBits/64)] >> (k % 64) & 1)
+		if w, bit := seenBit(k); r.seen[w]&bit != 0 {
+			n++
+		}
 	}
 	return n
 }

@@ -14,8 +14,8 @@ import (
 // mappings and returns how many bytes of mappings it advised. Pages in
 // use fault back in as they are touched.
 func Binary() (int64, error) {
-	var exe unix.Stat_t
-	if err := unix.Stat("/proc/self/exe", &exe); err != nil {
+	exe, err := executableInode()
+	if err != nil {
 		return 0, err
 	}
 	maps, err := os.ReadFile("/proc/self/maps")
@@ -26,7 +26,7 @@ func Binary() (int64, error) {
 	sc := bufio.NewScanner(bytes.NewReader(maps))
 	for sc.Scan() {
 		m, ok := parseMapping(sc.Bytes())
-		if !ok || m.writable || m.inode != uint64(exe.Ino) {
+		if !ok || !m.trimmed(exe) {
 			continue
 		}
 		if _, _, e := unix.Syscall(unix.SYS_MADVISE, m.start, m.end-m.start, unix.MADV_DONTNEED); e != 0 {
@@ -36,6 +36,19 @@ func Binary() (int64, error) {
 	}
 	return total, sc.Err()
 }
+
+// executableInode returns the inode of the running executable's file.
+func executableInode() (uint64, error) {
+	var exe unix.Stat_t
+	if err := unix.Stat("/proc/self/exe", &exe); err != nil {
+		return 0, err
+	}
+	return uint64(exe.Ino), nil
+}
+
+// trimmed reports whether Binary drops m's pages: a read-only mapping of
+// the executable (inode exe).
+func (m mapping) trimmed(exe uint64) bool { return !m.writable && m.inode == exe }
 
 // mapping is one line of /proc/self/maps, the fields Binary needs.
 type mapping struct {

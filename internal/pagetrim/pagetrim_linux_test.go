@@ -6,8 +6,6 @@ import (
 	"os"
 	"strconv"
 	"testing"
-
-	"golang.org/x/sys/unix"
 )
 
 // written is in the binary's initialised writable data (a file-backed
@@ -37,8 +35,8 @@ func TestBinaryDropsResidentPages(t *testing.T) {
 
 // residentKiB sums the Rss of the executable's read-only mappings.
 func residentKiB(t *testing.T) int {
-	var exe unix.Stat_t
-	if err := unix.Stat("/proc/self/exe", &exe); err != nil {
+	exe, err := executableInode()
+	if err != nil {
 		t.Fatal(err)
 	}
 	smaps, err := os.ReadFile("/proc/self/smaps")
@@ -50,7 +48,7 @@ func residentKiB(t *testing.T) int {
 	for sc.Scan() {
 		line := sc.Bytes()
 		if m, ok := parseMapping(line); ok {
-			ours = !m.writable && m.inode == uint64(exe.Ino)
+			ours = m.trimmed(exe)
 			continue
 		}
 		if f := bytes.Fields(line); ours && len(f) == 3 && string(f[0]) == "Rss:" {

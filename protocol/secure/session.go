@@ -60,11 +60,18 @@ func newSession(local, remote uint32, peer PublicKey, send, recv [hashLen]byte) 
 // the counter is written.
 var nonces = sync.Pool{New: func() any { return new([chacha20poly1305.NonceSize]byte) }}
 
+// dataNonce returns a pooled nonce for counter (return it to nonces):
+// four zero bytes, then the counter, little-endian.
+func dataNonce(counter uint64) *[chacha20poly1305.NonceSize]byte {
+	nonce := nonces.Get().(*[chacha20poly1305.NonceSize]byte)
+	binary.LittleEndian.PutUint64(nonce[4:], counter)
+	return nonce
+}
+
 // seal seals plaintext under counter n with additional data hdr,
 // appending to dst.
 func (s *Session) seal(dst []byte, n uint64, plaintext, hdr []byte) []byte {
-	nonce := nonces.Get().(*[chacha20poly1305.NonceSize]byte)
-	binary.LittleEndian.PutUint64(nonce[4:], n)
+	nonce := dataNonce(n)
 	out := s.send.Seal(dst, nonce[:], plaintext, hdr)
 	nonces.Put(nonce)
 	return out
@@ -132,8 +139,7 @@ func (s *Session) Open(dst, datagram []byte) ([]byte, error) {
 	if !fresh {
 		return dst, ErrReplay
 	}
-	nonce := nonces.Get().(*[chacha20poly1305.NonceSize]byte)
-	binary.LittleEndian.PutUint64(nonce[4:], h.Counter)
+	nonce := dataNonce(h.Counter)
 	out, err := s.recv.Open(dst, nonce[:], datagram[protocol.DataHeaderLen:], datagram[:protocol.DataHeaderLen])
 	nonces.Put(nonce)
 	if err != nil {
