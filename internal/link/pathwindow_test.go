@@ -28,8 +28,10 @@ func TestPathWindow(t *testing.T) {
 		a.mu.Unlock()
 	}
 	size(1)
-	if a.sndWnd != 1024 || a.rcvWnd != 1024 || upd() != 1<<20 {
-		t.Fatalf("1 ms: windows %d/%d packets, stream %d: want the floor", a.sndWnd, a.rcvWnd, upd())
+	// The floors: sending, one stream's window in packets (above the
+	// configured 768); receiving, the configured 1,024.
+	if a.sndWnd != (1<<20)/a.mss || a.rcvWnd != 1024 || upd() != 1<<20 {
+		t.Fatalf("1 ms: windows %d/%d packets, stream %d: want the floors (%d/1024, 1 MiB)", a.sndWnd, a.rcvWnd, upd(), (1<<20)/a.mss)
 	}
 	size(40) // 1 Gbit/s × 40 ms = 5 MB
 	if want := min(5000000/a.mss, inboxLen); a.sndWnd != want || a.rcvWnd != want || upd() != 5000000 {
