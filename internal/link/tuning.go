@@ -58,11 +58,12 @@ var modes = map[string][4]int{
 // stream's window (StreamBuffer, 1 MiB: 810 packets at mtu 1350), which
 // is then the window: one stream never has more in flight, and more for
 // several streams bought nothing on a short path but longer queues and
-// window scans. With 1,024 eight streams through real
-// processes moved 0.95-1.01x of one stream's rate (mean 0.98 in 11
-// alternating runs), with 768 1.00-1.04x (mean 1.02 in 8), one stream's
-// own rate unchanged (docs/benchmarks.md). The receive window stays at
-// 1,024: it costs memory only while a hole holds segments behind it.
+// window scans. With 1,024 eight streams through real processes moved
+// 0.95-1.01x of one stream's rate (mean 0.98 in 14 alternating runs),
+// with 810 1.00-1.05x (mean 1.03 in 17); one stream's own rate moved
+// within the noise (docs/benchmarks.md, 2026-11-27). The receive window
+// stays at 1,024: it costs memory only while a hole holds segments behind
+// it.
 func DefaultTuning() Tuning {
 	t := Tuning{MTU: 1350, SendWindow: 768, RecvWindow: 1024,
 		StreamBuffer: 1 << 20, SessionBuffer: 4 << 20}
