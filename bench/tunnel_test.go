@@ -117,7 +117,7 @@ func benchTunnelStreams(b *testing.B, transport agent.Transport, streams int) {
 // of the same code): on one tunnel, rounds of one 64 MiB transfer
 // followed by 8 transfers of 8 MiB at once; reported are the median,
 // lowest and highest of the rounds' 8-stream to 1-stream throughput
-// ratios. Relay, agent, client and sink share this process (and the
+// ratios, and the rounds' median rates. Relay, agent, client and sink share this process (and the
 // machine's caches); BenchmarkProcessUDPStreamsPaired runs the relay and
 // the agent as processes of their own, as the issue measured them.
 func BenchmarkTunnelUDPStreamsPaired(b *testing.B) {
@@ -125,7 +125,7 @@ func BenchmarkTunnelUDPStreamsPaired(b *testing.B) {
 }
 
 // pairedStreams runs 4 rounds per iteration through addr and reports the
-// rounds' 8-vs-1 ratios.
+// rounds' 8-vs-1 ratios and their median rates.
 func pairedStreams(b *testing.B, addr string) {
 	var ratios, ones, eights []float64
 	for b.Loop() {
