@@ -117,9 +117,10 @@ func benchTunnelStreams(b *testing.B, transport agent.Transport, streams int) {
 // of the same code): on one tunnel, rounds of one 64 MiB transfer
 // followed by 8 transfers of 8 MiB at once; reported are the median,
 // lowest and highest of the rounds' 8-stream to 1-stream throughput
-// ratios, and the rounds' median rates. Relay, agent, client and sink share this process (and the
-// machine's caches); BenchmarkProcessUDPStreamsPaired runs the relay and
-// the agent as processes of their own, as the issue measured them.
+// ratios, and the rounds' median rates. Relay, agent, client and sink
+// share this process (and the machine's caches);
+// BenchmarkProcessUDPStreamsPaired runs the relay and the agent as
+// processes of their own, as the issue measured them.
 func BenchmarkTunnelUDPStreamsPaired(b *testing.B) {
 	pairedStreams(b, tunnel(b, sink(b), agent.TransportUDP))
 }
