@@ -92,7 +92,7 @@ func newARQConn(pc *PacketConn, conv uint32, t Tuning) *arqConn {
 	c := newARQ(pc, conv, t)
 	pc.setSink(c.input)
 	moved := c.resendNow
-	pc.onMoved.Store(&moved)
+	pc.resendInFlight.Store(&moved)
 	return c
 }
 
@@ -409,7 +409,8 @@ func (c *arqConn) afterWaitLocked(resendIn time.Duration) {
 }
 
 // resendNow retransmits at once everything in flight (kcpResendAll): the
-// peer moved to a new address.
+// peer moved to a new address, or was heard again after a silence
+// (PacketConn.authenticated).
 func (c *arqConn) resendNow() {
 	c.mu.Lock()
 	if !c.closed && c.kcp != nil && kcpResendAll(c.kcp) {

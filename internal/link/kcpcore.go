@@ -142,11 +142,11 @@ func kcpResendIn(k *kcp.KCP) time.Duration {
 
 // kcpResendAll makes every segment waiting for an ACK due now, with its
 // retransmission timeout back at KCP's current one, and reports whether
-// there was any. For a peer that moved to a new address (path.go): what
-// was sent to the old one is lost, and the timeouts it backed off to
-// while that address was dead (kcp-go adds half a timeout per
-// retransmission) say nothing about the new path. The next flush resends
-// them.
+// there was any. For a peer that moved to a new address (path.go), or
+// was heard again after a silence (packetconn.go): what was sent while
+// the path was dead is lost, and the timeouts it backed off to meanwhile
+// (kcp-go adds half a timeout per retransmission) say nothing about the
+// path that works now. The next flush resends them.
 func kcpResendAll(k *kcp.KCP) bool {
 	h := (*kcpHead)(unsafe.Pointer(k))
 	now := h.flushClock()

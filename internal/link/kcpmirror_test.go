@@ -1,8 +1,10 @@
 package link
 
 import (
+	"io"
 	"reflect"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -94,4 +96,78 @@ func TestResendNowAfterMove(t *testing.T) {
 	if n := sent.Load(); n < before+2 {
 		t.Fatalf("no retransmission within 350 ms of the move: the backed-off timeout was kept")
 	}
+}
+
+// TestResendWhenPeerHeardAgain: after an exchange, the wire loses
+// everything while a segment backs off (each timeout half as long again
+// as the last); once the gap between its retransmissions passes 0.4 s, the
+// wire comes back right after one of them and the peer is heard again (a
+// keepalive, nothing KCP): the segment goes out at once and arrives, not
+// a whole backed-off timeout later. This is a NAT that
+// forgot the agent's mapping and gave the next one the same port: no move
+// to see, only the silence.
+func TestResendWhenPeerHeardAgain(t *testing.T) {
+	var cut atomic.Bool
+	var mu sync.Mutex
+	var lost []time.Time // when each datagram the cut wire lost was sent
+	a, b := arqPair(t, DefaultTuning(), func() bool {
+		if !cut.Load() {
+			return false
+		}
+		mu.Lock()
+		lost = append(lost, time.Now())
+		mu.Unlock()
+		return true
+	})
+	exchange(t, a, b, "ping")
+	exchange(t, b, a, "pong")
+	cut.Store(true)
+	if _, err := a.Write([]byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	var gap time.Duration
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no retransmission gap of 0.4 s within 20 s (%d datagrams lost)", len(lost))
+		}
+		mu.Lock()
+		n := len(lost)
+		if n >= 2 {
+			gap = lost[n-1].Sub(lost[n-2])
+		}
+		recent := n > 0 && time.Since(lost[n-1]) < 20*time.Millisecond
+		mu.Unlock()
+		if gap > 400*time.Millisecond && recent {
+			break
+		}
+	}
+	cut.Store(false)
+	heard := time.Now()
+	if err := b.pc.SendKeepalive(1); err != nil {
+		t.Fatal(err)
+	}
+	b.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 5)
+	if _, err := io.ReadFull(b, buf); err != nil || string(buf) != "hello" {
+		t.Fatalf("read %q, %v", buf, err)
+	}
+	took := time.Since(heard)
+	t.Logf("last retransmission gap %v; the segment arrived %v after the peer was heard again", gap.Round(time.Millisecond), took.Round(100*time.Microsecond))
+	if took > gap/2 {
+		t.Fatalf("the segment arrived %v after the peer was heard again, its last retransmission gap was %v: it waited for its backed-off timeout", took, gap)
+	}
+}
+
+// exchange writes msg on from and reads it whole on to.
+func exchange(t *testing.T, from, to *arqConn, msg string) {
+	t.Helper()
+	if _, err := from.Write([]byte(msg)); err != nil {
+		t.Fatal(err)
+	}
+	to.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, len(msg))
+	if _, err := io.ReadFull(to, buf); err != nil || string(buf) != msg {
+		t.Fatalf("read %q, %v", buf, err)
+	}
+	to.SetReadDeadline(time.Time{})
 }

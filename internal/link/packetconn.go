@@ -60,7 +60,7 @@ type PacketConn struct {
 	onForward        atomic.Pointer[ForwardHandler]     // DataForward datagrams (agent-relay links)
 	onKeepalive      atomic.Pointer[KeepaliveHandler]   // answered keepalives (the agent's relay link)
 	onPark           atomic.Pointer[parkHandler]        // park requests and answers (park.go)
-	onMoved          atomic.Pointer[func()]             // after onRoam: resend what went to the old address
+	resendInFlight   atomic.Pointer[func()]             // retransmit what is in flight now: the peer moved or was heard again
 	answerKeepalives atomic.Bool                        // the relay's end of an agent's link
 	answerVia        Sender                             // where answers leave (set before answerKeepalives)
 	viaRelay         atomic.Bool                        // WriteTo uses the relay path
@@ -225,10 +225,28 @@ func (c *PacketConn) open(dst []byte, in inbound, sink func([]byte, bool), now i
 	return nil, false
 }
 
+// heardAgainAfter is the silence after which an authenticated datagram
+// from the peer makes the link retransmit what it has in flight at once.
+// A peer that sent nothing, not even an ACK, for this long while
+// segments waited was cut off; the path it is heard on works again. The
+// usual cause is a NAT that forgot the agent's mapping: the relay's
+// segments were dropped at the NAT until the agent's next heartbeat made
+// a new one, and by then KCP had backed their timeouts off to seconds
+// (half a timeout more per retransmission). Where the NAT gives the new
+// mapping a new port the relay sees a move (path.go) and resends; where
+// it keeps the port, only the silence tells. A second is several round
+// trips on any path KCP is tuned for, and a link with nothing in flight
+// resends nothing.
+const heardAgainAfter = int64(time.Second)
+
 // authenticated notes an authenticated datagram from from, at now (unix
 // nanos).
 func (c *PacketConn) authenticated(from netip.AddrPort, now int64) {
-	c.lastRecv.Store(now)
+	if prev := c.lastRecv.Swap(now); prev != 0 && now-prev >= heardAgainAfter {
+		if f := c.resendInFlight.Load(); f != nil {
+			(*f)()
+		}
+	}
 	if from.IsValid() {
 		c.Direct.Add(1)
 		c.lastDirect.Store(now)

@@ -139,17 +139,18 @@ func newParker(pc *PacketConn, base uint32, t Tuning, server bool) *parker {
 	h := parkHandler(p.onPark)
 	pc.onPark.Store(&h)
 	moved := p.resendNow
-	pc.onMoved.Store(&moved)
+	pc.resendInFlight.Store(&moved)
 	pc.setSink(p.route)
 	return p
 }
 
 // resendNow retransmits at once what both conversations have in flight:
-// the peer moved to a new address, and what went to the old one is lost.
-// Without it the data waited out the timeouts KCP had backed off to while
-// the old address was dead (a NAT that dropped the agent's mapping: the
-// agent's next heartbeat moves the link, and a stream opened meanwhile
-// came through up to seconds after that).
+// the peer moved to a new address, and what went to the old one is lost,
+// or it was heard again after a silence (a NAT that forgot the agent's
+// mapping and gave the new one the same port). Without it the data
+// waited out the timeouts KCP had backed off to while the path was dead:
+// a stream opened meanwhile came through up to seconds after the agent's
+// next heartbeat had made the path work again.
 func (p *parker) resendNow() {
 	p.ctl.resendNow()
 	if c := p.cur.Load(); c != nil {

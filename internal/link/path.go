@@ -240,7 +240,7 @@ func (c *PacketConn) checkResponse(token []byte, from netip.AddrPort) {
 	if from != *c.peer.Load() {
 		c.peer.Store(&from)
 		c.onRoam(from)
-		if f := c.onMoved.Load(); f != nil {
+		if f := c.resendInFlight.Load(); f != nil {
 			(*f)()
 		}
 	}
