@@ -91,8 +91,8 @@ type arqConn struct {
 func newARQConn(pc *PacketConn, conv uint32, t Tuning) *arqConn {
 	c := newARQ(pc, conv, t)
 	pc.setSink(c.input)
-	moved := c.resendNow
-	pc.resendInFlight.Store(&moved)
+	resend := c.resendNow
+	pc.resendInFlight.Store(&resend)
 	return c
 }
 

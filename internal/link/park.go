@@ -138,8 +138,8 @@ func newParker(pc *PacketConn, base uint32, t Tuning, server bool) *parker {
 	p.ctl.mu.Unlock()
 	h := parkHandler(p.onPark)
 	pc.onPark.Store(&h)
-	moved := p.resendNow
-	pc.resendInFlight.Store(&moved)
+	resend := p.resendNow
+	pc.resendInFlight.Store(&resend)
 	pc.setSink(p.route)
 	return p
 }
